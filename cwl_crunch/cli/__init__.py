@@ -1,0 +1,1 @@
+"""The ``cwl-crunch`` command: one small module per subcommand."""

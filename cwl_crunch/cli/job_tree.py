@@ -1,0 +1,39 @@
+"""Drawing the process tree: a job, its children, theirs, with state and results."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from cwl_crunch.cli.table import human_duration
+from cwl_crunch.client import JobRecord
+
+Children = Callable[[str], Sequence[JobRecord]]
+
+
+def job_line(job: JobRecord) -> str:
+    reused = f"reused {job.reused_job_uuid}" if job.reused_job_uuid else ""
+    state: str = job.state
+    if job.state == "Complete" and job.exit_code not in (0, None):
+        state = f"Complete (exit {job.exit_code})"
+    if job.state == "Failed" and job.failure_reason:
+        state = f"Failed ({job.failure_reason})"
+    parts = [job.uuid, job.name or "-", state, human_duration(job.duration)]
+    if reused:
+        parts.append(reused)
+    if job.output_pdh:
+        parts.append(f"out {job.output_pdh}")
+    return "  ".join(parts)
+
+
+def render_tree(root: JobRecord, children: Children) -> list[str]:
+    lines = [job_line(root)]
+    _render_children(root.uuid, children, "", lines)
+    return lines
+
+
+def _render_children(uuid: str, children: Children, prefix: str, lines: list[str]) -> None:
+    kids = sorted(children(uuid), key=lambda job: (job.created_at, job.name, job.uuid))
+    for index, kid in enumerate(kids):
+        last = index == len(kids) - 1
+        lines.append(f"{prefix}{'└── ' if last else '├── '}{job_line(kid)}")
+        _render_children(kid.uuid, children, prefix + ("    " if last else "│   "), lines)

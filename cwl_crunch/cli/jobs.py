@@ -1,0 +1,98 @@
+"""``cwl-crunch jobs list | show | tree | logs | cancel``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from cwl_crunch.cli.job_tree import render_tree
+from cwl_crunch.cli.table import format_table, human_duration
+from cwl_crunch.client import ClusterClient, JobFilter, JobRecord, open_client
+from cwl_crunch.client.codec import spec_to_dict
+from cwl_crunch.config import Config
+
+LOG_FILES = ("worker.txt", "stdout.txt", "stderr.txt")
+_TREE_LIMIT = 1_000_000
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("jobs", help="look at and cancel jobs")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="recent jobs, newest first")
+    listing.add_argument("--all", action="store_true", help="children too, not only top level")
+    listing.add_argument("--state", action="append", help="only jobs in this state")
+    listing.add_argument("--limit", type=int, default=50)
+    for name, helptext in (("show", "one job's record"), ("tree", "a job and its descendants"),
+                           ("logs", "a job's worker log, stdout and stderr"),
+                           ("cancel", "cancel a job and its descendants")):
+        actions.add_parser(name, help=helptext).add_argument("uuid")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    with open_client(config) as client:
+        action = {"list": _list, "show": _show, "tree": _tree, "logs": _logs,
+                  "cancel": _cancel}[args.action]
+        return action(client, args)
+
+
+def _list(client: ClusterClient, args: argparse.Namespace) -> int:
+    states = frozenset(args.state) if args.state else None
+    records = client.list_jobs(JobFilter(top_level=not args.all, states=states,
+                                         limit=args.limit))
+    rows = [[job.uuid, job.name or "-", job.state, job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+             human_duration(job.duration), "yes" if job.reused_job_uuid else "",
+             job.output_pdh or "-"] for job in records]
+    print(format_table(["UUID", "NAME", "STATE", "CREATED", "DURATION", "REUSED", "OUTPUT"],
+                       rows))
+    return 0
+
+
+def _show(client: ClusterClient, args: argparse.Namespace) -> int:
+    job = client.get_job(args.uuid)
+    fields: dict[str, Any] = {
+        "uuid": job.uuid, "name": job.name, "state": job.state, "parent": job.parent_uuid,
+        "created": job.created_at.isoformat(),
+        "started": job.started_at.isoformat() if job.started_at else None,
+        "finished": job.finished_at.isoformat() if job.finished_at else None,
+        "duration": human_duration(job.duration), "exit code": job.exit_code,
+        "failure reason": job.failure_reason, "reused job": job.reused_job_uuid,
+        "output": job.output_pdh, "log": job.log_pdh, "reuse key": job.reuse_key,
+    }
+    spec = spec_to_dict(job.spec)
+    fields.update({k.replace("_", " "): v for k, v in spec.items() if k != "name"})
+    rows = [[name, "-" if value is None else str(value)] for name, value in fields.items()]
+    print(format_table(["FIELD", "VALUE"], rows))
+    return 0
+
+
+def _tree(client: ClusterClient, args: argparse.Namespace) -> int:
+    def children(uuid: str) -> list[JobRecord]:
+        return client.list_jobs(JobFilter(parent_uuid=uuid, limit=_TREE_LIMIT))
+
+    print("\n".join(render_tree(client.get_job(args.uuid), children)))
+    return 0
+
+
+def _logs(client: ClusterClient, args: argparse.Namespace) -> int:
+    job = client.get_job(args.uuid)
+    if job.log_pdh is None:
+        print(f"job {job.uuid} is {job.state} and has no log collection yet", file=sys.stderr)
+        return 1
+    present = {entry.path for entry in client.list_collection(job.log_pdh)}
+    for name in LOG_FILES:
+        if name not in present:
+            continue
+        print(f"==> {name} <==")
+        sys.stdout.flush()
+        for chunk in client.read_file(job.log_pdh, name):
+            sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+    return 0
+
+
+def _cancel(client: ClusterClient, args: argparse.Namespace) -> int:
+    job = client.cancel(args.uuid)
+    print(f"{job.uuid} {job.state}{' (cancel requested)' if job.cancel_requested else ''}")
+    return 0

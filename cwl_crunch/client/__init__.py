@@ -1,0 +1,48 @@
+"""The ClusterClient interface and its implementations."""
+
+from __future__ import annotations
+
+from cwl_crunch.client.base import (
+    FINAL_STATES,
+    Claim,
+    ClusterClient,
+    CollectionMount,
+    JobEvent,
+    JobFilter,
+    JobOutcome,
+    JobRecord,
+    JobSpec,
+    LiteralMount,
+    Mount,
+    WorkerInfo,
+)
+from cwl_crunch.config import Config
+from cwl_crunch.errors import ConfigError
+
+
+def open_client(config: Config) -> ClusterClient:
+    """The client for the configured cluster: HTTP if an API URL is set, else embedded."""
+    if config.api_url:
+        raise ConfigError(
+            f"api_url is set ({config.api_url}) but this cwl-crunch has no HTTP client yet"
+        )
+    from cwl_crunch.client.embedded import EmbeddedClient
+
+    return EmbeddedClient(config)
+
+
+__all__ = [
+    "FINAL_STATES",
+    "Claim",
+    "ClusterClient",
+    "CollectionMount",
+    "JobEvent",
+    "JobFilter",
+    "JobOutcome",
+    "JobRecord",
+    "JobSpec",
+    "LiteralMount",
+    "Mount",
+    "WorkerInfo",
+    "open_client",
+]

@@ -1,0 +1,253 @@
+"""The one interface through which everything above the cluster talks to it.
+
+The runner, the worker, the SDK and the CLI use :class:`ClusterClient` only. The embedded
+implementation calls the records database, the store and the local dispatcher in-process;
+an HTTP implementation (server issue) calls ``cwl-crunch server``. Records cross this line
+as the frozen dataclasses below, never as ORM objects.
+
+Paths inside a job (mount targets, output path, working directory, stdin/stdout/stderr)
+are relative to the job's own directory, which the worker creates fresh for each run.
+They never embed a host path, so the same work has the same reuse key wherever it runs.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Literal, Self
+
+from cwl_crunch.store import CollectionEntry as CollectionEntry
+
+JobState = Literal["Queued", "Running", "Complete", "Failed", "Cancelled"]
+FINAL_STATES: frozenset[str] = frozenset({"Complete", "Failed", "Cancelled"})
+
+
+@dataclasses.dataclass(frozen=True)
+class CollectionMount:
+    """A file or directory of a stored collection, placed at a path in the job dir."""
+
+    pdh: str
+    path: str = ""
+    """File or directory inside the collection; empty means the whole collection."""
+    writable: bool = False
+    """Give the job its own copy instead of read-only links."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LiteralMount:
+    """A file with the given content, made for the job."""
+
+    content: str
+    writable: bool = False
+    executable: bool = False
+
+
+Mount = CollectionMount | LiteralMount
+
+
+@dataclasses.dataclass(frozen=True)
+class JobSpec:
+    """What to run. Everything except the resources goes into the reuse key."""
+
+    command: tuple[str, ...]
+    name: str = ""
+    environment: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    mounts: Mapping[str, Mount] = dataclasses.field(default_factory=dict)
+    output_path: str = "out"
+    cwd: str = "."
+    stdin: str | None = None
+    stdout: str | None = None
+    """Job-dir path to write stdout to; None keeps it only in the log collection."""
+    stderr: str | None = None
+    image: str | None = None
+    cores: float = 1.0
+    ram: int = 256 << 20
+    gpus: int = 0
+    time_limit: float | None = None
+    """Seconds of wall time before the job is killed and ends Failed."""
+    priority: int = 0
+    """Higher runs first; equal priorities run oldest first."""
+    reuse: bool = True
+    properties: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Free-form labels; not part of the reuse key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class JobRecord:
+    """A job as the records database holds it."""
+
+    uuid: str
+    spec: JobSpec
+    state: JobState
+    parent_uuid: str | None
+    reuse_key: str
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    exit_code: int | None = None
+    output_pdh: str | None = None
+    log_pdh: str | None = None
+    failure_reason: str | None = None
+    reused_job_uuid: str | None = None
+    """The job whose work this one took over (reused when finished, joined while running)."""
+    cancel_requested: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINAL_STATES
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state == "Complete" and self.exit_code == 0
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.finished_at or datetime.now(self.started_at.tzinfo)
+        return (end - self.started_at).total_seconds()
+
+
+@dataclasses.dataclass(frozen=True)
+class JobEvent:
+    """A job entered a state. Event ids increase; a client resumes after the last it saw."""
+
+    id: int
+    job_uuid: str
+    state: JobState
+    at: datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class JobFilter:
+    """Which jobs ``list_jobs`` returns; None means any."""
+
+    parent_uuid: str | None = None
+    top_level: bool = False
+    """Only jobs with no parent (a person's submissions)."""
+    states: frozenset[str] | None = None
+    limit: int = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerInfo:
+    """Where a job's worker runs, so a dead worker can be told from a slow one."""
+
+    host: str
+    pid: int
+    pid_start: int
+    """Kernel start time of the worker process (guards against pid reuse)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """A job handed to a worker, with the job's own API token (its only plaintext copy)."""
+
+    job: JobRecord
+    token: str
+
+
+@dataclasses.dataclass(frozen=True)
+class JobOutcome:
+    """What a worker reports when a job ends."""
+
+    state: JobState
+    exit_code: int | None
+    output_pdh: str | None
+    log_pdh: str | None
+    failure_reason: str | None = None
+
+
+class ClusterClient(abc.ABC):
+    """Submit and track jobs, move collections. One instance per cluster connection."""
+
+    cluster_id: str
+
+    # Jobs -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def submit(self, spec: JobSpec) -> JobRecord:
+        """Create a job (or reuse / join identical work). The parent comes from the token."""
+
+    @abc.abstractmethod
+    def get_job(self, uuid: str) -> JobRecord:
+        """The job's current record; raises JobNotFound."""
+
+    @abc.abstractmethod
+    def get_jobs(self, uuids: Sequence[str]) -> list[JobRecord]:
+        """Several records in one call, in the order asked."""
+
+    @abc.abstractmethod
+    def list_jobs(self, job_filter: JobFilter) -> list[JobRecord]:
+        """Jobs matching the filter, newest first."""
+
+    @abc.abstractmethod
+    def cancel(self, uuid: str) -> JobRecord:
+        """Cancel a job and its unfinished descendants; a finished job is left as it is."""
+
+    @abc.abstractmethod
+    def events(self, after_id: int, timeout: float) -> list[JobEvent]:
+        """Events with id > after_id, waiting up to ``timeout`` seconds for the first one."""
+
+    @abc.abstractmethod
+    def last_event_id(self) -> int:
+        """Id of the newest event (0 if none), to start following from now."""
+
+    def wait(self, uuids: Sequence[str], timeout: float | None = None) -> list[JobRecord]:
+        """Block until every job is finished (or timeout); returns their records."""
+        from cwl_crunch.client.waiting import wait_for_jobs
+
+        return wait_for_jobs(self, uuids, timeout)
+
+    # Collections --------------------------------------------------------------------
+    @abc.abstractmethod
+    def put_paths(self, paths: Sequence[Path]) -> str:
+        """Store files and directories (each at top level by its basename); returns the PDH."""
+
+    @abc.abstractmethod
+    def list_collection(self, pdh: str, path: str = "") -> list[CollectionEntry]:
+        """Entries below ``path`` in the collection, recursively, sorted by path."""
+
+    @abc.abstractmethod
+    def read_file(self, pdh: str, path: str) -> Iterator[bytes]:
+        """The file's content in chunks, each block verified against its hash."""
+
+    @abc.abstractmethod
+    def get_collection(self, pdh: str, path: str, dest: Path) -> None:
+        """Copy a file or directory of the collection to ``dest``, verifying every block."""
+
+    @abc.abstractmethod
+    def has_collection(self, pdh: str) -> bool:
+        """Whether this cluster holds the collection's manifest."""
+
+    # Worker side ----------------------------------------------------------------------
+    @abc.abstractmethod
+    def claim_job(self, uuid: str, worker: WorkerInfo) -> Claim | None:
+        """Mark a queued job Running for this worker; None if someone else has it."""
+
+    @abc.abstractmethod
+    def set_job_process(self, uuid: str, pgid: int, pgid_start: int) -> bool:
+        """Record the command's process group, so a cancel can kill it from anywhere.
+
+        Returns whether a cancel was requested before the group was recorded (the
+        canceller could not kill it then, so the worker must).
+        """
+
+    @abc.abstractmethod
+    def finish_job(self, uuid: str, outcome: JobOutcome) -> JobRecord:
+        """Record the end of a job the worker ran (and of any jobs that joined it)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most clients hold nothing
+        """Release connections and background threads."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,217 @@
+"""The embedded cluster: records, store and local dispatcher in this process.
+
+Several processes may open the same cluster home at once; the records database is the
+only thing they share, and every decision that must not be taken twice (claiming a job,
+reusing or joining a twin) is taken inside one of its write transactions.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from cwl_crunch.client.base import (
+    Claim,
+    ClusterClient,
+    CollectionEntry,
+    CollectionMount,
+    JobEvent,
+    JobFilter,
+    JobOutcome,
+    JobRecord,
+    JobSpec,
+    WorkerInfo,
+)
+from cwl_crunch.client.validation import check_spec
+from cwl_crunch.config import Config
+from cwl_crunch.dispatch.local import LocalDispatcher
+from cwl_crunch.dispatch.processes import terminate_group, this_worker
+from cwl_crunch.errors import StoreError, SubmitError
+from cwl_crunch.records import jobs, states
+from cwl_crunch.records.database import Database
+from cwl_crunch.records.reuse_key import reuse_key
+from cwl_crunch.records.tokens import create_token, resolve_token
+from cwl_crunch.store import CollectionStore
+from cwl_crunch.worker.job_worker import JobWorker, salvage_logs
+
+
+class EmbeddedClient(ClusterClient):
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.cluster_id = config.cluster_id
+        self.database = Database(config.database)
+        self.store = CollectionStore(config.store)
+        self._parent_uuid = self._token_job(config.api_token)
+        self._changed = threading.Condition()
+        worker = JobWorker(self, self.store, config.work, cluster_environment(config))
+        self.dispatcher = LocalDispatcher(
+            self.database, config, worker.run, self._notify,
+            lambda uuid: salvage_logs(self.store, config.work, uuid),
+        )
+        self._closed = False
+        self.dispatcher.reap_orphans()
+        atexit.register(self.close)
+
+    def _token_job(self, token: str) -> str | None:
+        if not token:
+            return None
+        with self.database.reading() as connection:
+            job_uuid: str | None = resolve_token(connection, token).job_uuid
+            return job_uuid
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def create_token(self) -> str:
+        """A token for a person (no parent job)."""
+        with self.database.writing() as connection:
+            return create_token(connection, self.cluster_id)
+
+    # Jobs -------------------------------------------------------------------------
+    def submit(self, spec: JobSpec) -> JobRecord:
+        check_spec(spec)
+        if spec.image:
+            raise SubmitError(
+                f"job image {spec.image!r}: this cluster has no container engine configured"
+            )
+        self.dispatcher.check_fits(spec)
+        self._check_mounts(spec)
+        with self.database.writing() as connection:
+            uuid = jobs.insert_job(
+                connection, self.cluster_id, spec, parent_uuid=self._parent_uuid,
+                key=reuse_key(spec), output_present=self.store.has_collection,
+            )
+            record = jobs.to_record(jobs.get_job(connection, uuid))
+        self._notify()
+        if not record.finished:
+            self.dispatcher.start()
+            self.dispatcher.wake()
+        return record
+
+    def _check_mounts(self, spec: JobSpec) -> None:
+        for target, mount in spec.mounts.items():
+            if isinstance(mount, CollectionMount):
+                try:
+                    self.store.list(mount.pdh, mount.path)
+                except StoreError as error:
+                    raise SubmitError(f"mount {target!r}: {error}") from None
+
+    def get_job(self, uuid: str) -> JobRecord:
+        with self.database.reading() as connection:
+            return jobs.to_record(jobs.get_job(connection, uuid))
+
+    def get_jobs(self, uuids: Sequence[str]) -> list[JobRecord]:
+        with self.database.reading() as connection:
+            return [jobs.to_record(row) for row in jobs.get_jobs(connection, uuids)]
+
+    def list_jobs(self, job_filter: JobFilter) -> list[JobRecord]:
+        with self.database.reading() as connection:
+            rows = jobs.list_jobs(
+                connection, parent_uuid=job_filter.parent_uuid,
+                top_level=job_filter.top_level, only_states=job_filter.states,
+                limit=job_filter.limit)
+            return [jobs.to_record(row) for row in rows]
+
+    def cancel(self, uuid: str) -> JobRecord:
+        to_kill = []
+        with self.database.writing() as connection:
+            job = jobs.get_job(connection, uuid)
+            for target in [job, *jobs.descendants(connection, uuid)]:
+                if jobs.request_cancel(connection, target) and target.command_pgid:
+                    to_kill.append((target.command_pgid, target.command_pgid_start,
+                                    target.worker_host))
+        self._notify()
+        host = this_worker().host
+        for pgid, ticks, worker_host in to_kill:
+            if worker_host == host:
+                terminate_group(pgid, ticks)
+        return self.get_job(uuid)
+
+    def events(self, after_id: int, timeout: float) -> list[JobEvent]:
+        deadline = threading.TIMEOUT_MAX if timeout is None else timeout
+        waited = 0.0
+        while True:
+            with self.database.reading() as connection:
+                found = jobs.events_after(connection, after_id)
+            if found or waited >= deadline:
+                return found
+            # Woken at once by changes made in this process; other processes' changes
+            # are seen at the next poll.
+            step = min(self.config.poll_interval, deadline - waited)
+            with self._changed:
+                self._changed.wait(step)
+            waited += step
+
+    def last_event_id(self) -> int:
+        with self.database.reading() as connection:
+            return jobs.last_event_id(connection)
+
+    def wait(self, uuids: Sequence[str], timeout: float | None = None) -> list[JobRecord]:
+        self.dispatcher.start()
+        return super().wait(uuids, timeout)
+
+    # Collections --------------------------------------------------------------------
+    def put_paths(self, paths: Sequence[Path]) -> str:
+        return self.store.put_paths(paths)
+
+    def list_collection(self, pdh: str, path: str = "") -> list[CollectionEntry]:
+        return self.store.list(pdh, path)
+
+    def read_file(self, pdh: str, path: str) -> Iterator[bytes]:
+        return self.store.open_file(pdh, path)
+
+    def get_collection(self, pdh: str, path: str, dest: Path) -> None:
+        self.store.export(pdh, path, dest)
+
+    def has_collection(self, pdh: str) -> bool:
+        return self.store.has_collection(pdh)
+
+    # Worker side ----------------------------------------------------------------------
+    def claim_job(self, uuid: str, worker: WorkerInfo) -> Claim | None:
+        with self.database.writing() as connection:
+            job = jobs.get_job(connection, uuid)
+            if job.state != states.QUEUED or job.reused_job_uuid is not None:
+                return None
+            jobs.claim(connection, uuid, job.state, worker)
+            token = create_token(connection, self.cluster_id, uuid)
+            claim = Claim(jobs.to_record(jobs.get_job(connection, uuid)), token)
+        self._notify()
+        return claim
+
+    def set_job_process(self, uuid: str, pgid: int, pgid_start: int) -> bool:
+        with self.database.writing() as connection:
+            return jobs.set_process(connection, uuid, pgid, pgid_start)
+
+    def finish_job(self, uuid: str, outcome: JobOutcome) -> JobRecord:
+        with self.database.writing() as connection:
+            jobs.finish(connection, jobs.get_job(connection, uuid), outcome)
+            record = jobs.to_record(jobs.get_job(connection, uuid))
+        self._notify()
+        self.dispatcher.wake()
+        return record
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self.close)
+        self.dispatcher.stop()
+        self.database.close()
+
+
+def cluster_environment(config: Config) -> dict[str, str]:
+    """CWL_CRUNCH_* variables that make a job's own programs open this same cluster."""
+    environment = {"CWL_CRUNCH_HOME": str(config.home),
+                   "CWL_CRUNCH_CLUSTER_ID": config.cluster_id,
+                   "CWL_CRUNCH_DATABASE_URL": config.database,
+                   "CWL_CRUNCH_STORE_DIR": str(config.store),
+                   "CWL_CRUNCH_WORK_DIR": str(config.work),
+                   "CWL_CRUNCH_POLL_INTERVAL": repr(config.poll_interval)}
+    if config.max_cores:
+        environment["CWL_CRUNCH_MAX_CORES"] = repr(config.max_cores)
+    if config.max_ram:
+        environment["CWL_CRUNCH_MAX_RAM"] = str(config.max_ram)
+    return environment

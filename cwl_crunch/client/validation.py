@@ -1,0 +1,57 @@
+"""Checks on a job spec that need no cluster: shapes, paths, resource signs."""
+
+from __future__ import annotations
+
+import math
+from pathlib import PurePosixPath
+
+from cwl_crunch.client.base import JobSpec
+from cwl_crunch.errors import SubmitError
+
+
+def check_job_path(what: str, path: str) -> str:
+    """A path inside the job dir: relative, normalized, never climbing out with '..'."""
+    if not path:
+        raise SubmitError(f"{what}: empty path")
+    pure = PurePosixPath(path)
+    if pure.is_absolute() or ".." in pure.parts:
+        raise SubmitError(
+            f"{what}: {path!r} must be a path inside the job directory "
+            "(relative, without '..')"
+        )
+    return str(pure)
+
+
+def check_spec(spec: JobSpec) -> None:
+    if not spec.command or not all(isinstance(arg, str) for arg in spec.command):
+        raise SubmitError("command must be a non-empty list of strings")
+    if not spec.command[0]:
+        raise SubmitError("command: the executable name is empty")
+    _check_resources(spec)
+    check_job_path("output_path", spec.output_path)
+    if spec.cwd != ".":
+        check_job_path("cwd", spec.cwd)
+    for what in ("stdin", "stdout", "stderr"):
+        value = getattr(spec, what)
+        if value is not None:
+            check_job_path(what, value)
+    for target in spec.mounts:
+        check_job_path(f"mount {target!r}", target)
+    for name, value in spec.environment.items():
+        if not isinstance(name, str) or not isinstance(value, str) or not name or "=" in name:
+            raise SubmitError(f"environment: bad variable {name!r}={value!r}")
+
+
+def _check_resources(spec: JobSpec) -> None:
+    if not isinstance(spec.cores, int | float) or not math.isfinite(spec.cores) \
+            or spec.cores <= 0:
+        raise SubmitError(f"cores must be a positive number, not {spec.cores!r}")
+    if not isinstance(spec.ram, int) or spec.ram <= 0:
+        raise SubmitError(f"ram must be a positive number of bytes, not {spec.ram!r}")
+    if not isinstance(spec.gpus, int) or spec.gpus < 0:
+        raise SubmitError(f"gpus must be a whole number >= 0, not {spec.gpus!r}")
+    if spec.time_limit is not None and not (
+        isinstance(spec.time_limit, int | float) and spec.time_limit > 0
+    ):
+        raise SubmitError(f"time_limit must be a positive number of seconds, not "
+                          f"{spec.time_limit!r}")

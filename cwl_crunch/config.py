@@ -1,0 +1,147 @@
+"""The one configuration object: a TOML file plus ``CWL_CRUNCH_*`` environment variables.
+
+Precedence, lowest first: built-in defaults, the file, the environment. The file is
+``$CWL_CRUNCH_CONFIG`` if set, else ``<home>/config.toml`` if it exists. Unknown keys, in
+the file or as ``CWL_CRUNCH_*`` variables, are an error rather than silently ignored: a
+typo must not quietly change which cluster a job runs on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cwl_crunch.errors import ConfigError
+
+ENV_PREFIX = "CWL_CRUNCH_"
+_CLUSTER_ID = re.compile(r"^[a-z0-9]{5}$")
+
+
+def _default_home() -> Path:
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "cwl-crunch"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Settings of one cluster connection. Field names are the config keys."""
+
+    home: Path = dataclasses.field(default_factory=_default_home)
+    """Cluster home: database, store and job work dirs live below it by default."""
+    cluster_id: str = "local"
+    database_url: str = ""
+    """SQLAlchemy URL; empty means a SQLite file ``<home>/records.sqlite``."""
+    store_dir: Path | None = None
+    """Collection store root; None means ``<home>/store``."""
+    work_dir: Path | None = None
+    """Where job work dirs are made; None means ``<home>/work`` (same filesystem as the store)."""
+    max_cores: float = 0.0
+    """Ceiling for the local dispatcher; 0 means all of this machine's cores."""
+    max_ram: int = 0
+    """Ceiling in bytes for the local dispatcher; 0 means 90% of this machine's RAM."""
+    poll_interval: float = 0.1
+    """Seconds between checks for changes made by other processes."""
+    api_url: str = ""
+    api_token: str = ""
+    """Token of the caller; inside a job, the job's own token (makes it the parent)."""
+    config: Path | None = None
+    """The file this config was read from (informational)."""
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'records.sqlite'}"
+
+    @property
+    def store(self) -> Path:
+        return self.store_dir or self.home / "store"
+
+    @property
+    def work(self) -> Path:
+        return self.work_dir or self.home / "work"
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with some fields changed, validated like a loaded config."""
+        return _validated(dataclasses.replace(self, **changes))
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+_FILE_ONLY_EXCLUDED = {"config"}
+
+
+def load_config(
+    environ: Mapping[str, str] | None = None, **overrides: Any
+) -> Config:
+    """Read the config file and the environment; ``overrides`` win over both."""
+    env = os.environ if environ is None else environ
+    from_env = _env_values(env)
+    home = Path(overrides.get("home") or from_env.get("home") or _default_home())
+    path = Path(from_env["config"]) if "config" in from_env else home / "config.toml"
+    values: dict[str, Any] = {}
+    if path.exists() or "config" in from_env:
+        values.update(_file_values(path))
+        values["config"] = path
+    values.update(from_env)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    values["home"] = home
+    return _validated(Config(**{k: _coerce(k, v, str(path)) for k, v in values.items()}))
+
+
+def _env_values(env: Mapping[str, str]) -> dict[str, str]:
+    values = {}
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        key = name[len(ENV_PREFIX):].lower()
+        if key not in _FIELDS:
+            known = ", ".join(ENV_PREFIX + k.upper() for k in sorted(_FIELDS))
+            raise ConfigError(f"unknown environment variable {name} (known: {known})")
+        values[key] = value
+    return values
+
+
+def _file_values(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"cannot read config file {path}: {error}") from None
+    for key in data:
+        if key not in _FIELDS or key in _FILE_ONLY_EXCLUDED:
+            raise ConfigError(f"{path}: unknown key {key!r}")
+    return data
+
+
+def _coerce(key: str, value: Any, source: str) -> Any:
+    kind = _FIELDS[key].type
+    try:
+        if kind in ("Path", "Path | None"):
+            return None if value in ("", None) else Path(value).expanduser()
+        if kind == "float":
+            return float(value)
+        if kind == "int":
+            return int(value)
+        if kind == "str":
+            if not isinstance(value, str):
+                raise TypeError(f"expected a string, got {type(value).__name__}")
+            return value
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{source}: bad value for {key!r}: {error}") from None
+    raise AssertionError(f"unhandled config field type {kind}")
+
+
+def _validated(config: Config) -> Config:
+    if not _CLUSTER_ID.match(config.cluster_id):
+        raise ConfigError(
+            f"cluster_id {config.cluster_id!r} must be 5 lowercase letters or digits"
+        )
+    if config.max_cores < 0 or config.max_ram < 0:
+        raise ConfigError("max_cores and max_ram must not be negative")
+    if config.poll_interval <= 0:
+        raise ConfigError("poll_interval must be positive")
+    return config

@@ -1,0 +1,34 @@
+"""What every dispatcher does: accept jobs that can ever run, start them, track them."""
+
+from __future__ import annotations
+
+import abc
+from typing import ClassVar
+
+from cwl_crunch.client.base import JobSpec
+
+
+class Dispatcher(abc.ABC):
+    """Starts queued jobs somewhere and notices when they end or their worker dies."""
+
+    name: ClassVar[str]
+
+    @abc.abstractmethod
+    def check_fits(self, spec: JobSpec) -> None:
+        """Raise SubmitError if no machine this dispatcher uses could ever run the job."""
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Begin starting queued jobs (idempotent)."""
+
+    @abc.abstractmethod
+    def wake(self) -> None:
+        """Jobs were queued or resources freed: look again soon."""
+
+    @abc.abstractmethod
+    def reap_orphans(self) -> int:
+        """End the jobs whose worker died; returns how many."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Stop starting jobs and wait for the ones this process runs to end."""

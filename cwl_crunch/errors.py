@@ -1,0 +1,108 @@
+"""Every exception cwl-crunch raises on purpose.
+
+One tree, so callers catch exactly what they can handle::
+
+    CrunchError
+    ├── ConfigError                   bad config file, unknown key, bad CWL_CRUNCH_* value
+    ├── StoreError
+    │   ├── CollectionNotFound        no manifest for that PDH in the store
+    │   ├── PathNotFound              the collection has no such file or directory
+    │   ├── InvalidManifest           manifest text that does not parse, or a bad PDH
+    │   └── CorruptBlock              a stored block whose content no longer matches
+    ├── RecordsError
+    │   ├── SchemaVersionError        the database was written by an incompatible version
+    │   ├── JobNotFound
+    │   ├── IllegalTransition         a job state change the state machine forbids
+    │   └── TokenError                unknown, revoked or malformed API token
+    ├── SubmitError                   a job that can never run: bad spec, missing mount, too big
+    ├── DispatchError                 the dispatcher could not start or track a job
+    └── JobFailed                     Future.result(): Failed, Cancelled, or exit code != 0
+
+Messages say what was wrong and where (the file, the PDH, the job UUID), so that the
+CLI can print ``str(error)`` and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cwl_crunch.client.base import JobRecord
+
+
+class CrunchError(Exception):
+    """Base of every error cwl-crunch raises on purpose."""
+
+
+class ConfigError(CrunchError):
+    """The configuration file or a CWL_CRUNCH_* variable is invalid."""
+
+
+class StoreError(CrunchError):
+    """Base of collection store errors."""
+
+
+class CollectionNotFound(StoreError):
+    """No collection with that portable data hash is in the store."""
+
+
+class PathNotFound(StoreError):
+    """The collection exists but has no such file or directory."""
+
+
+class InvalidManifest(StoreError):
+    """A manifest or a PDH that does not follow the canonical format."""
+
+
+class CorruptBlock(StoreError):
+    """A block's content does not match its hash: the store was damaged."""
+
+    def __init__(self, block: str, collection: str | None, detail: str) -> None:
+        where = f" in collection {collection}" if collection else ""
+        super().__init__(f"corrupt block {block}{where}: {detail}")
+        self.block = block
+        self.collection = collection
+
+
+class RecordsError(CrunchError):
+    """Base of records database errors."""
+
+
+class SchemaVersionError(RecordsError):
+    """The database schema is newer than this program, or cannot be migrated."""
+
+
+class JobNotFound(RecordsError):
+    """No job record with that UUID."""
+
+
+class IllegalTransition(RecordsError):
+    """The job state machine forbids this change."""
+
+
+class TokenError(RecordsError):
+    """The API token is unknown, revoked or malformed."""
+
+
+class SubmitError(CrunchError):
+    """The job spec can never run as given (rejected before a record is made)."""
+
+
+class DispatchError(CrunchError):
+    """The dispatcher failed to start, track or stop a job."""
+
+
+class JobFailed(CrunchError):
+    """A job ended Failed or Cancelled, or its command exited non-zero."""
+
+    def __init__(self, job: JobRecord) -> None:
+        if job.state == "Complete":
+            what = f"exited with code {job.exit_code}"
+        else:
+            what = f"ended {job.state}"
+            if job.failure_reason:
+                what += f": {job.failure_reason}"
+        super().__init__(
+            f"job {job.uuid} {what} (see its log: cwl-crunch jobs logs {job.uuid})"
+        )
+        self.job = job

@@ -1,0 +1,287 @@
+"""Job queries and state changes. Every function works inside the caller's transaction.
+
+Each state change goes through :func:`_set_state`, which checks the state machine and
+appends an event, so the event log and the records cannot disagree. SQLAlchemy Core
+(not the ORM): these run several times per job on the dispatcher's hot path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import Connection, Row, Table, bindparam, func, insert, select, update
+
+from cwl_crunch.client.base import JobEvent, JobOutcome, JobRecord, JobSpec, WorkerInfo
+from cwl_crunch.client.codec import mounts_from_dict, mounts_to_dict
+from cwl_crunch.errors import JobNotFound
+from cwl_crunch.records import states
+from cwl_crunch.records.ids import new_uuid
+from cwl_crunch.records.models import Event, Job
+from cwl_crunch.records.tokens import revoke_job_tokens
+
+JOBS = cast(Table, Job.__table__)
+EVENTS = cast(Table, Event.__table__)
+_LIVE = (states.QUEUED, states.RUNNING)
+
+JobRow = Row[Any]  # a row of JOBS (all columns)
+
+# Statements run several times per job are built once: building a statement costs
+# SQLAlchemy about three times what executing a prebuilt one does.
+_GET_JOB = select(JOBS).where(JOBS.c.uuid == bindparam("uuid"))
+_ADD_EVENT = insert(EVENTS)
+_FOLLOWERS = select(JOBS.c.uuid, JOBS.c.state).where(
+    JOBS.c.reused_job_uuid == bindparam("uuid"), JOBS.c.state.in_(_LIVE))
+_QUEUED = (
+    select(JOBS.c.uuid, JOBS.c.cores, JOBS.c.ram)
+    .where(JOBS.c.state == states.QUEUED, JOBS.c.reused_job_uuid.is_(None))
+    .order_by(JOBS.c.priority.desc(), JOBS.c.created_at, JOBS.c.uuid)
+    .limit(bindparam("limit"))
+)
+_USAGE = select(
+    func.coalesce(func.sum(JOBS.c.cores), 0.0), func.coalesce(func.sum(JOBS.c.ram), 0)
+).where(JOBS.c.state == states.RUNNING, JOBS.c.worker_host == bindparam("host"))
+
+
+def _when(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+
+def to_record(job: JobRow) -> JobRecord:
+    spec = JobSpec(
+        command=tuple(job.command), name=job.name, environment=job.environment,
+        mounts=mounts_from_dict(job.mounts), output_path=job.output_path, cwd=job.cwd,
+        stdin=job.stdin, stdout=job.stdout, stderr=job.stderr, image=job.image,
+        cores=job.cores, ram=job.ram, gpus=job.gpus, time_limit=job.time_limit,
+        priority=job.priority, reuse=job.reuse, properties=job.properties,
+    )
+    return JobRecord(
+        uuid=job.uuid, spec=spec, state=job.state, parent_uuid=job.parent_uuid,
+        reuse_key=job.reuse_key, created_at=datetime.fromtimestamp(job.created_at, UTC),
+        started_at=_when(job.started_at), finished_at=_when(job.finished_at),
+        exit_code=job.exit_code, output_pdh=job.output_pdh, log_pdh=job.log_pdh,
+        failure_reason=job.failure_reason, reused_job_uuid=job.reused_job_uuid,
+        cancel_requested=job.cancel_requested,
+    )
+
+
+def get_job(connection: Connection, uuid: str) -> JobRow:
+    job = connection.execute(_GET_JOB, {"uuid": uuid}).first()
+    if job is None:
+        raise JobNotFound(f"no job {uuid}")
+    return job
+
+
+def get_jobs(connection: Connection, uuids: Sequence[str]) -> list[JobRow]:
+    """Rows in the order asked; JobNotFound names the first missing one."""
+    found = {row.uuid: row for row in connection.execute(
+        select(JOBS).where(JOBS.c.uuid.in_(list(uuids))))}
+    for uuid in uuids:
+        if uuid not in found:
+            raise JobNotFound(f"no job {uuid}")
+    return [found[uuid] for uuid in uuids]
+
+
+def _set_state(
+    connection: Connection, uuid: str, current: str, new: str, now: float, **values: Any
+) -> None:
+    states.check_transition(uuid, current, new)
+    if new == states.RUNNING:
+        values["started_at"] = now
+    elif new in states.FINAL:
+        values["finished_at"] = now
+        if current == states.RUNNING:  # only a claimed (so Running) job has a token
+            revoke_job_tokens(connection, uuid)
+    connection.execute(update(JOBS).where(JOBS.c.uuid == uuid).values(state=new, **values))
+    connection.execute(_ADD_EVENT, {"job_uuid": uuid, "state": new, "at": now})
+
+
+def insert_job(
+    connection: Connection,
+    cluster_id: str,
+    spec: JobSpec,
+    *,
+    parent_uuid: str | None,
+    key: str,
+    output_present: Callable[[str], bool],
+) -> str:
+    """Make the job's record: reusing a finished twin, joining a live one, or Queued."""
+    now = time.time()
+    uuid = new_uuid(cluster_id, "job")
+    twin = _twin(connection, key, output_present) if spec.reuse else None
+    connection.execute(insert(JOBS).values(
+        uuid=uuid, name=spec.name, state=states.QUEUED, parent_uuid=parent_uuid,
+        command=list(spec.command), environment=dict(spec.environment),
+        mounts=mounts_to_dict(spec.mounts), output_path=spec.output_path, cwd=spec.cwd,
+        stdin=spec.stdin, stdout=spec.stdout, stderr=spec.stderr, image=spec.image,
+        properties=dict(spec.properties), cores=spec.cores, ram=spec.ram, gpus=spec.gpus,
+        time_limit=spec.time_limit, priority=spec.priority, reuse=spec.reuse,
+        reuse_key=key, created_at=now, cancel_requested=False,
+    ))
+    connection.execute(_ADD_EVENT, {"job_uuid": uuid, "state": states.QUEUED, "at": now})
+    if twin is not None:
+        _follow(connection, uuid, twin, now)
+    return uuid
+
+
+def _twin(
+    connection: Connection, key: str, output_present: Callable[[str], bool]
+) -> Any:
+    """A successful finished job with this key (its output still stored), else a live
+    one doing the work itself (not following another), else None."""
+    rows: Sequence[Any] = connection.execute(
+        select(JOBS.c.uuid, JOBS.c.state, JOBS.c.exit_code, JOBS.c.output_pdh,
+               JOBS.c.log_pdh, JOBS.c.reused_job_uuid)
+        .where(JOBS.c.reuse_key == key, JOBS.c.reuse.is_(True),
+               JOBS.c.state.in_((states.COMPLETE, *_LIVE)))
+        .order_by(JOBS.c.created_at)
+        .limit(50)
+    ).all()
+    for row in rows:
+        if row.state == states.COMPLETE and row.exit_code == 0 and row.output_pdh \
+                and output_present(row.output_pdh):
+            return row
+    for row in rows:
+        if row.state in _LIVE and row.reused_job_uuid is None:
+            return row
+    return None
+
+
+def _follow(connection: Connection, uuid: str, twin: JobRow, now: float) -> None:
+    leader = twin.reused_job_uuid or twin.uuid
+    if twin.state == states.COMPLETE:
+        _set_state(connection, uuid, states.QUEUED, states.COMPLETE, now,
+                   reused_job_uuid=leader, started_at=now, exit_code=twin.exit_code,
+                   output_pdh=twin.output_pdh, log_pdh=twin.log_pdh)
+    elif twin.state == states.RUNNING:
+        _set_state(connection, uuid, states.QUEUED, states.RUNNING, now,
+                   reused_job_uuid=leader)
+    else:
+        connection.execute(update(JOBS).where(JOBS.c.uuid == uuid)
+                           .values(reused_job_uuid=leader))
+
+
+def queued_candidates(connection: Connection, limit: int) -> list[tuple[str, float, int]]:
+    """(uuid, cores, ram) of queued jobs that run themselves: highest priority, then oldest.
+
+    Only three columns: the dispatcher reads this often and claims few of the rows.
+    """
+    rows = connection.execute(_QUEUED, {"limit": limit}).all()
+    return [(uuid, float(cores), int(ram)) for uuid, cores, ram in rows]
+
+
+def usage_on_host(connection: Connection, host: str) -> tuple[float, int]:
+    """Cores and RAM held by jobs running on ``host`` (from every process)."""
+    cores, ram = connection.execute(_USAGE, {"host": host}).one()
+    return float(cores), int(ram)
+
+
+def claim(connection: Connection, uuid: str, current: str, worker: WorkerInfo) -> None:
+    now = time.time()
+    _set_state(connection, uuid, current, states.RUNNING, now, worker_host=worker.host,
+               worker_pid=worker.pid, worker_pid_start=worker.pid_start)
+    for follower, state in _followers(connection, uuid):
+        _set_state(connection, follower, state, states.RUNNING, now)
+
+
+def _followers(connection: Connection, uuid: str) -> list[tuple[str, str]]:
+    rows = connection.execute(_FOLLOWERS, {"uuid": uuid}).all()
+    return [(row.uuid, row.state) for row in rows]
+
+
+def set_process(connection: Connection, uuid: str, pgid: int, ticks: int) -> bool:
+    """Record the command's process group; returns whether a cancel is pending."""
+    connection.execute(update(JOBS).where(JOBS.c.uuid == uuid)
+                       .values(command_pgid=pgid, command_pgid_start=ticks))
+    return bool(connection.execute(
+        select(JOBS.c.cancel_requested).where(JOBS.c.uuid == uuid)).scalar())
+
+
+def finish(connection: Connection, job: JobRow, outcome: JobOutcome) -> None:
+    """Record a job's end, and settle the jobs that joined it.
+
+    A job whose cancel was requested ends Cancelled whatever its command did.
+    """
+    now = time.time()
+    state = outcome.state
+    reason = outcome.failure_reason
+    if job.cancel_requested and state == states.COMPLETE:
+        state, reason = states.CANCELLED, "cancelled"
+    _set_state(connection, job.uuid, job.state, state, now, exit_code=outcome.exit_code,
+               output_pdh=outcome.output_pdh, log_pdh=outcome.log_pdh, failure_reason=reason)
+    for follower, follower_state in _followers(connection, job.uuid):
+        if state == states.COMPLETE:
+            _set_state(connection, follower, follower_state, states.COMPLETE, now,
+                       exit_code=outcome.exit_code, output_pdh=outcome.output_pdh,
+                       log_pdh=outcome.log_pdh)
+        elif follower_state == states.RUNNING:
+            # The twin failed or was cancelled for its own reasons: run this one itself.
+            _set_state(connection, follower, follower_state, states.QUEUED, now,
+                       reused_job_uuid=None, started_at=None)
+        else:
+            connection.execute(update(JOBS).where(JOBS.c.uuid == follower)
+                               .values(reused_job_uuid=None))
+
+
+def descendants(connection: Connection, uuid: str) -> list[JobRow]:
+    """Every unfinished job below ``uuid`` in the process tree."""
+    found: list[JobRow] = []
+    frontier = [uuid]
+    while frontier:
+        children = connection.execute(
+            select(JOBS).where(JOBS.c.parent_uuid.in_(frontier))).all()
+        found.extend(child for child in children if child.state not in states.FINAL)
+        frontier = [child.uuid for child in children]
+    return found
+
+
+def request_cancel(connection: Connection, job: JobRow) -> bool:
+    """Cancel a queued job now; mark a running one for its worker. True if it was running."""
+    if job.state in states.FINAL:
+        return False
+    if job.state == states.QUEUED or job.worker_pid is None:
+        # Queued, or following a twin: nothing of its own is running.
+        _set_state(connection, job.uuid, job.state, states.CANCELLED, time.time(),
+                   failure_reason="cancelled")
+        return False
+    connection.execute(update(JOBS).where(JOBS.c.uuid == job.uuid)
+                       .values(cancel_requested=True))
+    return True
+
+
+def events_after(connection: Connection, after_id: int, limit: int = 1000) -> list[JobEvent]:
+    rows = connection.execute(
+        select(EVENTS).where(EVENTS.c.id > after_id).order_by(EVENTS.c.id).limit(limit)
+    ).all()
+    return [JobEvent(row.id, row.job_uuid, row.state, datetime.fromtimestamp(row.at, UTC))
+            for row in rows]
+
+
+def last_event_id(connection: Connection) -> int:
+    return int(connection.scalar(select(func.coalesce(func.max(EVENTS.c.id), 0))) or 0)
+
+
+def running_on_host(connection: Connection, host: str) -> list[JobRow]:
+    return list(connection.execute(
+        select(JOBS).where(JOBS.c.state == states.RUNNING, JOBS.c.worker_host == host)
+    ).all())
+
+
+def list_jobs(
+    connection: Connection,
+    *,
+    parent_uuid: str | None,
+    top_level: bool,
+    only_states: frozenset[str] | None,
+    limit: int,
+) -> list[JobRow]:
+    query = select(JOBS).order_by(JOBS.c.created_at.desc()).limit(limit)
+    if parent_uuid is not None:
+        query = query.where(JOBS.c.parent_uuid == parent_uuid)
+    if top_level:
+        query = query.where(JOBS.c.parent_uuid.is_(None))
+    if only_states is not None:
+        query = query.where(JOBS.c.state.in_(sorted(only_states)))
+    return list(connection.execute(query).all())

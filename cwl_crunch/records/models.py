@@ -1,0 +1,107 @@
+"""Database tables (SQLAlchemy 2 declarative). Times are UTC epoch seconds (floats).
+
+Bump ``SCHEMA_VERSION`` and add a step to ``database.MIGRATIONS`` with every change here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+SCHEMA_VERSION = 1
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Meta(Base):
+    """Key/value facts about the database itself (the schema version)."""
+
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    uuid: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    parent_uuid: Mapped[str | None] = mapped_column(
+        String(40), ForeignKey("jobs.uuid"), index=True
+    )
+    # What to run: everything here but the resources goes into reuse_key.
+    command: Mapped[list[str]] = mapped_column(JSON)
+    environment: Mapped[dict[str, str]] = mapped_column(JSON)
+    mounts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    output_path: Mapped[str] = mapped_column(Text)
+    cwd: Mapped[str] = mapped_column(Text)
+    stdin: Mapped[str | None] = mapped_column(Text)
+    stdout: Mapped[str | None] = mapped_column(Text)
+    stderr: Mapped[str | None] = mapped_column(Text)
+    image: Mapped[str | None] = mapped_column(Text)
+    properties: Mapped[dict[str, str]] = mapped_column(JSON)
+    # How fast: resources.
+    cores: Mapped[float] = mapped_column(Float)
+    ram: Mapped[int] = mapped_column(Integer)
+    gpus: Mapped[int] = mapped_column(Integer, default=0)
+    time_limit: Mapped[float | None] = mapped_column(Float)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    reuse: Mapped[bool] = mapped_column(Boolean, default=True)
+    reuse_key: Mapped[str] = mapped_column(String(64), index=True)
+    # Lifecycle and results.
+    created_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float)
+    finished_at: Mapped[float | None] = mapped_column(Float)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    output_pdh: Mapped[str | None] = mapped_column(String(80))
+    log_pdh: Mapped[str | None] = mapped_column(String(80))
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    reused_job_uuid: Mapped[str | None] = mapped_column(String(40), index=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Who runs it: lets any process tell a dead worker from a slow one.
+    worker_host: Mapped[str | None] = mapped_column(String(255))
+    worker_pid: Mapped[int | None] = mapped_column(Integer)
+    worker_pid_start: Mapped[int | None] = mapped_column(Integer)
+    command_pgid: Mapped[int | None] = mapped_column(Integer)
+    command_pgid_start: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (
+        Index("ix_jobs_queue", "state", priority.desc(), "created_at"),
+        Index("ix_jobs_reuse", "reuse_key", "state"),
+    )
+
+
+class Collection(Base):
+    """A named record pointing at a portable data hash."""
+
+    __tablename__ = "collections"
+    uuid: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    pdh: Mapped[str] = mapped_column(String(80), index=True)
+    properties: Mapped[dict[str, str]] = mapped_column(JSON)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class Token(Base):
+    """An API token; only a hash of its secret is kept."""
+
+    __tablename__ = "tokens"
+    uuid: Mapped[str] = mapped_column(String(40), primary_key=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    job_uuid: Mapped[str | None] = mapped_column(String(40), index=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Event(Base):
+    """A job entered a state. Ids increase, so followers resume after the last one seen."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_uuid: Mapped[str] = mapped_column(String(40), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    at: Mapped[float] = mapped_column(Float)

@@ -1,0 +1,56 @@
+"""API tokens: ``crunch/<token uuid>/<secret>``; only the secret's SHA-256 is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from typing import Any, cast
+
+from sqlalchemy import Connection, Row, Table, bindparam, insert, select, update
+
+from cwl_crunch.errors import TokenError
+from cwl_crunch.records.ids import new_uuid
+from cwl_crunch.records.models import Token
+
+PREFIX = "crunch"
+TOKENS = cast(Table, Token.__table__)
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_token(connection: Connection, cluster_id: str, job_uuid: str | None = None) -> str:
+    """A new token (for a person if ``job_uuid`` is None); returns its only plaintext copy."""
+    uuid = new_uuid(cluster_id, "tok")
+    secret = secrets.token_urlsafe(32)
+    connection.execute(insert(TOKENS).values(
+        uuid=uuid, secret_sha256=_digest(secret), job_uuid=job_uuid,
+        created_at=time.time(), revoked=False))
+    return f"{PREFIX}/{uuid}/{secret}"
+
+
+def resolve_token(connection: Connection, token: str) -> Row[Any]:
+    """The token's record, if the token is valid; TokenError otherwise."""
+    parts = token.split("/")
+    if len(parts) != 3 or parts[0] != PREFIX:
+        raise TokenError("malformed API token (expected crunch/<uuid>/<secret>)")
+    record = connection.execute(select(TOKENS).where(TOKENS.c.uuid == parts[1])).first()
+    # Compare in constant time even when the uuid is unknown, so timing tells nothing.
+    expected = record.secret_sha256 if record is not None else _digest("")
+    if not hmac.compare_digest(expected, _digest(parts[2])) or record is None:
+        raise TokenError("unknown API token")
+    if record.revoked:
+        raise TokenError(f"API token {record.uuid} has been revoked")
+    return record
+
+
+_REVOKE = (update(TOKENS)
+           .where(TOKENS.c.job_uuid == bindparam("job"), TOKENS.c.revoked.is_(False))
+           .values(revoked=True))
+
+
+def revoke_job_tokens(connection: Connection, job_uuid: str) -> None:
+    connection.execute(_REVOKE, {"job": job_uuid})

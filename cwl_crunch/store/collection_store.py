@@ -1,0 +1,129 @@
+"""The collection store of one cluster: blocks and manifests below one root directory.
+
+Layout::
+
+    <root>/blocks/<2 hex>/<sha256>      block files, 0o444, sentinel mtime
+    <root>/manifests/<2 hex>/<sha256>   manifest texts, named by their PDH's hash
+    <root>/tmp/                         temp files, renamed into place when complete
+    <root>/cache/put-cache.sqlite3      which blocks hold which user file
+
+Directories are created when first needed, so any number of processes and threads may
+use one root at once: every write is a complete file renamed into place, and two writers
+of the same block or manifest write the same bytes.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+from cwl_crunch.errors import PathNotFound, StoreError
+from cwl_crunch.store.blocks import BlockStore
+from cwl_crunch.store.ingest import manifest_of_directory, manifest_of_paths
+from cwl_crunch.store.listing import CollectionEntry, checked_path, list_entries
+from cwl_crunch.store.locators import BLOCK_SIZE
+from cwl_crunch.store.manifest import Manifest
+from cwl_crunch.store.manifest_files import ManifestFiles
+from cwl_crunch.store.put_cache import PutCache
+from cwl_crunch.store.staging import Placer
+
+
+class CollectionStore:
+    """Content-addressed collections on a local or shared filesystem.
+
+    Annotations say ``builtins.list`` because the method ``list`` shadows it here.
+    """
+
+    def __init__(self, root: Path, *, block_size: int = BLOCK_SIZE) -> None:
+        if block_size <= 0:
+            raise ValueError(f"block_size must be positive, not {block_size}")
+        self.root = Path(root)
+        self.block_size = block_size
+        self._blocks = BlockStore(self.root)
+        self._manifests = ManifestFiles(self.root)
+        self._put_cache = PutCache(self.root / "cache" / "put-cache.sqlite3")
+
+    # Storing -----------------------------------------------------------------------
+    def put_paths(self, paths: Sequence[Path]) -> str:
+        """Copy files and directories in, each at the top level by its basename."""
+        manifest = manifest_of_paths(self._blocks, paths, self.block_size, self._put_cache)
+        return self._manifests.write(manifest)
+
+    def ingest_dir(self, directory: Path, *, move: bool = False) -> str:
+        """Store the directory's contents as a collection; ``move`` gives the files up."""
+        manifest = manifest_of_directory(self._blocks, directory, self.block_size, move=move)
+        return self._manifests.write(manifest)
+
+    def put_manifest(self, text: bytes) -> str:
+        """Store a canonical manifest whose blocks are all here already; returns its PDH."""
+        manifest = Manifest.from_text(text)
+        missing = self.missing_blocks(
+            locator for file in manifest.files() for locator in file.locators
+        )
+        if missing:
+            raise StoreError(
+                f"cannot store collection {manifest.pdh}: {len(missing)} of its blocks "
+                f"are not in the store: {' '.join(missing)}"
+            )
+        return self._manifests.write(manifest)
+
+    def put_block(self, data: bytes) -> str:
+        """Store one block; returns its locator."""
+        if not 0 < len(data) <= self.block_size:
+            raise StoreError(
+                f"a block must hold 1 to {self.block_size} bytes, not {len(data)}"
+            )
+        return self._blocks.put(data)
+
+    # Looking -----------------------------------------------------------------------
+    def has_collection(self, pdh: str) -> bool:
+        return self._manifests.has(pdh)
+
+    def manifest(self, pdh: str) -> Manifest:
+        """The parsed manifest, verified against its PDH; CollectionNotFound if absent."""
+        return Manifest.from_text(self._manifests.read(pdh))
+
+    def manifest_text(self, pdh: str) -> bytes:
+        return self._manifests.read(pdh)
+
+    def missing_blocks(self, locators: Iterable[str]) -> builtins.list[str]:
+        """Blocks not present intact (absent, or touched since stored), each once."""
+        return self._blocks.missing(locators)
+
+    def is_untouched(self, locator: str) -> bool:
+        """Whether the block file is there with its stored size and sentinel mtime."""
+        return self._blocks.is_untouched(locator)
+
+    # Reading -----------------------------------------------------------------------
+    def open_file(self, pdh: str, path: str) -> Iterator[bytes]:
+        """The file's content in chunks, each block verified before it is yielded."""
+        manifest = self.manifest(pdh)
+        path = checked_path(path, pdh)
+        file = manifest.file(path)
+        if file is None:
+            what = "a directory" if manifest.is_dir(path) else "not there"
+            raise PathNotFound(f"cannot read {path!r} of collection {pdh}: it is {what}")
+        return _as_bytes(self._blocks.verified_views(file.locators, pdh))
+
+    def export(self, pdh: str, path: str, dest: Path) -> None:
+        """Copy a file or directory out, like ``cp -r``, verifying every block."""
+        Placer(self._blocks, self.manifest(pdh)).export(path, Path(dest))
+
+    def stage(self, pdh: str, path: str, dest: Path, *, writable: bool) -> None:
+        """Place a file or directory ("" = whole collection) at ``dest`` for a job."""
+        Placer(self._blocks, self.manifest(pdh)).stage(path, Path(dest), writable=writable)
+
+    def list(self, pdh: str, path: str = "") -> builtins.list[CollectionEntry]:
+        """Entries below ``path``, recursively, sorted; a file path lists just itself."""
+        return list_entries(self.manifest(pdh), path)
+
+
+_CHUNK_SIZE = 1 << 20
+"""Bytes per chunk handed out by open_file: small enough for the allocator to reuse."""
+
+
+def _as_bytes(views: Iterator[memoryview]) -> Iterator[bytes]:
+    for view in views:
+        for start in range(0, len(view), _CHUNK_SIZE):
+            yield bytes(view[start : start + _CHUNK_SIZE])

@@ -1,0 +1,104 @@
+"""Store one file's content as blocks: by copying it, or by adopting it (move).
+
+Copying reads each block once; the hash and the write of a block run in worker threads
+(hashlib and file writes release the GIL) while the next block is read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import BinaryIO, TypeVar
+
+from cwl_crunch.errors import StoreError
+from cwl_crunch.store.blocks import BlockStore
+from cwl_crunch.store.locators import locator_for
+from cwl_crunch.store.put_cache import FileIdentity, PutCacheSession
+
+_Result = TypeVar("_Result")
+
+_BLOCKS_IN_FLIGHT = 2
+"""Blocks being hashed and written while the next is read: bounds memory per put."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredContent:
+    size: int
+    locators: tuple[str, ...]
+
+
+def read_blocks(
+    blocks: BlockStore, source: BinaryIO, block_size: int
+) -> StoredContent:
+    """Read ``source`` to its end, storing it block by block."""
+    locators: list[str] = []
+    size = 0
+    with ThreadPoolExecutor(_BLOCKS_IN_FLIGHT, thread_name_prefix="block-write") as pool:
+        pending: deque[Future[str]] = deque()
+        while data := source.read(block_size):
+            size += len(data)
+            pending.append(pool.submit(blocks.put, data))
+            if len(pending) >= _BLOCKS_IN_FLIGHT:
+                locators.append(pending.popleft().result())
+        locators.extend(future.result() for future in pending)
+    return StoredContent(size, tuple(locators))
+
+
+def copy_file_in(
+    blocks: BlockStore, source: Path, block_size: int, cache: PutCacheSession
+) -> StoredContent:
+    """Store a copy of ``source`` (never a link: its owner may edit it later)."""
+    with _opened(source) as source_file:
+        before = os.fstat(source_file.fileno())
+        identity = FileIdentity.of(os.path.realpath(source), before)
+        cached = cache.lookup(identity)
+        if cached is not None and not blocks.missing(cached):
+            return StoredContent(before.st_size, cached)
+        content = _guarded(source, lambda: read_blocks(blocks, source_file, block_size))
+        after = FileIdentity.of(identity.realpath, os.fstat(source_file.fileno()))
+    if after == identity and after.size == content.size and after.is_settled(time.time_ns()):
+        cache.remember(identity, content.locators)
+    return content
+
+
+def move_file_in(
+    blocks: BlockStore, source: Path, block_size: int, owned_dir: Path
+) -> StoredContent:
+    """Store ``source``, which the caller gives up, linking it in rather than copying.
+
+    Only a file that really lives below ``owned_dir`` and has no other hard link is
+    adopted: anything else (a symlink target elsewhere, a file also linked from outside)
+    is someone else's and must not become read-only under them.
+    """
+    with _opened(source) as source_file:
+        info = os.fstat(source_file.fileno())
+        if info.st_size > block_size:
+            return _guarded(source, lambda: read_blocks(blocks, source_file, block_size))
+        data = _guarded(source, source_file.read)
+    if not data:
+        return StoredContent(0, ())
+    locator = locator_for(data)
+    realpath = Path(os.path.realpath(source))
+    adoptable = info.st_nlink == 1 and realpath.is_relative_to(os.path.realpath(owned_dir))
+    if not (adoptable and len(data) == info.st_size and blocks.adopt(realpath, locator)):
+        _guarded(source, lambda: blocks.put_known(locator, data))
+    return StoredContent(len(data), (locator,))
+
+
+def _opened(source: Path) -> BinaryIO:
+    try:
+        return open(source, "rb")
+    except OSError as error:
+        raise StoreError(f"cannot read {source}: {error.strerror}") from None
+
+
+def _guarded(source: Path, action: Callable[[], _Result]) -> _Result:
+    try:
+        return action()
+    except OSError as error:
+        raise StoreError(f"cannot store {source}: {error}") from None

@@ -1,0 +1,53 @@
+"""What a collection holds below a path, as the flat entries callers list and walk."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from cwl_crunch.errors import PathNotFound
+from cwl_crunch.store.collection_paths import is_below, path_problem
+from cwl_crunch.store.manifest import Manifest
+
+
+@dataclasses.dataclass(frozen=True)
+class CollectionEntry:
+    """One file or directory inside a collection."""
+
+    path: str
+    """Relative path from the collection root."""
+    kind: Literal["file", "dir"]
+    size: int
+    """Bytes for a file, 0 for a directory."""
+
+
+def checked_path(path: str, pdh: str) -> str:
+    """``path`` without leading or trailing slashes; PathNotFound if it could climb out."""
+    stripped = path.strip("/")
+    if stripped == "":
+        return ""
+    problem = path_problem(stripped)
+    if problem is not None:
+        raise PathNotFound(f"collection {pdh} has no path {path!r}: {problem}")
+    return stripped
+
+
+def list_entries(manifest: Manifest, path: str = "") -> list[CollectionEntry]:
+    """Entries strictly below ``path``, recursively, sorted; a file path gives itself."""
+    path = checked_path(path, manifest.pdh)
+    found = manifest.file(path)
+    if found is not None:
+        return [CollectionEntry(found.path, "file", found.size)]
+    if not manifest.is_dir(path):
+        raise PathNotFound(f"collection {manifest.pdh} has no file or directory {path!r}")
+    entries = [
+        CollectionEntry(file.path, "file", file.size)
+        for file in manifest.files()
+        if is_below(file.path, path)
+    ]
+    entries += [
+        CollectionEntry(directory, "dir", 0)
+        for directory in manifest.directories
+        if is_below(directory, path)
+    ]
+    return sorted(entries, key=lambda entry: entry.path.encode("utf-8"))

@@ -1,0 +1,149 @@
+"""cwl_crunch.records.reuse_key: what the key covers and what it leaves out."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from cwl_crunch.client.base import CollectionMount, JobSpec, LiteralMount
+from cwl_crunch.records.reuse_key import reuse_key
+
+PDH_A = "0123456789abcdef0123456789abcdef+10"
+PDH_B = "fedcba9876543210fedcba9876543210+10"
+
+BASE = JobSpec(
+    command=("sort", "in/data.txt"),
+    name="sort it",
+    environment={"LANG": "C", "TZ": "UTC"},
+    mounts={"in": CollectionMount(PDH_A, "dir"), "conf/x.txt": LiteralMount("hello\n")},
+    output_path="out",
+    cwd="out",
+    stdin="in/data.txt",
+    stdout="out/sorted.txt",
+    stderr="out/err.txt",
+    image="debian:12",
+    cores=1.0,
+    ram=1 << 30,
+    gpus=0,
+    time_limit=None,
+    priority=0,
+    properties={"label": "a"},
+)
+
+
+def changed(**changes):
+    return dataclasses.replace(BASE, **changes)
+
+
+def test_key_is_a_sha256_hex_digest():
+    key = reuse_key(BASE)
+    assert len(key) == 64
+    int(key, 16)
+
+
+def test_same_spec_same_key():
+    assert reuse_key(BASE) == reuse_key(changed())
+    # A separately built equal spec, not the same object.
+    again = JobSpec(**{f.name: getattr(BASE, f.name) for f in dataclasses.fields(BASE)})
+    assert reuse_key(again) == reuse_key(BASE)
+
+
+@pytest.mark.parametrize("changes", [
+    {"cores": 0.25},
+    {"cores": 16.0},
+    {"ram": 1},
+    {"gpus": 2},
+    {"time_limit": 60.0},
+    {"priority": 100},
+    {"priority": -5},
+    {"name": "another name"},
+    {"properties": {}},
+    {"properties": {"label": "b", "more": "c"}},
+    {"reuse": False},
+], ids=lambda c: next(iter(c)))
+def test_resources_and_labels_do_not_change_the_key(changes):
+    assert reuse_key(changed(**changes)) == reuse_key(BASE)
+
+
+@pytest.mark.parametrize("changes", [
+    {"command": ("sort", "-r", "in/data.txt")},
+    {"command": ("sort", "in/data.txt", "")},
+    {"command": ("in/data.txt", "sort")},
+    {"environment": {"LANG": "C"}},
+    {"environment": {"LANG": "C", "TZ": "Europe/Paris"}},
+    {"environment": {"LANG": "C", "TZ": "UTC", "X": ""}},
+    {"output_path": "results"},
+    {"cwd": "."},
+    {"stdin": None},
+    {"stdin": "in/other.txt"},
+    {"stdout": None},
+    {"stdout": "out/other.txt"},
+    {"stderr": None},
+    {"stderr": "out/e.txt"},
+    {"image": None},
+    {"image": "debian:11"},
+], ids=lambda c: f"{next(iter(c))}={next(iter(c.values()))!r}")
+def test_what_determines_the_result_changes_the_key(changes):
+    assert reuse_key(changed(**changes)) != reuse_key(BASE)
+
+
+@pytest.mark.parametrize("mounts", [
+    {"in": CollectionMount(PDH_B, "dir"), "conf/x.txt": LiteralMount("hello\n")},
+    {"in": CollectionMount(PDH_A, "other"), "conf/x.txt": LiteralMount("hello\n")},
+    {"in": CollectionMount(PDH_A, ""), "conf/x.txt": LiteralMount("hello\n")},
+    {"in": CollectionMount(PDH_A, "dir", writable=True), "conf/x.txt": LiteralMount("hello\n")},
+    {"in2": CollectionMount(PDH_A, "dir"), "conf/x.txt": LiteralMount("hello\n")},
+    {"in": CollectionMount(PDH_A, "dir"), "conf/x.txt": LiteralMount("hello")},
+    {"in": CollectionMount(PDH_A, "dir"), "conf/x.txt": LiteralMount("hello\n", writable=True)},
+    {"in": CollectionMount(PDH_A, "dir"),
+     "conf/x.txt": LiteralMount("hello\n", executable=True)},
+    {"in": CollectionMount(PDH_A, "dir")},
+    {"in": CollectionMount(PDH_A, "dir"), "conf/x.txt": LiteralMount("hello\n"),
+     "extra": LiteralMount("")},
+], ids=["pdh", "path", "whole-collection", "collection-writable", "target", "literal-content",
+        "literal-writable", "literal-executable", "mount-removed", "mount-added"])
+def test_mounts_change_the_key(mounts):
+    assert reuse_key(changed(mounts=mounts)) != reuse_key(BASE)
+
+
+def test_collection_and_literal_mounts_are_told_apart():
+    # Same target, and the literal's content equal to the PDH string: still different work.
+    collection = changed(mounts={"m": CollectionMount(PDH_A)})
+    literal = changed(mounts={"m": LiteralMount(PDH_A)})
+    assert reuse_key(collection) != reuse_key(literal)
+
+
+def test_mount_order_does_not_matter():
+    forward = {"a": CollectionMount(PDH_A), "b": LiteralMount("x"), "c": CollectionMount(PDH_B)}
+    backward = dict(reversed(list(forward.items())))
+    assert list(forward) != list(backward)
+    assert reuse_key(changed(mounts=forward)) == reuse_key(changed(mounts=backward))
+
+
+def test_environment_order_does_not_matter():
+    forward = {"A": "1", "B": "2", "C": "3"}
+    backward = dict(reversed(list(forward.items())))
+    assert reuse_key(changed(environment=forward)) == reuse_key(changed(environment=backward))
+
+
+def test_environment_values_and_names_are_not_confused():
+    one = changed(environment={"A": "B"})
+    other = changed(environment={"B": "A"})
+    assert reuse_key(one) != reuse_key(other)
+
+
+def test_image_digest_stands_for_the_image():
+    digest = "sha256:" + "1" * 64
+    by_tag = reuse_key(BASE, image_digest=digest)
+    # Another tag resolving to the same digest is the same work.
+    assert reuse_key(changed(image="debian:bookworm"), image_digest=digest) == by_tag
+    # Another digest is different work.
+    assert reuse_key(BASE, image_digest="sha256:" + "2" * 64) != by_tag
+    # The digest and the bare tag are not the same thing.
+    assert by_tag != reuse_key(BASE)
+
+
+def test_command_argument_boundaries_matter():
+    assert reuse_key(changed(command=("echo", "a b"))) != reuse_key(changed(command=("echo", "a",
+                                                                                     "b")))

@@ -1,0 +1,260 @@
+"""cwl_crunch.config: defaults, the TOML file, CWL_CRUNCH_* variables, validation."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from cwl_crunch.config import Config, load_config
+from cwl_crunch.errors import ConfigError
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch, tmp_path):
+    """No CWL_CRUNCH_* variable of the real environment leaks in; home defaults below tmp."""
+    for name in list(os.environ):
+        if name.startswith("CWL_CRUNCH_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+
+
+def write_config(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_file_or_variables(tmp_path):
+    config = load_config(environ={"CWL_CRUNCH_HOME": str(tmp_path / "home")})
+    home = tmp_path / "home"
+    assert config.home == home
+    assert config.cluster_id == "local"
+    assert config.max_cores == 0.0
+    assert config.max_ram == 0
+    assert config.poll_interval > 0
+    assert config.api_url == ""
+    assert config.api_token == ""
+    assert config.config is None
+    # Derived locations all live below home.
+    assert config.database == f"sqlite:///{home / 'records.sqlite'}"
+    assert config.store == home / "store"
+    assert config.work == home / "work"
+
+
+def test_default_home_follows_xdg_data_home(tmp_path):
+    config = load_config(environ={})
+    assert config.home == tmp_path / "xdg" / "cwl-crunch"
+
+
+def test_process_environment_is_used_when_no_mapping_is_given(tmp_path, monkeypatch):
+    monkeypatch.setenv("CWL_CRUNCH_HOME", str(tmp_path / "h"))
+    monkeypatch.setenv("CWL_CRUNCH_CLUSTER_ID", "envid")
+    config = load_config()
+    assert config.home == tmp_path / "h"
+    assert config.cluster_id == "envid"
+
+
+def test_explicit_mapping_ignores_process_crunch_variables(tmp_path, monkeypatch):
+    monkeypatch.setenv("CWL_CRUNCH_CLUSTER_ID", "procs")
+    monkeypatch.setenv("CWL_CRUNCH_NO_SUCH_KEY", "x")  # would be an error if read
+    config = load_config(environ={"CWL_CRUNCH_HOME": str(tmp_path / "h")})
+    assert config.cluster_id == "local"
+    assert config.home == tmp_path / "h"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="config.py _default_home() reads XDG_DATA_HOME from os.environ, not from the "
+    "mapping passed as load_config(environ=...)",
+)
+def test_explicit_mapping_decides_the_default_home(tmp_path):
+    config = load_config(environ={"XDG_DATA_HOME": str(tmp_path / "given")})
+    assert config.home == tmp_path / "given" / "cwl-crunch"
+
+
+def test_file_in_home_is_read(tmp_path):
+    home = tmp_path / "home"
+    path = write_config(
+        home / "config.toml",
+        'cluster_id = "sitea"\nmax_cores = 2.5\nmax_ram = 1024\npoll_interval = 0.5\n'
+        'store_dir = "/data/store"\napi_url = "http://x:1"\n',
+    )
+    config = load_config(environ={"CWL_CRUNCH_HOME": str(home)})
+    assert config.cluster_id == "sitea"
+    assert config.max_cores == 2.5
+    assert config.max_ram == 1024
+    assert config.poll_interval == 0.5
+    assert config.store_dir == Path("/data/store")
+    assert config.store == Path("/data/store")
+    assert config.api_url == "http://x:1"
+    assert config.config == path
+
+
+def test_file_named_by_cwl_crunch_config(tmp_path):
+    path = write_config(tmp_path / "elsewhere" / "c.toml", 'cluster_id = "other"\n')
+    # A config.toml in home must then be ignored.
+    write_config(tmp_path / "home" / "config.toml", 'cluster_id = "homef"\n')
+    config = load_config(environ={"CWL_CRUNCH_HOME": str(tmp_path / "home"),
+                                  "CWL_CRUNCH_CONFIG": str(path)})
+    assert config.cluster_id == "other"
+    assert config.config == path
+
+
+def test_environment_overrides_file(tmp_path):
+    home = tmp_path / "home"
+    write_config(home / "config.toml", 'cluster_id = "filev"\nmax_cores = 4\n')
+    config = load_config(environ={"CWL_CRUNCH_HOME": str(home),
+                                  "CWL_CRUNCH_CLUSTER_ID": "envvv"})
+    assert config.cluster_id == "envvv"
+    assert config.max_cores == 4.0  # not overridden: the file's value stays
+
+
+def test_keyword_overrides_win_over_environment_and_file(tmp_path):
+    home = tmp_path / "home"
+    write_config(home / "config.toml", 'cluster_id = "filev"\n')
+    config = load_config(environ={"CWL_CRUNCH_HOME": str(home),
+                                  "CWL_CRUNCH_CLUSTER_ID": "envvv"}, cluster_id="kwarg")
+    assert config.cluster_id == "kwarg"
+
+
+def test_environment_values_are_coerced_to_field_types(tmp_path):
+    config = load_config(environ={
+        "CWL_CRUNCH_HOME": str(tmp_path),
+        "CWL_CRUNCH_MAX_CORES": "1.5",
+        "CWL_CRUNCH_MAX_RAM": "2048",
+        "CWL_CRUNCH_WORK_DIR": str(tmp_path / "w"),
+    })
+    assert config.max_cores == 1.5
+    assert isinstance(config.max_cores, float)
+    assert config.max_ram == 2048
+    assert isinstance(config.max_ram, int)
+    assert config.work_dir == tmp_path / "w"
+    assert config.work == tmp_path / "w"
+
+
+def test_unknown_key_in_file_names_file_and_key(tmp_path):
+    path = write_config(tmp_path / "home" / "config.toml", 'cluster_id = "local"\nmax_corse = 2\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(environ={"CWL_CRUNCH_HOME": str(tmp_path / "home")})
+    assert str(path) in str(info.value)
+    assert "max_corse" in str(info.value)
+
+
+def test_config_key_is_not_allowed_inside_the_file(tmp_path):
+    path = write_config(tmp_path / "c.toml", 'config = "/other.toml"\n')
+    with pytest.raises(ConfigError, match="'config'"):
+        load_config(environ={"CWL_CRUNCH_HOME": str(tmp_path), "CWL_CRUNCH_CONFIG": str(path)})
+
+
+def test_unknown_environment_variable(tmp_path):
+    with pytest.raises(ConfigError, match="CWL_CRUNCH_FOO"):
+        load_config(environ={"CWL_CRUNCH_HOME": str(tmp_path), "CWL_CRUNCH_FOO": "1"})
+
+
+def test_unrelated_environment_variables_are_ignored(tmp_path):
+    config = load_config(environ={"CWL_CRUNCH_HOME": str(tmp_path), "CWL_CRUNCHY": "1",
+                                  "PATH": "/bin"})
+    assert config.cluster_id == "local"
+
+
+@pytest.mark.parametrize("name, value", [
+    ("CWL_CRUNCH_MAX_CORES", "abc"),
+    ("CWL_CRUNCH_MAX_RAM", "abc"),
+    ("CWL_CRUNCH_MAX_RAM", "1.5"),
+    ("CWL_CRUNCH_POLL_INTERVAL", "soon"),
+])
+def test_bad_environment_value(tmp_path, name, value):
+    with pytest.raises(ConfigError) as info:
+        load_config(environ={"CWL_CRUNCH_HOME": str(tmp_path), name: value})
+    assert name[len("CWL_CRUNCH_"):].lower() in str(info.value)
+
+
+@pytest.mark.parametrize("line", [
+    'max_cores = "abc"',
+    'cluster_id = 12345',
+    'api_url = ["a"]',
+])
+def test_bad_file_value_names_file_and_key(tmp_path, line):
+    path = write_config(tmp_path / "config.toml", line + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(environ={"CWL_CRUNCH_HOME": str(tmp_path)})
+    assert str(path) in str(info.value)
+    assert line.split()[0] in str(info.value)
+
+
+def test_file_that_is_not_toml(tmp_path):
+    path = write_config(tmp_path / "config.toml", "this is = = not toml\n")
+    with pytest.raises(ConfigError, match=str(path)):
+        load_config(environ={"CWL_CRUNCH_HOME": str(tmp_path)})
+
+
+def test_missing_file_named_by_cwl_crunch_config(tmp_path):
+    missing = tmp_path / "nope.toml"
+    with pytest.raises(ConfigError) as info:
+        load_config(environ={"CWL_CRUNCH_HOME": str(tmp_path), "CWL_CRUNCH_CONFIG": str(missing)})
+    assert str(missing) in str(info.value)
+
+
+@pytest.mark.parametrize("cluster_id", ["loca", "locals", "Local", "lo-al", "", "ab cd"])
+def test_bad_cluster_id(tmp_path, cluster_id):
+    with pytest.raises(ConfigError, match="cluster_id"):
+        load_config(environ={"CWL_CRUNCH_HOME": str(tmp_path),
+                             "CWL_CRUNCH_CLUSTER_ID": cluster_id})
+
+
+@pytest.mark.parametrize("cluster_id", ["local", "siteb", "a1b2c", "00000"])
+def test_good_cluster_id(tmp_path, cluster_id):
+    config = load_config(environ={"CWL_CRUNCH_HOME": str(tmp_path),
+                                  "CWL_CRUNCH_CLUSTER_ID": cluster_id})
+    assert config.cluster_id == cluster_id
+
+
+@pytest.mark.parametrize("name, value", [
+    ("CWL_CRUNCH_MAX_CORES", "-1"),
+    ("CWL_CRUNCH_MAX_RAM", "-1"),
+    ("CWL_CRUNCH_POLL_INTERVAL", "0"),
+    ("CWL_CRUNCH_POLL_INTERVAL", "-0.5"),
+])
+def test_out_of_range_values(tmp_path, name, value):
+    with pytest.raises(ConfigError):
+        load_config(environ={"CWL_CRUNCH_HOME": str(tmp_path), name: value})
+
+
+def test_replace_validates(tmp_path):
+    config = load_config(environ={"CWL_CRUNCH_HOME": str(tmp_path)})
+    changed = config.replace(cluster_id="sitec", max_cores=3.0)
+    assert (changed.cluster_id, changed.max_cores) == ("sitec", 3.0)
+    assert config.cluster_id == "local"  # the original is untouched
+    with pytest.raises(ConfigError):
+        config.replace(cluster_id="BAD")
+    with pytest.raises(ConfigError):
+        config.replace(poll_interval=0)
+
+
+def test_config_is_frozen(tmp_path):
+    config = load_config(environ={"CWL_CRUNCH_HOME": str(tmp_path)})
+    assert isinstance(config, Config)
+    with pytest.raises(AttributeError):
+        config.cluster_id = "other"  # type: ignore[misc]
+
+
+def test_database_url_setting_replaces_the_default_file(tmp_path):
+    config = load_config(environ={"CWL_CRUNCH_HOME": str(tmp_path),
+                                  "CWL_CRUNCH_DATABASE_URL": "postgresql://h/db"})
+    assert config.database == "postgresql://h/db"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="config.py load_config(): a 'home' key in the file is accepted but then "
+    "overwritten by values['home'] = home, so it is silently ignored",
+)
+def test_home_in_named_file_is_honoured_or_rejected(tmp_path):
+    path = write_config(tmp_path / "c.toml", f'home = "{tmp_path / "from-file"}"\n')
+    try:
+        config = load_config(environ={"CWL_CRUNCH_CONFIG": str(path)})
+    except ConfigError:
+        return  # rejecting the key is acceptable too; ignoring it silently is not
+    assert config.home == tmp_path / "from-file"

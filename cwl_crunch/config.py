@@ -22,8 +22,9 @@ ENV_PREFIX = "CWL_CRUNCH_"
 _CLUSTER_ID = re.compile(r"^[a-z0-9]{5}$")
 
 
-def _default_home() -> Path:
-    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+def _default_home(environ: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    data_home = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(data_home) / "cwl-crunch"
 
 
@@ -70,7 +71,8 @@ class Config:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
-_FILE_ONLY_EXCLUDED = {"config"}
+# Keys that locate the config file cannot be set inside it.
+_NOT_IN_FILE = {"config", "home"}
 
 
 def load_config(
@@ -79,7 +81,9 @@ def load_config(
     """Read the config file and the environment; ``overrides`` win over both."""
     env = os.environ if environ is None else environ
     from_env = _env_values(env)
-    home = Path(overrides.get("home") or from_env.get("home") or _default_home())
+    home = Path(overrides.get("home") or from_env.get("home") or _default_home(env))
+    if from_env.get("config") == "":
+        del from_env["config"]
     path = Path(from_env["config"]) if "config" in from_env else home / "config.toml"
     values: dict[str, Any] = {}
     if path.exists() or "config" in from_env:
@@ -112,7 +116,10 @@ def _file_values(path: Path) -> dict[str, Any]:
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise ConfigError(f"cannot read config file {path}: {error}") from None
     for key in data:
-        if key not in _FIELDS or key in _FILE_ONLY_EXCLUDED:
+        if key in _NOT_IN_FILE:
+            raise ConfigError(f"{path}: {key!r} cannot be set in the config file (it says "
+                              f"where the file is); use CWL_CRUNCH_{key.upper()}")
+        if key not in _FIELDS:
             raise ConfigError(f"{path}: unknown key {key!r}")
     return data
 
@@ -122,9 +129,13 @@ def _coerce(key: str, value: Any, source: str) -> Any:
     try:
         if kind in ("Path", "Path | None"):
             return None if value in ("", None) else Path(value).expanduser()
+        if kind in ("float", "int") and isinstance(value, bool):
+            raise TypeError("expected a number, got a boolean")
         if kind == "float":
             return float(value)
         if kind == "int":
+            if isinstance(value, float) and not value.is_integer():
+                raise TypeError(f"expected a whole number, got {value}")
             return int(value)
         if kind == "str":
             if not isinstance(value, str):

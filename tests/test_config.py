@@ -44,7 +44,7 @@ def test_defaults_without_file_or_variables(tmp_path):
 
 
 def test_default_home_follows_xdg_data_home(tmp_path):
-    config = load_config(environ={})
+    config = load_config()
     assert config.home == tmp_path / "xdg" / "cwl-crunch"
 
 
@@ -64,11 +64,6 @@ def test_explicit_mapping_ignores_process_crunch_variables(tmp_path, monkeypatch
     assert config.home == tmp_path / "h"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config.py _default_home() reads XDG_DATA_HOME from os.environ, not from the "
-    "mapping passed as load_config(environ=...)",
-)
 def test_explicit_mapping_decides_the_default_home(tmp_path):
     config = load_config(environ={"XDG_DATA_HOME": str(tmp_path / "given")})
     assert config.home == tmp_path / "given" / "cwl-crunch"
@@ -246,11 +241,6 @@ def test_database_url_setting_replaces_the_default_file(tmp_path):
     assert config.database == "postgresql://h/db"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config.py load_config(): a 'home' key in the file is accepted but then "
-    "overwritten by values['home'] = home, so it is silently ignored",
-)
 def test_home_in_named_file_is_honoured_or_rejected(tmp_path):
     path = write_config(tmp_path / "c.toml", f'home = "{tmp_path / "from-file"}"\n')
     try:

@@ -20,9 +20,12 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def human_duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
-    if seconds < 60:
-        return f"{seconds:.2f}s" if seconds < 10 else f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
+    # Decide the unit from the rounded value, so 59.95 s reads "1m00s", not "60.0s".
+    if round(seconds, 2) < 10:
+        return f"{seconds:.2f}s"
+    if round(seconds, 1) < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(max(int(seconds), 60), 60)
     if minutes < 60:
         return f"{minutes}m{secs:02d}s"
     hours, minutes = divmod(minutes, 60)
@@ -30,8 +33,10 @@ def human_duration(seconds: float | None) -> str:
 
 
 def human_size(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+    if size < 1024:
+        return f"{size:.0f} B"
+    for unit in ("KiB", "MiB", "GiB"):
         size /= 1024
+        if round(size, 1) < 1024 or unit == "GiB":
+            return f"{size:.1f} {unit}"
     raise AssertionError("unreachable")

@@ -32,10 +32,10 @@ def open_client(config: Config) -> ClusterClient:
 
 
 __all__ = [
-    "FINAL_STATES",
     "Claim",
     "ClusterClient",
     "CollectionMount",
+    "FINAL_STATES",
     "JobEvent",
     "JobFilter",
     "JobOutcome",

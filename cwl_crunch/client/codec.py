@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +19,8 @@ def mount_to_dict(mount: Mount) -> dict[str, Any]:
 
 
 def mount_from_dict(target: str, data: Mapping[str, Any]) -> Mount:
+    if not isinstance(data, Mapping):
+        raise SubmitError(f"mount {target!r}: expected an object, got {type(data).__name__}")
     kind = data.get("kind")
     try:
         if kind == "collection":
@@ -61,7 +64,15 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
     }
 
 
+_SPEC_FIELDS = frozenset(field.name for field in dataclasses.fields(JobSpec))
+
+
 def spec_from_dict(data: Mapping[str, Any]) -> JobSpec:
+    unknown = sorted(set(data) - _SPEC_FIELDS)
+    if unknown:
+        raise SubmitError(f"unknown job field(s): {', '.join(unknown)}")
+    if "command" not in data or isinstance(data["command"], str):
+        raise SubmitError("command: a list of strings is required")
     fields = dict(data)
     fields["command"] = tuple(fields["command"])
     fields["mounts"] = mounts_from_dict(fields.get("mounts") or {})

@@ -14,7 +14,7 @@ def check_job_path(what: str, path: str) -> str:
     if not path:
         raise SubmitError(f"{what}: empty path")
     pure = PurePosixPath(path)
-    if pure.is_absolute() or ".." in pure.parts:
+    if pure.is_absolute() or ".." in pure.parts or not pure.parts:
         raise SubmitError(
             f"{what}: {path!r} must be a path inside the job directory "
             "(relative, without '..')"
@@ -43,12 +43,12 @@ def check_spec(spec: JobSpec) -> None:
 
 
 def _check_resources(spec: JobSpec) -> None:
-    if not isinstance(spec.cores, int | float) or not math.isfinite(spec.cores) \
-            or spec.cores <= 0:
+    if isinstance(spec.cores, bool) or not isinstance(spec.cores, int | float) \
+            or not math.isfinite(spec.cores) or spec.cores <= 0:
         raise SubmitError(f"cores must be a positive number, not {spec.cores!r}")
-    if not isinstance(spec.ram, int) or spec.ram <= 0:
+    if isinstance(spec.ram, bool) or not isinstance(spec.ram, int) or spec.ram <= 0:
         raise SubmitError(f"ram must be a positive number of bytes, not {spec.ram!r}")
-    if not isinstance(spec.gpus, int) or spec.gpus < 0:
+    if isinstance(spec.gpus, bool) or not isinstance(spec.gpus, int) or spec.gpus < 0:
         raise SubmitError(f"gpus must be a whole number >= 0, not {spec.gpus!r}")
     if spec.time_limit is not None and not (
         isinstance(spec.time_limit, int | float) and spec.time_limit > 0

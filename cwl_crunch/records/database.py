@@ -30,7 +30,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 
 from cwl_crunch.errors import RecordsError, SchemaVersionError
@@ -53,20 +53,42 @@ class Database:
         self.engine = _make_engine(url)
         self._write_engine = self.engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
         self._is_sqlite = self.engine.dialect.name == "sqlite"
-        self._write_lock = threading.RLock()
+        self._write_lock = threading.Lock()
+        # The transaction this thread is in, so nested use joins it instead of deadlocking.
+        self._local = threading.local()
         ensure_schema(self)
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[Connection]:
+        """A read transaction; inside another transaction of this thread, that one."""
+        current: Connection | None = getattr(self._local, "connection", None)
+        if current is not None:
+            yield current
+            return
         lock = self._write_lock if self._is_sqlite else contextlib.nullcontext()
-        with lock, self.engine.begin() as connection:
+        with lock, self.engine.begin() as connection, self._entered(connection, False):
             yield connection
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[Connection]:
         """A transaction holding the write lock from its first statement."""
-        with self._write_lock, self._write_engine.begin() as connection:
+        current: Connection | None = getattr(self._local, "connection", None)
+        if current is not None:
+            if not self._local.writing:
+                raise RecordsError("a write transaction cannot start inside a read transaction")
+            yield current
+            return
+        with self._write_lock, self._write_engine.begin() as connection, \
+                self._entered(connection, True):
             yield connection
+
+    @contextlib.contextmanager
+    def _entered(self, connection: Connection, writing: bool) -> Iterator[None]:
+        self._local.connection, self._local.writing = connection, writing
+        try:
+            yield
+        finally:
+            self._local.connection = None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -77,7 +99,10 @@ def _make_engine(url: str) -> Engine:
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     if parsed.database:
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise RecordsError(f"cannot create the folder of {url}: {error}") from None
     engine = create_engine(
         url, connect_args={"check_same_thread": False, "timeout": 60}, poolclass=StaticPool
     )
@@ -128,7 +153,8 @@ def ensure_schema(database: Database) -> None:
                     f"cwl-crunch understands ({SCHEMA_VERSION}); upgrade cwl-crunch"
                 )
             _migrate(connection, version)
-    except OperationalError as error:
+    except DBAPIError as error:
+        database.close()
         raise RecordsError(f"cannot open records database {database.url}: {error.orig}") from None
 
 

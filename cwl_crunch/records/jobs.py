@@ -211,8 +211,15 @@ def finish(connection: Connection, job: JobRow, outcome: JobOutcome) -> None:
         state, reason = states.CANCELLED, "cancelled"
     _set_state(connection, job.uuid, job.state, state, now, exit_code=outcome.exit_code,
                output_pdh=outcome.output_pdh, log_pdh=outcome.log_pdh, failure_reason=reason)
-    for follower, follower_state in _followers(connection, job.uuid):
-        if state == states.COMPLETE:
+    _settle_followers(connection, job.uuid, state, outcome, now)
+
+
+def _settle_followers(
+    connection: Connection, leader: str, state: str, outcome: JobOutcome | None, now: float
+) -> None:
+    """The leader ended: its followers take its result, or run themselves if it failed."""
+    for follower, follower_state in _followers(connection, leader):
+        if state == states.COMPLETE and outcome is not None:
             _set_state(connection, follower, follower_state, states.COMPLETE, now,
                        exit_code=outcome.exit_code, output_pdh=outcome.output_pdh,
                        log_pdh=outcome.log_pdh)
@@ -243,8 +250,10 @@ def request_cancel(connection: Connection, job: JobRow) -> bool:
         return False
     if job.state == states.QUEUED or job.worker_pid is None:
         # Queued, or following a twin: nothing of its own is running.
-        _set_state(connection, job.uuid, job.state, states.CANCELLED, time.time(),
+        now = time.time()
+        _set_state(connection, job.uuid, job.state, states.CANCELLED, now,
                    failure_reason="cancelled")
+        _settle_followers(connection, job.uuid, states.CANCELLED, None, now)
         return False
     connection.execute(update(JOBS).where(JOBS.c.uuid == job.uuid)
                        .values(cancel_requested=True))

@@ -80,11 +80,6 @@ def test_human_duration(seconds, text):
     assert human_duration(seconds) == text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="table.py human_duration(): 59.95 <= s < 60 rounds to '60.0s' instead of "
-    "showing '1m00s' (the unit is chosen before rounding)",
-)
 @pytest.mark.parametrize("seconds", [59.95, 59.99])
 def test_human_duration_never_shows_sixty_seconds(seconds):
     assert human_duration(seconds) in ("59.9s", "1m00s")
@@ -106,11 +101,6 @@ def test_human_size(size, text):
     assert human_size(size) == text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="table.py human_size(): sizes just below a unit boundary round up to "
-    "'1024.0 KiB' / '1024.0 MiB' instead of '1.0 MiB' / '1.0 GiB'",
-)
 @pytest.mark.parametrize("size, text", [((1 << 20) - 1, "1.0 MiB"), ((1 << 30) - 1, "1.0 GiB")])
 def test_human_size_just_below_a_boundary(size, text):
     assert human_size(size) == text

@@ -136,12 +136,6 @@ def test_submit_error_is_a_crunch_error():
         check_spec(spec(cores=0))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="validation.py check_job_path(): '.' (the job dir itself) passes as a file or "
-    "mount path, so the spec fails only later (e.g. staging writes a literal onto the "
-    "job dir); check_spec's own `cwd != '.'` exemption shows '.' was meant to fail",
-)
 @pytest.mark.parametrize("changes", [
     {"mounts": {".": LiteralMount("x")}},
     {"mounts": {"./": CollectionMount("0123456789abcdef0123456789abcdef+1")}},

@@ -459,12 +459,6 @@ def test_cancel_finished_job_changes_nothing(db):
     assert events_of(db, uuid) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="jobs.py request_cancel(): cancelling a Queued leader does not release its "
-    "followers (finish() does); they stay Queued with reused_job_uuid pointing at the "
-    "Cancelled job and queued_candidates() never offers them",
-)
 def test_cancelling_a_queued_leader_releases_its_followers(db):
     leader = insert(db)
     follower = insert(db)
@@ -518,11 +512,16 @@ def test_finish_revokes_the_jobs_tokens(db):
         assert resolve_token(connection, theirs).job_uuid == other
 
 
-def test_cancel_revokes_the_jobs_tokens(db):
+def test_cancelled_job_ends_with_its_token_revoked(db):
+    # Only a claimed job has a token (the dispatcher makes it when it claims the job).
     uuid = insert(db)
+    claim(db, uuid)
     with db.writing() as connection:
         token = create_token(connection, "local", uuid)
-    cancel(db, uuid)
+    assert cancel(db, uuid) is True
+    with db.reading() as connection:
+        resolve_token(connection, token)  # still valid while the job is being stopped
+    finish(db, uuid, state="Complete", exit_code=143)
     with db.reading() as connection, pytest.raises(TokenError):
         resolve_token(connection, token)
 

@@ -34,7 +34,7 @@ from cwl_crunch.records.database import Database
 from cwl_crunch.records.reuse_key import reuse_key
 from cwl_crunch.records.tokens import create_token, resolve_token
 from cwl_crunch.store import CollectionStore
-from cwl_crunch.worker.job_worker import JobWorker, salvage_logs
+from cwl_crunch.worker.job_worker import JobWorker
 
 
 class EmbeddedClient(ClusterClient):
@@ -46,10 +46,7 @@ class EmbeddedClient(ClusterClient):
         self._parent_uuid = self._token_job(config.api_token)
         self._changed = threading.Condition()
         worker = JobWorker(self, self.store, config.work, cluster_environment(config))
-        self.dispatcher = LocalDispatcher(
-            self.database, config, worker.run, self._notify,
-            lambda uuid: salvage_logs(self.store, config.work, uuid),
-        )
+        self.dispatcher = LocalDispatcher(self.database, config, self, self.store, worker)
         self._closed = False
         self.dispatcher.reap_orphans()
         atexit.register(self.close)
@@ -80,11 +77,10 @@ class EmbeddedClient(ClusterClient):
         self.dispatcher.check_fits(spec)
         self._check_mounts(spec)
         with self.database.writing() as connection:
-            uuid = jobs.insert_job(
+            record = jobs.to_record(jobs.insert_job(
                 connection, self.cluster_id, spec, parent_uuid=self._parent_uuid,
                 key=reuse_key(spec), output_present=self.store.has_collection,
-            )
-            record = jobs.to_record(jobs.get_job(connection, uuid))
+            ))
         self._notify()
         if not record.finished:
             self.dispatcher.start()
@@ -187,8 +183,8 @@ class EmbeddedClient(ClusterClient):
 
     def finish_job(self, uuid: str, outcome: JobOutcome) -> JobRecord:
         with self.database.writing() as connection:
-            jobs.finish(connection, jobs.get_job(connection, uuid), outcome)
-            record = jobs.to_record(jobs.get_job(connection, uuid))
+            record = jobs.to_record(
+                jobs.finish(connection, jobs.get_job(connection, uuid), outcome))
         self._notify()
         self.dispatcher.wake()
         return record

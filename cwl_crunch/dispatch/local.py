@@ -1,36 +1,45 @@
 """The local dispatcher: packs queued jobs onto this machine's cores and RAM.
 
-Every process that uses an embedded cluster runs one of these in a thread. They share
-nothing but the records database: what is running on this host, and so what is free,
-is read from the records inside the same write transaction that claims the next jobs,
-so two processes can never both take the last free core or run one job twice.
+Every process that uses an embedded cluster runs one of these. They share nothing but
+the records database: what is running on this host, and so what is free, is read from
+the records inside the same write transaction that claims the next jobs, so two
+processes can never both take the last free core or run one job twice.
 
-Workers run as threads of this process (a fresh interpreter per job would cost ~100 ms);
-each job's command runs in its own process group.
+One thread runs every job of this process as an event loop: claim what fits, start it
+(a fresh interpreter per job would cost ~100 ms; a thread per job spends its time
+fighting the others for the GIL), then wait on the processes' pidfds and a wake-up pipe,
+and complete each job as its process ends. Each command runs in its own process group.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import selectors
+import signal
 import threading
 import time
-from collections.abc import Callable
 
-from cwl_crunch.client.base import Claim, JobOutcome, JobSpec, JobState
+from cwl_crunch.client.base import Claim, ClusterClient, JobOutcome, JobSpec, JobState
 from cwl_crunch.config import Config
 from cwl_crunch.dispatch.base import Dispatcher
 from cwl_crunch.dispatch.packing import Candidate, Capacity, choose_jobs, fits_machine
-from cwl_crunch.dispatch.processes import is_alive, kill_group, this_worker
+from cwl_crunch.dispatch.processes import KILL_GRACE, is_alive, kill_group, this_worker
 from cwl_crunch.errors import CrunchError, SubmitError
 from cwl_crunch.records import jobs, states
 from cwl_crunch.records.database import Database
 from cwl_crunch.records.tokens import create_token
+from cwl_crunch.store import CollectionStore
+from cwl_crunch.worker.job_worker import JobRun, JobWorker, salvage_logs
+from cwl_crunch.worker.process import ProcessResult, time_limit_result
+
+logger = logging.getLogger(__name__)
 
 # How often (seconds) to look for jobs whose worker process died.
 REAP_INTERVAL = 1.0
 # How many queued jobs one claiming transaction looks at.
-QUEUE_WINDOW = 256
+QUEUE_WINDOW = 64
 # Below this many free cores, do not even look at the queue.
 MIN_CORES = 0.001
 
@@ -46,26 +55,23 @@ class LocalDispatcher(Dispatcher):
     name = "local"
 
     def __init__(
-        self,
-        database: Database,
-        config: Config,
-        run_claim: Callable[[Claim], object],
-        on_change: Callable[[], None],
-        salvage_logs: Callable[[str], str | None],
+        self, database: Database, config: Config, client: ClusterClient,
+        store: CollectionStore, worker: JobWorker,
     ) -> None:
         self._database = database
         self._config = config
-        self._run_claim = run_claim
-        self._on_change = on_change
-        self._salvage_logs = salvage_logs
+        self._client = client
+        self._store = store
+        self._worker = worker
         self.capacity = machine_capacity(config)
-        self._worker = this_worker()
-        self._wakeup = threading.Condition()
-        self._woken = False
+        self._me = this_worker()
         self._stopping = threading.Event()
         self._loop_thread: threading.Thread | None = None
-        self._workers: set[threading.Thread] = set()
         self._lock = threading.Lock()
+        self._selector = selectors.DefaultSelector()
+        self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._selector.register(self._wake_read, selectors.EVENT_READ)
+        self._running: dict[int, JobRun] = {}
 
     def check_fits(self, spec: JobSpec) -> None:
         if spec.gpus:
@@ -81,15 +87,14 @@ class LocalDispatcher(Dispatcher):
         with self._lock:
             if self._loop_thread is not None or self._stopping.is_set():
                 return
+            # Not a daemon: jobs started here are completed before the interpreter exits.
             self._loop_thread = threading.Thread(
-                target=self._loop, name="cwl-crunch-dispatcher", daemon=False
-            )
+                target=self._loop, name="cwl-crunch-dispatcher", daemon=False)
             self._loop_thread.start()
 
     def wake(self) -> None:
-        with self._wakeup:
-            self._woken = True
-            self._wakeup.notify_all()
+        with contextlib.suppress(BlockingIOError, OSError):  # full pipe: already woken
+            os.write(self._wake_write, b"!")
 
     def stop(self) -> None:
         self._stopping.set()
@@ -97,31 +102,41 @@ class LocalDispatcher(Dispatcher):
         loop = self._loop_thread
         if loop is not None and loop is not threading.current_thread():
             loop.join()
-        for worker in list(self._workers):
-            worker.join()
+        with contextlib.suppress(OSError):
+            self._selector.close()
+            os.close(self._wake_read)
+            os.close(self._wake_write)
 
     # The loop -------------------------------------------------------------------------
     def _loop(self) -> None:
         main = threading.main_thread()
         next_reap = 0.0
         woken = True
-        # Stop claiming once the program's main thread has ended: the interpreter is
-        # shutting down, and only the jobs already running are waited for.
-        while not self._stopping.is_set() and main.is_alive():
-            if time.monotonic() >= next_reap:
-                self.reap_orphans()
-                next_reap = time.monotonic() + REAP_INTERVAL
-            claims = self._claim_what_fits(woken)
-            for claim in claims:
-                self._start_worker(claim)
-            if claims:
-                self._on_change()
-            if len(claims) == QUEUE_WINDOW:
-                continue  # the window was the limit, not the free resources
-            with self._wakeup:
-                if not self._woken:
-                    self._wakeup.wait(self._config.poll_interval)
-                woken, self._woken = self._woken, False
+        while True:
+            # Once the program's main thread has ended, claim nothing new and finish
+            # what is running.
+            accepting = not self._stopping.is_set() and main.is_alive()
+            if not accepting and not self._running:
+                return
+            try:
+                if time.monotonic() >= next_reap:
+                    self.reap_orphans()
+                    next_reap = time.monotonic() + REAP_INTERVAL
+                if accepting:
+                    for claim in self._claim_what_fits(woken):
+                        self._launch(claim)
+                woken = self._wait_for_events(self._select_timeout(next_reap))
+                self._enforce_time_limits()
+            except Exception:
+                logger.exception("local dispatcher: unexpected error; continuing")
+                time.sleep(self._config.poll_interval)
+
+    def _select_timeout(self, next_reap: float) -> float:
+        now = time.monotonic()
+        moments = [next_reap, now + self._config.poll_interval]
+        for job_run in self._running.values():
+            moments.extend(m for m in (job_run.deadline, job_run.kill_at) if m is not None)
+        return max(0.0, min(moments) - now)
 
     def _claim_what_fits(self, woken: bool) -> list[Claim]:
         if not woken:
@@ -130,7 +145,7 @@ class LocalDispatcher(Dispatcher):
                 if not jobs.queued_candidates(connection, 1):
                     return []
         with self._database.writing() as connection:
-            used_cores, used_ram = jobs.usage_on_host(connection, self._worker.host)
+            used_cores, used_ram = jobs.usage_on_host(connection, self._me.host)
             free = Capacity(self.capacity.cores - used_cores, self.capacity.ram - used_ram)
             if not fits_machine(MIN_CORES, 1, free):
                 return []
@@ -138,25 +153,64 @@ class LocalDispatcher(Dispatcher):
             chosen = choose_jobs((Candidate(*row) for row in queued), free)
             tokens = []
             for uuid in chosen:
-                jobs.claim(connection, uuid, states.QUEUED, self._worker)
+                jobs.claim(connection, uuid, states.QUEUED, self._me)
                 tokens.append(create_token(connection, self._config.cluster_id, uuid))
             rows = jobs.get_jobs(connection, chosen)
             return [Claim(jobs.to_record(row), token)
                     for row, token in zip(rows, tokens, strict=True)]
 
-    def _start_worker(self, claim: Claim) -> None:
-        thread = threading.Thread(
-            target=self._work, args=(claim,), name=f"worker-{claim.job.uuid}", daemon=False
-        )
-        self._workers.add(thread)
-        thread.start()
-
-    def _work(self, claim: Claim) -> None:
+    def _launch(self, claim: Claim) -> None:
         try:
-            self._run_claim(claim)
-        finally:
-            self._workers.discard(threading.current_thread())
-            self.wake()
+            job_run = self._worker.start(claim)
+        except OSError as error:  # the job's host dir or log could not even be made
+            self._client.finish_job(claim.job.uuid, JobOutcome(
+                states.FAILED, None, None, None, f"worker error: {error}"))
+            return
+        if job_run.command is None:
+            self._worker.complete(job_run, None)
+            return
+        pidfd = os.pidfd_open(job_run.command.process.pid)
+        self._selector.register(pidfd, selectors.EVENT_READ, job_run)
+        self._running[pidfd] = job_run
+
+    def _wait_for_events(self, timeout: float) -> bool:
+        """Complete the jobs whose process ended; True if new work may fit now."""
+        woken = False
+        for key, _ in self._selector.select(timeout):
+            if key.fileobj == self._wake_read:
+                with contextlib.suppress(BlockingIOError):
+                    while os.read(self._wake_read, 4096):
+                        pass
+                woken = True
+                continue
+            pidfd = int(key.fd)
+            self._selector.unregister(pidfd)
+            os.close(pidfd)
+            job_run = self._running.pop(pidfd)
+            self._worker.complete(job_run, self._result(job_run))
+            woken = True
+        return woken
+
+    @staticmethod
+    def _result(job_run: JobRun) -> ProcessResult:
+        assert job_run.command is not None
+        exit_code = job_run.command.process.wait()  # already ended: this only reaps it
+        if job_run.kill_at is not None:
+            return time_limit_result(job_run.command, job_run.claim.job.spec.time_limit)
+        return ProcessResult(exit_code)
+
+    def _enforce_time_limits(self) -> None:
+        now = time.monotonic()
+        for job_run in self._running.values():
+            command = job_run.command
+            assert command is not None
+            if job_run.kill_at is not None and now >= job_run.kill_at:
+                kill_group(command.process.pid, None, signal.SIGKILL)
+            elif job_run.kill_at is None and job_run.deadline is not None \
+                    and now >= job_run.deadline:
+                job_run.log.write("time limit reached: stopping the command")
+                kill_group(command.process.pid, command.ticks, signal.SIGTERM)
+                job_run.kill_at = now + KILL_GRACE
 
     # Dead workers ---------------------------------------------------------------------
     def reap_orphans(self) -> int:
@@ -164,14 +218,12 @@ class LocalDispatcher(Dispatcher):
         with self._database.reading() as connection:
             running = [
                 (job.uuid, job.worker_pid, job.worker_pid_start)
-                for job in jobs.running_on_host(connection, self._worker.host)
-                if job.worker_pid is not None and job.worker_pid != self._worker.pid
+                for job in jobs.running_on_host(connection, self._me.host)
+                if job.worker_pid is not None and job.worker_pid != self._me.pid
             ]
         dead = [uuid for uuid, pid, ticks in running if pid and not is_alive(pid, ticks)]
         for uuid in dead:
             self._fail_orphan(uuid)
-        if dead:
-            self._on_change()
         return len(dead)
 
     def _fail_orphan(self, uuid: str) -> None:
@@ -186,5 +238,5 @@ class LocalDispatcher(Dispatcher):
             reason = f"worker process {pid} on {job.worker_host} died while the job ran"
             log_pdh: str | None = None
             with contextlib.suppress(CrunchError, OSError):  # logs are a courtesy
-                log_pdh = self._salvage_logs(uuid)
+                log_pdh = salvage_logs(self._store, self._config.work, uuid)
             jobs.finish(connection, job, JobOutcome(state, None, None, log_pdh, reason))

@@ -8,7 +8,7 @@ appends an event, so the event log and the records cannot disagree. SQLAlchemy C
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -31,6 +31,9 @@ JobRow = Row[Any]  # a row of JOBS (all columns)
 # Statements run several times per job are built once: building a statement costs
 # SQLAlchemy about three times what executing a prebuilt one does.
 _GET_JOB = select(JOBS).where(JOBS.c.uuid == bindparam("uuid"))
+_INSERT_JOB = insert(JOBS)
+# The SET clause comes from the parameters' keys; the key of the row is "_uuid".
+_UPDATE_JOB = update(JOBS).where(JOBS.c.uuid == bindparam("_uuid"))
 _ADD_EVENT = insert(EVENTS)
 _FOLLOWERS = select(JOBS.c.uuid, JOBS.c.state).where(
     JOBS.c.reused_job_uuid == bindparam("uuid"), JOBS.c.state.in_(_LIVE))
@@ -49,21 +52,23 @@ def _when(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
 
-def to_record(job: JobRow) -> JobRecord:
+def to_record(job: JobRow | Mapping[str, Any]) -> JobRecord:
+    """The record of a row, or of a mapping holding every column."""
+    v = job._mapping if isinstance(job, Row) else job
     spec = JobSpec(
-        command=tuple(job.command), name=job.name, environment=job.environment,
-        mounts=mounts_from_dict(job.mounts), output_path=job.output_path, cwd=job.cwd,
-        stdin=job.stdin, stdout=job.stdout, stderr=job.stderr, image=job.image,
-        cores=job.cores, ram=job.ram, gpus=job.gpus, time_limit=job.time_limit,
-        priority=job.priority, reuse=job.reuse, properties=job.properties,
+        command=tuple(v["command"]), name=v["name"], environment=v["environment"],
+        mounts=mounts_from_dict(v["mounts"]), output_path=v["output_path"], cwd=v["cwd"],
+        stdin=v["stdin"], stdout=v["stdout"], stderr=v["stderr"], image=v["image"],
+        cores=v["cores"], ram=v["ram"], gpus=v["gpus"], time_limit=v["time_limit"],
+        priority=v["priority"], reuse=v["reuse"], properties=v["properties"],
     )
     return JobRecord(
-        uuid=job.uuid, spec=spec, state=job.state, parent_uuid=job.parent_uuid,
-        reuse_key=job.reuse_key, created_at=datetime.fromtimestamp(job.created_at, UTC),
-        started_at=_when(job.started_at), finished_at=_when(job.finished_at),
-        exit_code=job.exit_code, output_pdh=job.output_pdh, log_pdh=job.log_pdh,
-        failure_reason=job.failure_reason, reused_job_uuid=job.reused_job_uuid,
-        cancel_requested=job.cancel_requested,
+        uuid=v["uuid"], spec=spec, state=v["state"], parent_uuid=v["parent_uuid"],
+        reuse_key=v["reuse_key"], created_at=datetime.fromtimestamp(v["created_at"], UTC),
+        started_at=_when(v["started_at"]), finished_at=_when(v["finished_at"]),
+        exit_code=v["exit_code"], output_pdh=v["output_pdh"], log_pdh=v["log_pdh"],
+        failure_reason=v["failure_reason"], reused_job_uuid=v["reused_job_uuid"],
+        cancel_requested=v["cancel_requested"],
     )
 
 
@@ -86,16 +91,19 @@ def get_jobs(connection: Connection, uuids: Sequence[str]) -> list[JobRow]:
 
 def _set_state(
     connection: Connection, uuid: str, current: str, new: str, now: float, **values: Any
-) -> None:
+) -> dict[str, Any]:
+    """Change the state (and other columns); returns every column that changed."""
     states.check_transition(uuid, current, new)
+    values["state"] = new
     if new == states.RUNNING:
-        values["started_at"] = now
+        values.setdefault("started_at", now)
     elif new in states.FINAL:
         values["finished_at"] = now
         if current == states.RUNNING:  # only a claimed (so Running) job has a token
             revoke_job_tokens(connection, uuid)
-    connection.execute(update(JOBS).where(JOBS.c.uuid == uuid).values(state=new, **values))
+    connection.execute(_UPDATE_JOB, {"_uuid": uuid, **values})
     connection.execute(_ADD_EVENT, {"job_uuid": uuid, "state": new, "at": now})
+    return values
 
 
 def insert_job(
@@ -106,12 +114,16 @@ def insert_job(
     parent_uuid: str | None,
     key: str,
     output_present: Callable[[str], bool],
-) -> str:
-    """Make the job's record: reusing a finished twin, joining a live one, or Queued."""
+) -> dict[str, Any]:
+    """Make the job's record: reusing a finished twin, joining a live one, or Queued.
+
+    Returns the new row's columns (no need to read it back).
+    """
     now = time.time()
     uuid = new_uuid(cluster_id, "job")
     twin = _twin(connection, key, output_present) if spec.reuse else None
-    connection.execute(insert(JOBS).values(
+    row: dict[str, Any] = {column.name: None for column in JOBS.columns}
+    row.update(
         uuid=uuid, name=spec.name, state=states.QUEUED, parent_uuid=parent_uuid,
         command=list(spec.command), environment=dict(spec.environment),
         mounts=mounts_to_dict(spec.mounts), output_path=spec.output_path, cwd=spec.cwd,
@@ -119,11 +131,12 @@ def insert_job(
         properties=dict(spec.properties), cores=spec.cores, ram=spec.ram, gpus=spec.gpus,
         time_limit=spec.time_limit, priority=spec.priority, reuse=spec.reuse,
         reuse_key=key, created_at=now, cancel_requested=False,
-    ))
+    )
+    connection.execute(_INSERT_JOB, row)
     connection.execute(_ADD_EVENT, {"job_uuid": uuid, "state": states.QUEUED, "at": now})
     if twin is not None:
-        _follow(connection, uuid, twin, now)
-    return uuid
+        row.update(_follow(connection, uuid, twin, now))
+    return row
 
 
 def _twin(
@@ -149,18 +162,17 @@ def _twin(
     return None
 
 
-def _follow(connection: Connection, uuid: str, twin: JobRow, now: float) -> None:
+def _follow(connection: Connection, uuid: str, twin: JobRow, now: float) -> dict[str, Any]:
     leader = twin.reused_job_uuid or twin.uuid
     if twin.state == states.COMPLETE:
-        _set_state(connection, uuid, states.QUEUED, states.COMPLETE, now,
-                   reused_job_uuid=leader, started_at=now, exit_code=twin.exit_code,
-                   output_pdh=twin.output_pdh, log_pdh=twin.log_pdh)
-    elif twin.state == states.RUNNING:
-        _set_state(connection, uuid, states.QUEUED, states.RUNNING, now,
-                   reused_job_uuid=leader)
-    else:
-        connection.execute(update(JOBS).where(JOBS.c.uuid == uuid)
-                           .values(reused_job_uuid=leader))
+        return _set_state(connection, uuid, states.QUEUED, states.COMPLETE, now,
+                          reused_job_uuid=leader, started_at=now, exit_code=twin.exit_code,
+                          output_pdh=twin.output_pdh, log_pdh=twin.log_pdh)
+    if twin.state == states.RUNNING:
+        return _set_state(connection, uuid, states.QUEUED, states.RUNNING, now,
+                          reused_job_uuid=leader)
+    connection.execute(_UPDATE_JOB, {"_uuid": uuid, "reused_job_uuid": leader})
+    return {"reused_job_uuid": leader}
 
 
 def queued_candidates(connection: Connection, limit: int) -> list[tuple[str, float, int]]:
@@ -193,14 +205,14 @@ def _followers(connection: Connection, uuid: str) -> list[tuple[str, str]]:
 
 def set_process(connection: Connection, uuid: str, pgid: int, ticks: int) -> bool:
     """Record the command's process group; returns whether a cancel is pending."""
-    connection.execute(update(JOBS).where(JOBS.c.uuid == uuid)
-                       .values(command_pgid=pgid, command_pgid_start=ticks))
+    connection.execute(_UPDATE_JOB, {"_uuid": uuid, "command_pgid": pgid,
+                                     "command_pgid_start": ticks})
     return bool(connection.execute(
         select(JOBS.c.cancel_requested).where(JOBS.c.uuid == uuid)).scalar())
 
 
-def finish(connection: Connection, job: JobRow, outcome: JobOutcome) -> None:
-    """Record a job's end, and settle the jobs that joined it.
+def finish(connection: Connection, job: JobRow, outcome: JobOutcome) -> dict[str, Any]:
+    """Record a job's end, and settle the jobs that joined it; returns the job's columns.
 
     A job whose cancel was requested ends Cancelled whatever its command did.
     """
@@ -209,9 +221,11 @@ def finish(connection: Connection, job: JobRow, outcome: JobOutcome) -> None:
     reason = outcome.failure_reason
     if job.cancel_requested and state == states.COMPLETE:
         state, reason = states.CANCELLED, "cancelled"
-    _set_state(connection, job.uuid, job.state, state, now, exit_code=outcome.exit_code,
-               output_pdh=outcome.output_pdh, log_pdh=outcome.log_pdh, failure_reason=reason)
+    changed = _set_state(connection, job.uuid, job.state, state, now,
+                         exit_code=outcome.exit_code, output_pdh=outcome.output_pdh,
+                         log_pdh=outcome.log_pdh, failure_reason=reason)
     _settle_followers(connection, job.uuid, state, outcome, now)
+    return {**job._mapping, **changed}
 
 
 def _settle_followers(
@@ -228,8 +242,7 @@ def _settle_followers(
             _set_state(connection, follower, follower_state, states.QUEUED, now,
                        reused_job_uuid=None, started_at=None)
         else:
-            connection.execute(update(JOBS).where(JOBS.c.uuid == follower)
-                               .values(reused_job_uuid=None))
+            connection.execute(_UPDATE_JOB, {"_uuid": follower, "reused_job_uuid": None})
 
 
 def descendants(connection: Connection, uuid: str) -> list[JobRow]:
@@ -255,8 +268,7 @@ def request_cancel(connection: Connection, job: JobRow) -> bool:
                    failure_reason="cancelled")
         _settle_followers(connection, job.uuid, states.CANCELLED, None, now)
         return False
-    connection.execute(update(JOBS).where(JOBS.c.uuid == job.uuid)
-                       .values(cancel_requested=True))
+    connection.execute(_UPDATE_JOB, {"_uuid": job.uuid, "cancel_requested": True})
     return True
 
 

@@ -1,7 +1,10 @@
 """Running one claimed job end to end. The only code that runs a job's command.
 
-The same worker runs in a thread of the local dispatcher and, for SLURM, as the
-``cwl-crunch worker`` command inside an allocation. Host layout of one run::
+A run has two halves around the command: :meth:`JobWorker.start` (job dir, mounts,
+environment, start the command) and :meth:`JobWorker.complete` (collect the output and
+logs, record the end). The local dispatcher calls the halves from its event loop so one
+thread can run many jobs; ``cwl-crunch worker UUID`` (inside a SLURM allocation) calls
+:meth:`JobWorker.run`, which waits in between. Host layout of one run::
 
     <work>/<job uuid>/job/    the job directory: mounts, output dir, working dir
     <work>/<job uuid>/logs/   stdout.txt, stderr.txt, worker.txt -> the log collection
@@ -14,6 +17,7 @@ import dataclasses
 import os
 import shlex
 import shutil
+import time
 import traceback
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,10 +28,35 @@ from cwl_crunch.errors import CrunchError
 from cwl_crunch.records import states
 from cwl_crunch.store import CollectionStore
 from cwl_crunch.worker.joblog import JobLog
-from cwl_crunch.worker.process import run_command
+from cwl_crunch.worker.process import (
+    ProcessResult,
+    StartedCommand,
+    start_command,
+    wait_command,
+)
 from cwl_crunch.worker.staging import prepare_dirs, stage_mounts
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclasses.dataclass
+class JobRun:
+    """One job between start and complete."""
+
+    claim: Claim
+    host_dir: Path
+    log: JobLog
+    command: StartedCommand | None = None
+    early_outcome: JobOutcome | None = None
+    """Set when the job ended before its command ran (staging failed, cannot start)."""
+    deadline: float | None = None
+    """time.monotonic() at which the time limit is reached."""
+    kill_at: float | None = None
+    """After SIGTERM for the time limit: when to SIGKILL what is left."""
+
+    @property
+    def uuid(self) -> str:
+        return self.claim.job.uuid
 
 
 class JobWorker:
@@ -45,26 +74,29 @@ class JobWorker:
         self._cluster_environment = dict(cluster_environment)
 
     def run(self, claim: Claim) -> JobRecord:
-        job = claim.job
-        host_dir = self._work_root / job.uuid
-        log_dir = host_dir / "logs"
-        log_dir.mkdir(parents=True, exist_ok=True)
-        log = JobLog(log_dir / "worker.txt")
-        try:
-            outcome = self._run_logged(claim, host_dir, log)
-        except Exception as error:
-            log.write("worker error:\n" + traceback.format_exc())
-            outcome = JobOutcome(states.FAILED, None, None, None, f"worker error: {error}")
-        finally:
-            log.close()
-        log_pdh = self._store.ingest_dir(log_dir, move=True)
-        record = self._client.finish_job(job.uuid, dataclasses.replace(outcome, log_pdh=log_pdh))
-        shutil.rmtree(host_dir, ignore_errors=True)
-        return record
+        """Start, wait for and complete one job in this thread."""
+        job_run = self.start(claim)
+        result = None
+        if job_run.command is not None:
+            result = wait_command(job_run.command, claim.job.spec.time_limit)
+        return self.complete(job_run, result)
 
-    def _run_logged(self, claim: Claim, host_dir: Path, log: JobLog) -> JobOutcome:
-        job, spec = claim.job, claim.job.spec
-        job_dir = host_dir / "job"
+    def start(self, claim: Claim) -> JobRun:
+        """Make the job dir, stage mounts, start the command. Never raises for the job's
+        own faults: those become ``early_outcome``."""
+        host_dir = self._work_root / claim.job.uuid
+        (host_dir / "logs").mkdir(parents=True, exist_ok=True)
+        job_run = JobRun(claim, host_dir, JobLog(host_dir / "logs" / "worker.txt"))
+        try:
+            self._start(job_run)
+        except Exception as error:  # noqa: BLE001 - the worker must report every job's end
+            job_run.log.write("worker error:\n" + traceback.format_exc())
+            job_run.early_outcome = _failed(f"worker error: {error}")
+        return job_run
+
+    def _start(self, job_run: JobRun) -> None:
+        job, spec, log = job_run.claim.job, job_run.claim.job.spec, job_run.log
+        job_dir = job_run.host_dir / "job"
         log.write(f"job {job.uuid} ({job.name or 'unnamed'}) on pid {os.getpid()}")
         try:
             job_dir.mkdir(exist_ok=True)
@@ -72,15 +104,45 @@ class JobWorker:
             prepare_dirs(spec, job_dir)
         except (CrunchError, OSError) as error:
             log.write(f"staging failed: {error}")
-            return JobOutcome(states.FAILED, None, None, None, f"staging failed: {error}")
-        environment = self._environment(claim, host_dir)
+            job_run.early_outcome = _failed(f"staging failed: {error}")
+            return
         log.write(f"running: {shlex.join(spec.command)}")
-        result = run_command(spec, job_dir, host_dir / "logs", environment,
-                             on_started=lambda pgid, ticks: self._started(job, pgid, ticks))
+        started = start_command(spec, job_dir, job_run.host_dir / "logs",
+                                self._environment(job_run))
+        if isinstance(started, ProcessResult):
+            log.write(started.failure or "cannot start")
+            job_run.early_outcome = _failed(started.failure or "cannot start")
+            return
+        job_run.command = started
+        if spec.time_limit is not None:
+            job_run.deadline = time.monotonic() + spec.time_limit
+        if self._client.set_job_process(job.uuid, started.process.pid, started.ticks):
+            # Cancelled before the canceller could see this process group: stop it here.
+            terminate_group(started.process.pid, started.ticks)
+
+    def complete(self, job_run: JobRun, result: ProcessResult | None) -> JobRecord:
+        """Collect outputs and logs of a job whose command ended (or never ran)."""
+        try:
+            outcome = job_run.early_outcome or self._collect(job_run, result)
+        except Exception as error:  # noqa: BLE001 - the worker must report every job's end
+            job_run.log.write("worker error:\n" + traceback.format_exc())
+            outcome = _failed(f"worker error: {error}")
+        finally:
+            job_run.log.close()
+        log_pdh = self._store.ingest_dir(job_run.host_dir / "logs", move=True)
+        record = self._client.finish_job(
+            job_run.uuid, dataclasses.replace(outcome, log_pdh=log_pdh))
+        shutil.rmtree(job_run.host_dir, ignore_errors=True)
+        return record
+
+    def _collect(self, job_run: JobRun, result: ProcessResult | None) -> JobOutcome:
+        spec, log = job_run.claim.job.spec, job_run.log
+        job_dir, log_dir = job_run.host_dir / "job", job_run.host_dir / "logs"
+        assert result is not None, "a started command always has a result"
         if spec.stdout:
-            _keep_copy(job_dir / spec.stdout, host_dir / "logs" / "stdout.txt")
+            _keep_copy(job_dir / spec.stdout, log_dir / "stdout.txt")
         if spec.stderr:
-            _keep_copy(job_dir / spec.stderr, host_dir / "logs" / "stderr.txt")
+            _keep_copy(job_dir / spec.stderr, log_dir / "stderr.txt")
         # A cancelled job's command was killed: finish_job records it as Cancelled.
         if result.failure:
             log.write(result.failure)
@@ -90,25 +152,24 @@ class JobWorker:
         log.write(f"output {output_pdh}")
         return JobOutcome(states.COMPLETE, result.exit_code, output_pdh, None)
 
-    def _started(self, job: JobRecord, pgid: int, ticks: int) -> None:
-        if self._client.set_job_process(job.uuid, pgid, ticks):
-            # Cancelled before the canceller could see this process group: stop it here.
-            terminate_group(pgid, ticks)
-
-    def _environment(self, claim: Claim, host_dir: Path) -> dict[str, str]:
-        spec = claim.job.spec
-        tmp = host_dir / "tmp"
+    def _environment(self, job_run: JobRun) -> dict[str, str]:
+        spec = job_run.claim.job.spec
+        tmp = job_run.host_dir / "tmp"
         tmp.mkdir(exist_ok=True)
         environment = {
             "PATH": os.environ.get("PATH", DEFAULT_PATH),
-            "HOME": str(host_dir / "job" / spec.cwd),
+            "HOME": str(job_run.host_dir / "job" / spec.cwd),
             "TMPDIR": str(tmp),
             "LANG": os.environ.get("LANG", "C.UTF-8"),
         }
         environment.update(spec.environment)
         environment.update(self._cluster_environment)
-        environment["CWL_CRUNCH_API_TOKEN"] = claim.token
+        environment["CWL_CRUNCH_API_TOKEN"] = job_run.claim.token
         return environment
+
+
+def _failed(reason: str) -> JobOutcome:
+    return JobOutcome(states.FAILED, None, None, None, reason)
 
 
 def _keep_copy(source: Path, dest: Path) -> None:

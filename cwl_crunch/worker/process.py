@@ -1,11 +1,11 @@
-"""Running a job's command: redirections, its own process group, time limit, cancel."""
+"""Starting a job's command (redirections, its own process group) and stopping it."""
 
 from __future__ import annotations
 
 import dataclasses
 import signal
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import IO
@@ -21,14 +21,17 @@ class ProcessResult:
     """Why the command did not run to its own end (could not start, time limit)."""
 
 
-def run_command(
-    spec: JobSpec,
-    job_dir: Path,
-    log_dir: Path,
-    environment: Mapping[str, str],
-    on_started: Callable[[int, int], None],
-) -> ProcessResult:
-    """Run the command to its end; ``on_started(pgid, ticks)`` is called once it runs."""
+@dataclasses.dataclass
+class StartedCommand:
+    process: subprocess.Popen[bytes]
+    ticks: int
+    """Kernel start time of the process (with its pid, the group's identity)."""
+
+
+def start_command(
+    spec: JobSpec, job_dir: Path, log_dir: Path, environment: Mapping[str, str]
+) -> StartedCommand | ProcessResult:
+    """Start the command in its own session; a ProcessResult if it could not start."""
     with ExitStack() as files:
         stdin = _open(files, job_dir / spec.stdin, "rb") if spec.stdin else subprocess.DEVNULL
         stdout = _open(files, job_dir / spec.stdout if spec.stdout else log_dir / "stdout.txt",
@@ -47,17 +50,30 @@ def run_command(
             return ProcessResult(None, f"not executable: {spec.command[0]}")
         except OSError as error:
             return ProcessResult(None, f"cannot start {spec.command[0]}: {error.strerror}")
-    ticks = start_ticks(process.pid)
-    on_started(process.pid, ticks or 0)
+    return StartedCommand(process, start_ticks(process.pid) or 0)
+
+
+def wait_command(started: StartedCommand, time_limit: float | None) -> ProcessResult:
+    """Block until the command ends, stopping it at the time limit."""
     try:
-        return ProcessResult(process.wait(timeout=spec.time_limit))
+        return ProcessResult(started.process.wait(timeout=time_limit))
     except subprocess.TimeoutExpired:
-        kill_group(process.pid, ticks, signal.SIGTERM)
-        with suppress(subprocess.TimeoutExpired):
-            process.wait(KILL_GRACE)
-        kill_group(process.pid, None, signal.SIGKILL)  # and whatever it left in its group
-        process.wait()
-        return ProcessResult(None, f"time limit of {spec.time_limit:g} s exceeded")
+        stop_command(started)
+        return time_limit_result(started, time_limit)
+
+
+def stop_command(started: StartedCommand) -> None:
+    """SIGTERM the group, give the leader KILL_GRACE seconds, SIGKILL what is left."""
+    kill_group(started.process.pid, started.ticks, signal.SIGTERM)
+    with suppress(subprocess.TimeoutExpired):
+        started.process.wait(KILL_GRACE)
+    kill_group(started.process.pid, None, signal.SIGKILL)  # and whatever it left in its group
+    started.process.wait()
+
+
+def time_limit_result(started: StartedCommand, time_limit: float | None) -> ProcessResult:
+    limit = f"{time_limit:g} s" if time_limit is not None else "the time limit"
+    return ProcessResult(started.process.returncode, f"time limit of {limit} exceeded")
 
 
 def _open(files: ExitStack, path: Path, mode: str) -> IO[bytes]:

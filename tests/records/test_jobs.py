@@ -53,7 +53,7 @@ def db(tmp_path):
 def insert(db, job_spec=SPEC, parent=None, present=lambda pdh: True):
     with db.writing() as connection:
         return jobs.insert_job(connection, "local", job_spec, parent_uuid=parent,
-                               key=reuse_key(job_spec), output_present=present)
+                               key=reuse_key(job_spec), output_present=present)["uuid"]
 
 
 def row(db, uuid):

@@ -219,10 +219,12 @@ def finish(connection: Connection, job: JobRow, outcome: JobOutcome) -> dict[str
     now = time.time()
     state = outcome.state
     reason = outcome.failure_reason
+    output_pdh = outcome.output_pdh
     if job.cancel_requested and state == states.COMPLETE:
-        state, reason = states.CANCELLED, "cancelled"
+        # What a killed command left is not a result: keep its logs, not its output.
+        state, reason, output_pdh = states.CANCELLED, "cancelled", None
     changed = _set_state(connection, job.uuid, job.state, state, now,
-                         exit_code=outcome.exit_code, output_pdh=outcome.output_pdh,
+                         exit_code=outcome.exit_code, output_pdh=output_pdh,
                          log_pdh=outcome.log_pdh, failure_reason=reason)
     _settle_followers(connection, job.uuid, state, outcome, now)
     return {**job._mapping, **changed}

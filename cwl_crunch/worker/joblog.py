@@ -10,7 +10,9 @@ from typing import TextIO
 class JobLog:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._file: TextIO = path.open("w", encoding="utf-8")
+        # Line buffered: if the worker is killed, what it wrote so far is still there for
+        # the dispatcher that salvages its logs.
+        self._file: TextIO = path.open("w", encoding="utf-8", buffering=1)
 
     def write(self, message: str) -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())

@@ -7,6 +7,7 @@ pid) when the test ends, whatever happened.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -125,12 +126,24 @@ def processes_with() -> Callable[[str], list[int]]:
 
 
 @pytest.fixture
-def new_marker() -> Callable[[], str]:
-    """A unique marker that is also a valid (tiny) `sleep` duration: 0.000DDDDDDDDD."""
-    def make() -> str:
-        return f"0.000{random.randrange(10**8, 10**9)}"
+def new_marker() -> Iterator[Callable[[], str]]:
+    """Unique markers that are also valid (tiny) `sleep` durations: 0.000DDDDDDDDD.
 
-    return make
+    Job commands carrying a marker are this test's: any still alive at the end (a
+    failed test, a reaper that did not reap) are killed by pid.
+    """
+    made: list[str] = []
+
+    def make() -> str:
+        marker = f"0.000{random.randrange(10**8, 10**9)}"
+        made.append(marker)
+        return marker
+
+    yield make
+    for marker in made:
+        for pid in _live_processes_with(marker):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture
@@ -149,21 +162,30 @@ def wait_until() -> Callable[..., object]:
     return wait
 
 
-def _check_collections_readable(client: ClusterClient) -> list[str]:
-    """Every PDH any job record names lists and reads completely; returns those PDHs."""
-    checked = []
+def _check_collections_readable(client: ClusterClient, store_dir: Path) -> list[str]:
+    """Every collection any job record names, and every manifest in the store, lists
+    and reads completely (no manifest names a missing or damaged block).
+
+    Returns the PDHs the records name. ``store_dir/tmp`` may hold leftovers: not checked.
+    """
+    named = []
     for job in client.list_jobs(JobFilter(limit=100_000)):
-        for pdh in (job.output_pdh, job.log_pdh):
-            if pdh is None:
-                continue
-            for entry in client.list_collection(pdh):
-                if entry.kind == "file":
-                    data = b"".join(client.read_file(pdh, entry.path))
-                    assert len(data) == entry.size, (job.uuid, pdh, entry.path)
-            checked.append(pdh)
-    return checked
+        named.extend(pdh for pdh in (job.output_pdh, job.log_pdh) if pdh is not None)
+    # The store layout (DESIGN.md): manifests/<2 hex>/<hash>; a PDH is <hash>+<length>.
+    stored = [f"{path.name}+{path.stat().st_size}"
+              for path in (store_dir / "manifests").glob("*/*") if path.is_file()]
+    assert set(named) <= set(stored), "a record names a collection that is not stored"
+    for pdh in stored:
+        for entry in client.list_collection(pdh):
+            if entry.kind == "file":
+                data = b"".join(client.read_file(pdh, entry.path))
+                assert len(data) == entry.size, (pdh, entry.path)
+    return named
 
 
 @pytest.fixture
-def check_collections_readable() -> Callable[[ClusterClient], list[str]]:
-    return _check_collections_readable
+def check_collections_readable(home: Path) -> Callable[[ClusterClient], list[str]]:
+    def check(client: ClusterClient) -> list[str]:
+        return _check_collections_readable(client, home / "store")
+
+    return check

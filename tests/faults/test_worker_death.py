@@ -17,29 +17,28 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 import cwl_crunch
+from cwl_crunch.cli.main import main
 
 # The victim job: sleeps for as long as the control file says, then writes its output.
 # Its `sleep` gets the unique marker as an extra (tiny) duration, so the command can be
 # found in /proc; the control file lets an identical rerun end at once.
 VICTIM_SCRIPT = 'echo "started $2"; d=$(cat "$1"); sleep "$d" "$2"; echo done > out/done.txt'
 
-SUBMITTER = """
+SUBMITTER = f"""
 import os, sys, cwl_crunch
 ctl, uuid_file = sys.argv[1], sys.argv[2]
 marker = os.environ["FAULT_MARKER"]
 cluster = cwl_crunch.connect()
-future = cluster.submit(["sh", "-c", {script!r}, "victim", ctl, marker], cores=0.25,
-                        name="victim")
+future = cluster.submit(["sh", "-c", {VICTIM_SCRIPT!r}, "victim", ctl, marker],
+                        cores=0.25, name="victim")
 tmp = uuid_file + ".tmp"
 with open(tmp, "w") as f:
     f.write(future.uuid)
 os.rename(tmp, uuid_file)
 future.result()
 print("the job ended although its worker was killed", file=sys.stderr)
-""".format(script=VICTIM_SCRIPT)
+"""
 
 
 def victim_command(ctl: Path, marker: str) -> list[str]:
@@ -121,10 +120,6 @@ def test_killed_dispatcher_process_fails_its_job(
             assert cluster.read_text(failed.log_pdh, "stdout.txt") == f"started {marker}\n"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "worker/joblog.py: JobLog writes worker.txt through a buffered text file and only "
-    "flushes on close, so a killed worker leaves it empty and salvage_logs stores an "
-    "empty worker.txt (no 'running: ...' line)"))
 def test_salvaged_log_of_a_killed_worker_says_what_ran(
     tmp_path, home, processes, new_marker, processes_with, wait_until,
 ):
@@ -141,7 +136,7 @@ def test_salvaged_log_of_a_killed_worker_says_what_ran(
 
 def test_killed_standalone_worker_fails_its_job(
     tmp_path, home, processes, new_marker, processes_with, wait_until,
-    check_collections_readable,
+    check_collections_readable, monkeypatch, capsys,
 ):
     marker, blocker_marker = new_marker(), new_marker()
     ctl = tmp_path / "duration"
@@ -172,6 +167,12 @@ def test_killed_standalone_worker_fails_its_job(
             blocker.cancel()
         wait_until(lambda: blocker.done(), "the blocker to be cancelled")
         assert blocker.record().state == "Cancelled"
+
+    # The failed job cannot be claimed again by another worker.
+    monkeypatch.setenv("CWL_CRUNCH_HOME", str(home))
+    capsys.readouterr()
+    assert main(["worker", victim.uuid]) == 1
+    assert capsys.readouterr().err == f"job {victim.uuid} is Failed, not waiting to run\n"
 
     with cwl_crunch.connect(home=home, poll_interval=0.05) as cluster:
         assert cluster.client.get_job(victim.uuid).state == "Failed"

@@ -7,6 +7,7 @@ back from the records and the stored collections.
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import sys
 import time
@@ -57,10 +58,33 @@ def processes_with(marker):
     return [argv for argv in live_commands() if any(marker in arg for arg in argv)]
 
 
+def pids_sleeping(seconds):
+    """Pids of live ``sleep <seconds>`` processes (to clean up after a failed test)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().decode().split("\0")[:-1]
+        except (OSError, ValueError):
+            continue
+        if entry.name.isdigit() and argv[:1] == ["sleep"] and argv[1:] == [seconds]:
+            found.append(int(entry.name))
+    return found
+
+
 def sleeping(seconds):
     """Live ``sleep <seconds>`` processes (not the shells that started them)."""
     return [argv for argv in live_commands()
             if Path(argv[0]).name == "sleep" and argv[1:] == [seconds]]
+
+
+def gone_soon(path, timeout=5.0):
+    """Whether ``path`` disappears within ``timeout`` (the worker cleans up after finishing)."""
+    deadline = time.monotonic() + timeout
+    while path.exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def unique_seconds(base):
@@ -153,8 +177,8 @@ def test_default_cwd_is_the_job_dir(client):
     listing = text(client, job.output_pdh, "ls.txt").split()
     assert "input.txt" in listing
     assert "out" in listing
-    # The job dir is fresh and private to the job: it is gone once the job ended.
-    assert not Path(cwd).exists()
+    # The job dir is fresh and private to the job: it goes away after the job ends.
+    assert gone_soon(Path(cwd))
 
 
 def test_cwd_relative_to_the_job_dir(client):
@@ -178,7 +202,7 @@ def test_home_and_tmpdir_exist_and_are_writable(client):
     home = text(client, job.output_pdh, "home").strip()
     tmp = text(client, job.output_pdh, "tmp").strip()
     assert home != tmp
-    assert not Path(tmp).exists()  # cleaned up with the job
+    assert gone_soon(Path(tmp))  # cleaned up with the job
 
 
 def test_output_path_other_than_out(client):
@@ -358,20 +382,35 @@ def test_killed_by_a_signal_is_not_success(client):
     assert job.exit_code != 0
 
 
+def submit_and_see(client, seconds, command, **fields):
+    """Submit, wait until its ``sleep <seconds>`` runs; returns the record."""
+    record = client.submit(JobSpec(command=tuple(command), **fields))
+    deadline = time.monotonic() + 10
+    while not sleeping(seconds):
+        assert time.monotonic() < deadline, "the job's sleep never started"
+        time.sleep(0.02)
+    return record
+
+
 def test_time_limit_kills_the_command(client):
     seconds = unique_seconds(30)
     start = time.monotonic()
-    job = run(client, ["sleep", seconds], time_limit=1)
+    record = submit_and_see(client, seconds, ["sleep", seconds], time_limit=1)
+    job = client.wait([record.uuid], timeout=WAIT)[0]
     elapsed = time.monotonic() - start
     assert job.state == "Failed"
     assert "time limit" in job.failure_reason
-    assert elapsed < 10
+    assert 0.9 <= elapsed < 10
     assert processes_with(seconds) == []
+    assert job.log_pdh is not None
+    assert "time limit" in text(client, job.log_pdh, "worker.txt")
 
 
 def test_time_limit_kills_the_whole_process_group(client):
     a, b = unique_seconds(31), unique_seconds(32)
-    job = run(client, ["sh", "-c", f"sleep {a} & sleep {b}"], time_limit=1)
+    record = submit_and_see(client, b, ["sh", "-c", f"sleep {a} & sleep {b}"], time_limit=1)
+    assert sleeping(a)
+    job = client.wait([record.uuid], timeout=WAIT)[0]
     assert job.state == "Failed"
     assert "time limit" in job.failure_reason
     deadline = time.monotonic() + 5
@@ -385,6 +424,36 @@ def test_time_limit_not_reached(client):
     job = run(client, ["sh", "-c", "sleep 0.2; echo done > out/d"], time_limit=5)
     assert job.succeeded
     assert text(client, job.output_pdh, "d") == "done\n"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "worker/process.py run_command: when the command exits on its own, nothing kills "
+    "what it left in its process group: a background process outlives its job"))
+def test_processes_left_behind_by_a_finished_job_are_stopped(client):
+    seconds = unique_seconds(65)
+    job = run(client, ["sh", "-c", f"sleep {seconds} >/dev/null 2>&1 &"])
+    assert job.succeeded
+    try:
+        deadline = time.monotonic() + 2
+        while sleeping(seconds) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sleeping(seconds) == []
+    finally:
+        for pid in pids_sleeping(seconds):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a process the job left running keeps its open descriptor on an output file; output "
+    "files are moved into the store as block files, so its late write changes a stored "
+    "block and the output collection reads as corrupt (follows from the bug above)"))
+def test_late_write_by_a_left_behind_process_does_not_change_the_output(client):
+    job = run(client, ["sh", "-c",
+                       "exec 3>>out/f.txt; echo early >&3; (sleep 0.3; echo late >&3) &"])
+    assert job.succeeded
+    assert text(client, job.output_pdh, "f.txt") == "early\n"
+    time.sleep(0.8)
+    assert text(client, job.output_pdh, "f.txt") == "early\n"
 
 
 def test_missing_stdin_file_fails_the_job(client):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import PurePosixPath
 
-from cwl_crunch.client.base import JobSpec
+from cwl_crunch.client.base import CollectionMount, JobSpec
 from cwl_crunch.errors import SubmitError
 
 
@@ -35,8 +35,10 @@ def check_spec(spec: JobSpec) -> None:
         value = getattr(spec, what)
         if value is not None:
             check_job_path(what, value)
-    for target in spec.mounts:
+    for target, mount in spec.mounts.items():
         check_job_path(f"mount {target!r}", target)
+        if isinstance(mount, CollectionMount) and mount.path:
+            check_job_path(f"mount {target!r}: path in collection", mount.path)
     for name, value in spec.environment.items():
         if not isinstance(name, str) or not isinstance(value, str) or not name or "=" in name:
             raise SubmitError(f"environment: bad variable {name!r}={value!r}")
@@ -50,8 +52,9 @@ def _check_resources(spec: JobSpec) -> None:
         raise SubmitError(f"ram must be a positive number of bytes, not {spec.ram!r}")
     if isinstance(spec.gpus, bool) or not isinstance(spec.gpus, int) or spec.gpus < 0:
         raise SubmitError(f"gpus must be a whole number >= 0, not {spec.gpus!r}")
-    if spec.time_limit is not None and not (
-        isinstance(spec.time_limit, int | float) and spec.time_limit > 0
+    if spec.time_limit is not None and (
+        isinstance(spec.time_limit, bool)
+        or not isinstance(spec.time_limit, int | float) or not spec.time_limit > 0
     ):
         raise SubmitError(f"time_limit must be a positive number of seconds, not "
                           f"{spec.time_limit!r}")

@@ -25,11 +25,18 @@ from cwl_crunch.client.base import Claim, ClusterClient, JobOutcome, JobSpec, Jo
 from cwl_crunch.config import Config
 from cwl_crunch.dispatch.base import Dispatcher
 from cwl_crunch.dispatch.packing import Candidate, Capacity, choose_jobs, fits_machine
-from cwl_crunch.dispatch.processes import KILL_GRACE, is_alive, kill_group, this_worker
+from cwl_crunch.dispatch.processes import (
+    KILL_GRACE,
+    groups_with_environment,
+    is_alive,
+    kill_group,
+    this_worker,
+)
 from cwl_crunch.errors import CrunchError, SubmitError
 from cwl_crunch.records import jobs, states
 from cwl_crunch.records.database import Database
-from cwl_crunch.records.tokens import create_token
+from cwl_crunch.records.tokens import PREFIX as TOKEN_PREFIX
+from cwl_crunch.records.tokens import create_token, job_token_uuids
 from cwl_crunch.store import CollectionStore
 from cwl_crunch.worker.job_worker import JobRun, JobWorker, salvage_logs
 from cwl_crunch.worker.process import ProcessResult, time_limit_result
@@ -194,6 +201,9 @@ class LocalDispatcher(Dispatcher):
     @staticmethod
     def _result(job_run: JobRun) -> ProcessResult:
         assert job_run.command is not None
+        # The leader has exited but is not reaped yet, so its pid (the group id) cannot
+        # have been reused: stop whatever it left in its group before collecting outputs.
+        kill_group(job_run.command.process.pid, None, signal.SIGKILL)
         exit_code = job_run.command.process.wait()  # already ended: this only reaps it
         if job_run.kill_at is not None:
             return time_limit_result(job_run.command, job_run.claim.job.spec.time_limit)
@@ -234,6 +244,12 @@ class LocalDispatcher(Dispatcher):
                 return  # someone else reaped it, or it was a false alarm
             if job.command_pgid:
                 kill_group(job.command_pgid, job.command_pgid_start)
+            else:
+                # It died between starting the command and recording its group.
+                for token_uuid in job_token_uuids(connection, uuid):
+                    needle = f"CWL_CRUNCH_API_TOKEN={TOKEN_PREFIX}/{token_uuid}/".encode()
+                    for group in groups_with_environment(needle):
+                        kill_group(group, None)
             state: JobState = states.CANCELLED if job.cancel_requested else states.FAILED
             reason = f"worker process {pid} on {job.worker_host} died while the job ran"
             log_pdh: str | None = None

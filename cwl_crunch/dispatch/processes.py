@@ -60,3 +60,21 @@ def terminate_group(pgid: int, ticks: int | None, grace: float = KILL_GRACE) -> 
     while time.monotonic() < deadline and is_alive(pgid, ticks):
         time.sleep(0.02)
     kill_group(pgid, None, signal.SIGKILL)
+
+
+def groups_with_environment(needle: bytes) -> set[int]:
+    """Process groups of the processes whose environment contains ``needle``.
+
+    The last resort for finding a job's command when its worker died before recording
+    the process group: the job's own API token is in the command's environment.
+    """
+    groups = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes():
+                groups.add(os.getpgid(int(entry.name)))
+        except (OSError, ProcessLookupError):
+            continue  # gone, or not ours to read
+    return groups

@@ -233,9 +233,11 @@ def finish(connection: Connection, job: JobRow, outcome: JobOutcome) -> dict[str
 def _settle_followers(
     connection: Connection, leader: str, state: str, outcome: JobOutcome | None, now: float
 ) -> None:
-    """The leader ended: its followers take its result, or run themselves if it failed."""
+    """The leader ended: its followers take its result if it succeeded, as reuse would;
+    otherwise they run themselves (a failure is never handed on, joined or reused)."""
+    succeeded = state == states.COMPLETE and outcome is not None and outcome.exit_code == 0
     for follower, follower_state in _followers(connection, leader):
-        if state == states.COMPLETE and outcome is not None:
+        if succeeded and outcome is not None:
             _set_state(connection, follower, follower_state, states.COMPLETE, now,
                        exit_code=outcome.exit_code, output_pdh=outcome.output_pdh,
                        log_pdh=outcome.log_pdh)

@@ -54,3 +54,7 @@ _REVOKE = (update(TOKENS)
 
 def revoke_job_tokens(connection: Connection, job_uuid: str) -> None:
     connection.execute(_REVOKE, {"job": job_uuid})
+
+
+def job_token_uuids(connection: Connection, job_uuid: str) -> list[str]:
+    return list(connection.scalars(select(TOKENS.c.uuid).where(TOKENS.c.job_uuid == job_uuid)))

@@ -31,10 +31,12 @@ def _write_all(fd: int, chunks: Iterable[Chunk]) -> None:
 
 def write_into_store(
     tmp_dir: Path, dest: Path, chunks: Iterable[Chunk], *, mtime_ns: int | None = None
-) -> None:
+) -> int:
     """Write a read-only (0o444) store file at ``dest`` via a temp file in ``tmp_dir``.
 
-    ``mtime_ns`` sets the modification time after the content is written.
+    ``mtime_ns`` sets the modification time after the content is written. Returns the
+    inode number of the file written, so that the caller can tell it from a copy another
+    writer renamed into place just after.
     """
     os.makedirs(tmp_dir, exist_ok=True)
     temp_path = tmp_dir / f"{dest.name}.{os.getpid()}.{secrets.token_hex(6)}"
@@ -46,6 +48,7 @@ def write_into_store(
             os.fchmod(fd, 0o444)
             if mtime_ns is not None:
                 os.utime(fd, ns=(mtime_ns, mtime_ns))
+            inode = os.fstat(fd).st_ino
         finally:
             os.close(fd)
         publish(temp_path, dest)
@@ -53,6 +56,7 @@ def write_into_store(
         with contextlib.suppress(OSError):
             os.unlink(temp_path)
         raise
+    return inode
 
 
 def publish(temp_path: Path, dest: Path) -> None:

@@ -10,6 +10,14 @@ Layout::
 Directories are created when first needed, so any number of processes and threads may
 use one root at once: every write is a complete file renamed into place, and two writers
 of the same block or manifest write the same bytes.
+
+Reading is verified: ``open_file`` and ``export`` hash every block every time, and
+``stage`` hashes a block before hard-linking it into a job unless this instance has
+seen that inode intact with the same stat, ctime included, since (see
+:mod:`cwl_crunch.store.known_good`). The one window left: bit rot in a block this
+instance wrote or verified, with its stat unchanged since, reaches a job through a link
+unhashed; ``open_file`` and ``export`` still catch it. ``missing_blocks`` and
+``is_untouched`` are stat checks only and never detect silent corruption.
 """
 
 from __future__ import annotations
@@ -88,11 +96,19 @@ class CollectionStore:
         return self._manifests.read(pdh)
 
     def missing_blocks(self, locators: Iterable[str]) -> builtins.list[str]:
-        """Blocks not present intact (absent, or touched since stored), each once."""
+        """Blocks absent or touched since stored (size or mtime changed), each once.
+
+        A cheap stat check: it does not detect silent corruption (bytes changed with size
+        and mtime as stored). Reading a block (open_file, export, stage) verifies its hash
+        and reports such damage; putting the original data again repairs it.
+        """
         return self._blocks.missing(locators)
 
     def is_untouched(self, locator: str) -> bool:
-        """Whether the block file is there with its stored size and sentinel mtime."""
+        """Whether the block file is there with its stored size and sentinel mtime.
+
+        Stat only, like missing_blocks: it cannot see silent corruption.
+        """
         return self._blocks.is_untouched(locator)
 
     # Reading -----------------------------------------------------------------------

@@ -57,7 +57,9 @@ def copy_file_in(
         before = os.fstat(source_file.fileno())
         identity = FileIdentity.of(os.path.realpath(source), before)
         cached = cache.lookup(identity)
-        if cached is not None and not blocks.missing(cached):
+        # Blocks the cache names are hashed unless this store knows them intact: a damaged
+        # one must be rewritten from the file, not trusted on its size and mtime.
+        if cached is not None and blocks.all_intact(cached):
             return StoredContent(before.st_size, cached)
         content = _guarded(source, lambda: read_blocks(blocks, source_file, block_size))
         after = FileIdentity.of(identity.realpath, os.fstat(source_file.fileno()))
@@ -85,7 +87,11 @@ def move_file_in(
     locator = locator_for(data)
     realpath = Path(os.path.realpath(source))
     adoptable = info.st_nlink == 1 and realpath.is_relative_to(os.path.realpath(owned_dir))
-    if not (adoptable and len(data) == info.st_size and blocks.adopt(realpath, locator)):
+    if not (
+        adoptable
+        and len(data) == info.st_size
+        and blocks.adopt(realpath, locator, read_as=info)
+    ):
         _guarded(source, lambda: blocks.put_known(locator, data))
     return StoredContent(len(data), (locator,))
 

@@ -2,8 +2,11 @@
 
 A job reading an input gets, where possible, a hard link to the block file itself: no
 copy, and the block's read-only mode and sentinel mtime make damage by the job visible
-to the next cheap stat. Everything else is a real copy, each block verified as it is
-written. Exported files are always copies, since their new owner may edit them.
+to the next cheap stat. The link is hashed before the job gets it, unless this store
+instance already saw that inode intact with an unchanged stat (ctime included); see
+:mod:`cwl_crunch.store.blocks` for the window that leaves. Everything else is a real
+copy, each block verified as it is written. Exported files are always copies, since
+their new owner may edit them.
 """
 
 from __future__ import annotations
@@ -84,7 +87,11 @@ class Placer:
             self._copy_file(file, dest, writable=writable)
 
     def _link(self, file: FileEntry, dest: Path) -> bool:
-        """Hard-link the file's only block at ``dest``; False if a copy must do instead."""
+        """Hard-link the file's only block at ``dest``; False if a copy must do instead.
+
+        Staging is a read: the block is hashed first unless this store instance has
+        seen that very inode intact since anything last touched it (BlockStore.link_to).
+        """
         locator = file.locators[0]
         if not self.blocks.is_untouched(locator):
             data = self.blocks.read_verified(locator, self.pdh)  # CorruptBlock if damaged
@@ -94,15 +101,7 @@ class Placer:
                 self.blocks.put_known(locator, data)
             except OSError:
                 return False
-        try:
-            os.link(self.blocks.path_for(locator), dest)
-        except OSError:
-            return False  # another filesystem, link limit reached, not permitted...
-        if not self.blocks.is_untouched(locator):
-            # Changed between the check and the link: do not hand it out.
-            os.unlink(dest)
-            return False
-        return True
+        return self.blocks.link_to(locator, dest, self.pdh)
 
     def _copy_file(self, file: FileEntry, dest: Path, *, writable: bool) -> None:
         mode = 0o777 if file.executable else 0o666

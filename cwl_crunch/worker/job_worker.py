@@ -34,7 +34,13 @@ from cwl_crunch.worker.process import (
     start_command,
     wait_command,
 )
-from cwl_crunch.worker.staging import prepare_dirs, stage_mounts
+from cwl_crunch.worker.staging import (
+    LinkSnapshot,
+    linked_inputs,
+    modified_inputs,
+    prepare_dirs,
+    stage_mounts,
+)
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -53,6 +59,8 @@ class JobRun:
     """time.monotonic() at which the time limit is reached."""
     kill_at: float | None = None
     """After SIGTERM for the time limit: when to SIGKILL what is left."""
+    inputs: LinkSnapshot = dataclasses.field(default_factory=dict)
+    """Identity of the inputs linked from the store, to notice a job writing into one."""
 
     @property
     def uuid(self) -> str:
@@ -102,6 +110,7 @@ class JobWorker:
             job_dir.mkdir(exist_ok=True)
             stage_mounts(spec, job_dir, self._store)
             prepare_dirs(spec, job_dir)
+            job_run.inputs = linked_inputs(spec, job_dir)
         except (CrunchError, OSError) as error:
             log.write(f"staging failed: {error}")
             job_run.early_outcome = _failed(f"staging failed: {error}")
@@ -143,6 +152,13 @@ class JobWorker:
             _keep_copy(job_dir / spec.stdout, log_dir / "stdout.txt")
         if spec.stderr:
             _keep_copy(job_dir / spec.stderr, log_dir / "stderr.txt")
+        modified = modified_inputs(job_run.inputs, job_dir)
+        if modified:
+            reason = (f"the job wrote into its read-only input {', '.join(modified)} (a link "
+                      "to the store: that stored block is now damaged; put the original "
+                      "again to repair it)")
+            log.write(reason)
+            return JobOutcome(states.FAILED, result.exit_code, None, None, reason)
         # A cancelled job's command was killed: finish_job records it as Cancelled.
         if result.failure:
             log.write(result.failure)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import select
 import signal
 import subprocess
 from collections.abc import Mapping
@@ -54,12 +56,19 @@ def start_command(
 
 
 def wait_command(started: StartedCommand, time_limit: float | None) -> ProcessResult:
-    """Block until the command ends, stopping it at the time limit."""
+    """Block until the command ends, stopping it at the time limit; then stop anything
+    it left running in its process group (it could still write into the outputs)."""
+    pidfd = os.pidfd_open(started.process.pid)
     try:
-        return ProcessResult(started.process.wait(timeout=time_limit))
-    except subprocess.TimeoutExpired:
+        ended, _, _ = select.select([pidfd], [], [], time_limit)
+    finally:
+        os.close(pidfd)
+    if not ended:
         stop_command(started)
         return time_limit_result(started, time_limit)
+    # Exited but not reaped: its pid, the group's id, cannot have been reused yet.
+    kill_group(started.process.pid, None, signal.SIGKILL)
+    return ProcessResult(started.process.wait())
 
 
 def stop_command(started: StartedCommand) -> None:

@@ -1,4 +1,12 @@
-"""Putting a job's mounts in place inside its fresh job directory."""
+"""Putting a job's mounts in place inside its fresh job directory.
+
+Read-only inputs are hard links to the store's block files (no copy). Outside a
+container nothing stops a job running as the store's owner from writing through one, as
+nothing stops a cwltool job from writing through its symlinked inputs; so the worker
+notes each linked input's identity before the run and checks it after
+(:func:`linked_inputs` / :func:`modified_inputs`): a job that changed its input fails
+saying so, and the damaged block is caught by hash on its next read.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,8 @@ from pathlib import Path
 
 from cwl_crunch.client.base import CollectionMount, JobSpec, LiteralMount
 from cwl_crunch.store import CollectionStore
+
+LinkSnapshot = dict[str, tuple[int, int, int]]
 
 
 def stage_mounts(spec: JobSpec, job_dir: Path, store: CollectionStore) -> None:
@@ -33,3 +43,34 @@ def prepare_dirs(spec: JobSpec, job_dir: Path) -> None:
     """The output and working directories exist (a mount may already have made them)."""
     (job_dir / spec.output_path).mkdir(parents=True, exist_ok=True)
     (job_dir / spec.cwd).mkdir(parents=True, exist_ok=True)
+
+
+def linked_inputs(spec: JobSpec, job_dir: Path) -> LinkSnapshot:
+    """(inode, size, mtime) of every staged file that is a link into the store."""
+    snapshot: LinkSnapshot = {}
+    for target, mount in spec.mounts.items():
+        if not isinstance(mount, CollectionMount) or mount.writable:
+            continue
+        root = job_dir / target
+        paths = [root] if root.is_file() else [
+            Path(folder) / name for folder, _, names in os.walk(root) for name in names]
+        for path in paths:
+            info = path.lstat()
+            if info.st_nlink > 1:
+                snapshot[str(path.relative_to(job_dir))] = (
+                    info.st_ino, info.st_size, info.st_mtime_ns)
+    return snapshot
+
+
+def modified_inputs(snapshot: LinkSnapshot, job_dir: Path) -> list[str]:
+    """The linked inputs whose content the job changed (a moved or deleted link is fine:
+    that changes the job dir, not the store)."""
+    modified = []
+    for relative, (inode, size, mtime) in snapshot.items():
+        try:
+            info = (job_dir / relative).lstat()
+        except FileNotFoundError:
+            continue
+        if info.st_ino == inode and (info.st_size, info.st_mtime_ns) != (size, mtime):
+            modified.append(relative)
+    return sorted(modified)

@@ -7,9 +7,9 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
+from procs import processes_with
 
 from cwl_crunch.cli.main import main
 
@@ -49,19 +49,6 @@ def wait_until(predicate, what, timeout=20.0):
     return value
 
 
-def live_processes_with(marker):
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if stat[stat.rindex(")") + 2] != "Z" and marker.encode() in argv:
-            found.append(int(entry.name))
-    return found
 
 
 @pytest.fixture
@@ -156,7 +143,7 @@ def test_cancel_stops_a_running_job(home, cluster, capsys):
     job = cluster.submit(["sleep", "300", marker], cores=0.25, name="sleeper")
     try:
         wait_until(lambda: job.record().state == "Running", "the job to run")
-        wait_until(lambda: live_processes_with(marker), "its command to start")
+        wait_until(lambda: processes_with(marker), "its command to start")
         time.sleep(0.2)
         code, out, err = cli(capsys, "cancel", job.uuid)
         assert (code, err) == (0, "")
@@ -164,7 +151,7 @@ def test_cancel_stops_a_running_job(home, cluster, capsys):
         assert len(out.splitlines()) == 1
         record = wait_until(lambda: (r := job.record()).finished and r, "the cancel")
         assert record.state == "Cancelled"
-        wait_until(lambda: not live_processes_with(marker), "the command to be killed", 5)
+        wait_until(lambda: not processes_with(marker), "the command to be killed", 5)
         code, out, _ = cli(capsys, "show", job.uuid)
         assert re.search(r"^state +Cancelled$", out, flags=re.MULTILINE), out
     finally:

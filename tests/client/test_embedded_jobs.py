@@ -6,9 +6,9 @@ import sys
 import textwrap
 import time
 import uuid
-from pathlib import Path
 
 import pytest
+from procs import processes_with, sleeping
 
 import cwl_crunch
 from cwl_crunch import CollectionMount, JobSpec, LiteralMount
@@ -41,33 +41,6 @@ def wait_until(predicate, timeout=10.0, what="condition"):
 def wait_state(client, record, state, timeout=10.0):
     return wait_until(lambda: (r := client.get_job(record.uuid)).state == state and r,
                       timeout, f"{record.uuid} to be {state}")
-
-
-def live_commands():
-    """argv of every live (not zombie) process."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().decode().split("\0")[:-1]
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if argv and state != "Z":
-            found.append(argv)
-    return found
-
-
-def processes_with(marker):
-    """Live processes with ``marker`` anywhere in their command line."""
-    return [argv for argv in live_commands() if any(marker in arg for arg in argv)]
-
-
-def sleeping(seconds):
-    """Live ``sleep <seconds>`` processes (not the shells that started them)."""
-    return [argv for argv in live_commands()
-            if Path(argv[0]).name == "sleep" and argv[1:] == [seconds]]
 
 
 def unique_seconds(base):

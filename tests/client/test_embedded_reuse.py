@@ -283,10 +283,6 @@ def test_joined_job_runs_itself_when_the_leader_hits_its_time_limit(client, coun
     assert counter.runs() == 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "records/jobs.py _settle_followers hands a leader's non-zero exit to the jobs that "
-    "joined it (Complete, exit 1, reused_job_uuid set), while a finished job with a "
-    "non-zero exit is never reused: whether the twin is reused or joined changes the result"))
 def test_joined_job_does_not_take_over_a_nonzero_exit(client, counter):
     flaky = 'echo run >> "$COUNTER"; sleep 0.5; test -e "$COUNTER.ok" || exit 1'
     leader = client.submit(counted(counter, flaky))

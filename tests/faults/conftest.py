@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from procs import processes_with as live_processes_with
 
 from cwl_crunch import ClusterClient
 from cwl_crunch.client import JobFilter
@@ -102,27 +103,11 @@ def processes(child_env: dict[str, str], tmp_path: Path) -> Iterator[Processes]:
         procs.kill_all()
 
 
-def _live_processes_with(marker: str) -> list[int]:
-    """Pids of live (non-zombie) processes with ``marker`` as one of their arguments."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if stat[stat.rindex(")") + 2] == "Z":
-            continue
-        if marker.encode() in argv:
-            found.append(int(entry.name))
-    return found
 
 
 @pytest.fixture
 def processes_with() -> Callable[[str], list[int]]:
-    return _live_processes_with
+    return live_processes_with
 
 
 @pytest.fixture
@@ -141,7 +126,7 @@ def new_marker() -> Iterator[Callable[[], str]]:
 
     yield make
     for marker in made:
-        for pid in _live_processes_with(marker):
+        for pid in live_processes_with(marker):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 

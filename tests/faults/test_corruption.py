@@ -128,11 +128,6 @@ def test_job_mounting_a_file_whose_block_mtime_changed_fails(cluster, home, tmp_
     check_job_refused_corrupt_input(cluster, pdh, CollectionMount(pdh))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "store/staging.py Placer._link: a single-block read-only input is hard-linked after "
-    "only a stat check (size + sentinel mtime, BlockStore.is_untouched), never hashed; a "
-    "block damaged with its mtime restored is handed to the job, which completes on "
-    "corrupt data"))
 def test_job_mounting_a_stealthily_corrupted_file_fails(cluster, home, tmp_path):
     source = tmp_path / "data.txt"
     source.write_bytes(CONTENT)

@@ -15,8 +15,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+from procs import processes_with, sleeping
 
 from cwl_crunch import CollectionMount, JobSpec, LiteralMount
+from cwl_crunch.errors import CorruptBlock
 
 WAIT = 30  # seconds: a bug must fail a test, not hang it
 
@@ -35,46 +37,6 @@ def text(client, pdh, path):
 
 def files(client, pdh):
     return sorted(e.path for e in client.list_collection(pdh) if e.kind == "file")
-
-
-def live_commands():
-    """argv of every live (not zombie) process."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().decode().split("\0")[:-1]
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if argv and state != "Z":
-            found.append(argv)
-    return found
-
-
-def processes_with(marker):
-    """Live processes with ``marker`` anywhere in their command line."""
-    return [argv for argv in live_commands() if any(marker in arg for arg in argv)]
-
-
-def pids_sleeping(seconds):
-    """Pids of live ``sleep <seconds>`` processes (to clean up after a failed test)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            argv = (entry / "cmdline").read_bytes().decode().split("\0")[:-1]
-        except (OSError, ValueError):
-            continue
-        if entry.name.isdigit() and argv[:1] == ["sleep"] and argv[1:] == [seconds]:
-            found.append(int(entry.name))
-    return found
-
-
-def sleeping(seconds):
-    """Live ``sleep <seconds>`` processes (not the shells that started them)."""
-    return [argv for argv in live_commands()
-            if Path(argv[0]).name == "sleep" and argv[1:] == [seconds]]
 
 
 def gone_soon(path, timeout=5.0):
@@ -285,6 +247,19 @@ def test_job_writing_to_a_read_only_input_leaves_the_stored_collection_intact(
     assert text(client, collection, "dir/inner.txt") == "inner content\n"
 
 
+def test_job_writing_to_a_read_only_input_fails_and_the_damage_is_reported(
+        client, collection):
+    job = run(client, ["sh", "-c", "chmod u+w in/top.txt; echo tampered >> in/top.txt"],
+              mounts={"in": CollectionMount(collection)})
+    assert job.state == "Failed"
+    assert "in/top.txt" in job.failure_reason
+    assert "read-only input" in job.failure_reason
+    # The damaged block is never handed out as if it were the stored content.
+    with pytest.raises(CorruptBlock) as raised:
+        text(client, collection, "top.txt")
+    assert collection in str(raised.value)
+
+
 def test_job_replacing_a_read_only_input_leaves_the_stored_collection_intact(
         client, collection):
     # Replacing (new inode) rather than writing in place must never reach the store.
@@ -426,9 +401,6 @@ def test_time_limit_not_reached(client):
     assert text(client, job.output_pdh, "d") == "done\n"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "worker/process.py run_command: when the command exits on its own, nothing kills "
-    "what it left in its process group: a background process outlives its job"))
 def test_processes_left_behind_by_a_finished_job_are_stopped(client):
     seconds = unique_seconds(65)
     job = run(client, ["sh", "-c", f"sleep {seconds} >/dev/null 2>&1 &"])
@@ -439,14 +411,10 @@ def test_processes_left_behind_by_a_finished_job_are_stopped(client):
             time.sleep(0.05)
         assert sleeping(seconds) == []
     finally:
-        for pid in pids_sleeping(seconds):
+        for pid in sleeping(seconds):
             os.kill(pid, signal.SIGKILL)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a process the job left running keeps its open descriptor on an output file; output "
-    "files are moved into the store as block files, so its late write changes a stored "
-    "block and the output collection reads as corrupt (follows from the bug above)"))
 def test_late_write_by_a_left_behind_process_does_not_change_the_output(client):
     job = run(client, ["sh", "-c",
                        "exec 3>>out/f.txt; echo early >&3; (sleep 0.3; echo late >&3) &"])

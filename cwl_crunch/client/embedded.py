@@ -45,7 +45,8 @@ class EmbeddedClient(ClusterClient):
         self.store = CollectionStore(config.store)
         self._parent_uuid = self._token_job(config.api_token)
         self._changed = threading.Condition()
-        worker = JobWorker(self, self.store, config.work, cluster_environment(config))
+        worker = JobWorker(self, self.store, config.work, cluster_environment(config),
+                           recycle_dirs=True)
         self.dispatcher = LocalDispatcher(self.database, config, self, self.store, worker)
         self._closed = False
         self.dispatcher.reap_orphans()

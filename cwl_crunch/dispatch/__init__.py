@@ -1,10 +1,29 @@
-"""Dispatchers, one module per backend, picked by name."""
+"""Dispatchers, one module per backend, picked by name.
+
+Backends are imported when asked for, so importing this package (the worker does, for
+process handling) pulls in no backend and no backend's dependencies.
+"""
 
 from __future__ import annotations
 
+import importlib
+
 from cwl_crunch.dispatch.base import Dispatcher
-from cwl_crunch.dispatch.local import LocalDispatcher
+from cwl_crunch.errors import ConfigError
 
-DISPATCHERS: dict[str, type[Dispatcher]] = {LocalDispatcher.name: LocalDispatcher}
+# name -> "module:class"
+DISPATCHERS: dict[str, str] = {"local": "cwl_crunch.dispatch.local:LocalDispatcher"}
 
-__all__ = ["DISPATCHERS", "Dispatcher", "LocalDispatcher"]
+
+def dispatcher_class(name: str) -> type[Dispatcher]:
+    """The dispatcher class registered under ``name``."""
+    try:
+        module_name, class_name = DISPATCHERS[name].split(":")
+    except KeyError:
+        known = ", ".join(sorted(DISPATCHERS))
+        raise ConfigError(f"unknown dispatcher {name!r} (known: {known})") from None
+    cls: type[Dispatcher] = getattr(importlib.import_module(module_name), class_name)
+    return cls
+
+
+__all__ = ["DISPATCHERS", "Dispatcher", "dispatcher_class"]

@@ -132,8 +132,14 @@ def insert_job(
         time_limit=spec.time_limit, priority=spec.priority, reuse=spec.reuse,
         reuse_key=key, created_at=now, cancel_requested=False,
     )
+    if twin is not None and twin.state == states.COMPLETE:
+        # Reused: the record is born Complete (one row, one event; nothing was queued).
+        row.update(state=states.COMPLETE, reused_job_uuid=twin.reused_job_uuid or twin.uuid,
+                   started_at=now, finished_at=now, exit_code=twin.exit_code,
+                   output_pdh=twin.output_pdh, log_pdh=twin.log_pdh)
+        twin = None
     connection.execute(_INSERT_JOB, row)
-    connection.execute(_ADD_EVENT, {"job_uuid": uuid, "state": states.QUEUED, "at": now})
+    connection.execute(_ADD_EVENT, {"job_uuid": uuid, "state": row["state"], "at": now})
     if twin is not None:
         row.update(_follow(connection, uuid, twin, now))
     return row
@@ -163,11 +169,8 @@ def _twin(
 
 
 def _follow(connection: Connection, uuid: str, twin: JobRow, now: float) -> dict[str, Any]:
+    """Join a live twin: mirror its state until it ends (see _settle_followers)."""
     leader = twin.reused_job_uuid or twin.uuid
-    if twin.state == states.COMPLETE:
-        return _set_state(connection, uuid, states.QUEUED, states.COMPLETE, now,
-                          reused_job_uuid=leader, started_at=now, exit_code=twin.exit_code,
-                          output_pdh=twin.output_pdh, log_pdh=twin.log_pdh)
     if twin.state == states.RUNNING:
         return _set_state(connection, uuid, states.QUEUED, states.RUNNING, now,
                           reused_job_uuid=leader)

@@ -29,7 +29,7 @@ class Job(Base):
     __tablename__ = "jobs"
     uuid: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(Text, default="")
-    state: Mapped[str] = mapped_column(String(16), index=True)
+    state: Mapped[str] = mapped_column(String(16))  # indexed by ix_jobs_queue
     parent_uuid: Mapped[str | None] = mapped_column(
         String(40), ForeignKey("jobs.uuid"), index=True
     )
@@ -51,7 +51,7 @@ class Job(Base):
     time_limit: Mapped[float | None] = mapped_column(Float)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     reuse: Mapped[bool] = mapped_column(Boolean, default=True)
-    reuse_key: Mapped[str] = mapped_column(String(64), index=True)
+    reuse_key: Mapped[str] = mapped_column(String(64))  # indexed by ix_jobs_reuse
     # Lifecycle and results.
     created_at: Mapped[float] = mapped_column(Float)
     started_at: Mapped[float | None] = mapped_column(Float)
@@ -102,6 +102,7 @@ class Event(Base):
 
     __tablename__ = "events"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    job_uuid: Mapped[str] = mapped_column(String(40), index=True)
+    # Not indexed: events are read in id order; every index costs each state change.
+    job_uuid: Mapped[str] = mapped_column(String(40))
     state: Mapped[str] = mapped_column(String(16))
     at: Mapped[float] = mapped_column(Float)

@@ -27,6 +27,7 @@ from cwl_crunch.dispatch.processes import terminate_group
 from cwl_crunch.errors import CrunchError
 from cwl_crunch.records import states
 from cwl_crunch.store import CollectionStore
+from cwl_crunch.worker.job_dirs import JobDirs
 from cwl_crunch.worker.joblog import JobLog
 from cwl_crunch.worker.process import (
     ProcessResult,
@@ -74,11 +75,15 @@ class JobWorker:
         store: CollectionStore,
         work_root: Path,
         cluster_environment: Mapping[str, str],
+        *,
+        recycle_dirs: bool = False,
     ) -> None:
-        """``cluster_environment`` lets the job's own programs reach this cluster."""
+        """``cluster_environment`` lets the job's own programs reach this cluster;
+        ``recycle_dirs`` keeps emptied host directories for the next jobs (a long-lived
+        process running many jobs)."""
         self._client = client
         self._store = store
-        self._work_root = work_root
+        self._dirs = JobDirs(work_root, pooled=recycle_dirs)
         self._cluster_environment = dict(cluster_environment)
 
     def run(self, claim: Claim) -> JobRecord:
@@ -92,8 +97,7 @@ class JobWorker:
     def start(self, claim: Claim) -> JobRun:
         """Make the job dir, stage mounts, start the command. Never raises for the job's
         own faults: those become ``early_outcome``."""
-        host_dir = self._work_root / claim.job.uuid
-        (host_dir / "logs").mkdir(parents=True, exist_ok=True)
+        host_dir = self._dirs.acquire(claim.job.uuid)
         job_run = JobRun(claim, host_dir, JobLog(host_dir / "logs" / "worker.txt"))
         try:
             self._start(job_run)
@@ -107,7 +111,6 @@ class JobWorker:
         job_dir = job_run.host_dir / "job"
         log.write(f"job {job.uuid} ({job.name or 'unnamed'}) on pid {os.getpid()}")
         try:
-            job_dir.mkdir(exist_ok=True)
             stage_mounts(spec, job_dir, self._store)
             prepare_dirs(spec, job_dir)
             job_run.inputs = linked_inputs(spec, job_dir)
@@ -141,7 +144,7 @@ class JobWorker:
         log_pdh = self._store.ingest_dir(job_run.host_dir / "logs", move=True)
         record = self._client.finish_job(
             job_run.uuid, dataclasses.replace(outcome, log_pdh=log_pdh))
-        shutil.rmtree(job_run.host_dir, ignore_errors=True)
+        self._dirs.release(job_run.host_dir)
         return record
 
     def _collect(self, job_run: JobRun, result: ProcessResult | None) -> JobOutcome:
@@ -171,7 +174,6 @@ class JobWorker:
     def _environment(self, job_run: JobRun) -> dict[str, str]:
         spec = job_run.claim.job.spec
         tmp = job_run.host_dir / "tmp"
-        tmp.mkdir(exist_ok=True)
         environment = {
             "PATH": os.environ.get("PATH", DEFAULT_PATH),
             "HOME": str(job_run.host_dir / "job" / spec.cwd),

@@ -41,8 +41,8 @@ def _write_literal(mount: LiteralMount, dest: Path) -> None:
 
 def prepare_dirs(spec: JobSpec, job_dir: Path) -> None:
     """The output and working directories exist (a mount may already have made them)."""
-    (job_dir / spec.output_path).mkdir(parents=True, exist_ok=True)
-    (job_dir / spec.cwd).mkdir(parents=True, exist_ok=True)
+    for needed in {spec.output_path, spec.cwd} - {"out", "."}:  # those two always exist
+        (job_dir / needed).mkdir(parents=True, exist_ok=True)
 
 
 def linked_inputs(spec: JobSpec, job_dir: Path) -> LinkSnapshot:

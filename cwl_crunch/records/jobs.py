@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, Table, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Row, Table, bindparam, func, insert, or_, select, update
 
 from cwl_crunch.client.base import JobEvent, JobOutcome, JobRecord, JobSpec, WorkerInfo
 from cwl_crunch.client.codec import mounts_from_dict, mounts_to_dict
@@ -36,12 +36,22 @@ _INSERT_JOB = insert(JOBS)
 _UPDATE_JOB = update(JOBS).where(JOBS.c.uuid == bindparam("_uuid"))
 _ADD_EVENT = insert(EVENTS)
 _FOLLOWERS = select(JOBS.c.uuid, JOBS.c.state).where(
-    JOBS.c.reused_job_uuid == bindparam("uuid"), JOBS.c.state.in_(_LIVE))
+    JOBS.c.reused_job_uuid == bindparam("uuid"),
+    or_(*(JOBS.c.state == state for state in _LIVE)))
 _QUEUED = (
     select(JOBS.c.uuid, JOBS.c.cores, JOBS.c.ram)
     .where(JOBS.c.state == states.QUEUED, JOBS.c.reused_job_uuid.is_(None))
     .order_by(JOBS.c.priority.desc(), JOBS.c.created_at, JOBS.c.uuid)
     .limit(bindparam("limit"))
+)
+# Built once, and without IN (...): an expanding parameter is recompiled per execution.
+_TWINS = (
+    select(JOBS.c.uuid, JOBS.c.state, JOBS.c.exit_code, JOBS.c.output_pdh,
+           JOBS.c.log_pdh, JOBS.c.reused_job_uuid)
+    .where(JOBS.c.reuse_key == bindparam("key"), JOBS.c.reuse.is_(True),
+           or_(*(JOBS.c.state == state for state in (states.COMPLETE, *_LIVE))))
+    .order_by(JOBS.c.created_at)
+    .limit(50)
 )
 _USAGE = select(
     func.coalesce(func.sum(JOBS.c.cores), 0.0), func.coalesce(func.sum(JOBS.c.ram), 0)
@@ -150,14 +160,7 @@ def _twin(
 ) -> Any:
     """A successful finished job with this key (its output still stored), else a live
     one doing the work itself (not following another), else None."""
-    rows: Sequence[Any] = connection.execute(
-        select(JOBS.c.uuid, JOBS.c.state, JOBS.c.exit_code, JOBS.c.output_pdh,
-               JOBS.c.log_pdh, JOBS.c.reused_job_uuid)
-        .where(JOBS.c.reuse_key == key, JOBS.c.reuse.is_(True),
-               JOBS.c.state.in_((states.COMPLETE, *_LIVE)))
-        .order_by(JOBS.c.created_at)
-        .limit(50)
-    ).all()
+    rows: Sequence[Any] = connection.execute(_TWINS, {"key": key}).all()
     for row in rows:
         if row.state == states.COMPLETE and row.exit_code == 0 and row.output_pdh \
                 and output_present(row.output_pdh):

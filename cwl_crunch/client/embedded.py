@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -128,19 +129,17 @@ class EmbeddedClient(ClusterClient):
         return self.get_job(uuid)
 
     def events(self, after_id: int, timeout: float) -> list[JobEvent]:
-        deadline = threading.TIMEOUT_MAX if timeout is None else timeout
-        waited = 0.0
+        deadline = time.monotonic() + timeout
         while True:
             with self.database.reading() as connection:
                 found = jobs.events_after(connection, after_id)
-            if found or waited >= deadline:
+            remaining = deadline - time.monotonic()
+            if found or remaining <= 0:
                 return found
             # Woken at once by changes made in this process; other processes' changes
             # are seen at the next poll.
-            step = min(self.config.poll_interval, deadline - waited)
             with self._changed:
-                self._changed.wait(step)
-            waited += step
+                self._changed.wait(min(self.config.poll_interval, remaining))
 
     def last_event_id(self) -> int:
         with self.database.reading() as connection:

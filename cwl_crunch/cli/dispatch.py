@@ -7,6 +7,7 @@ queued when such a program ended, or to keep a cluster home busy from a terminal
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from cwl_crunch.client.embedded import EmbeddedClient
@@ -24,16 +25,27 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace, config: Config) -> int:
     client = EmbeddedClient(config)
+    progress = sys.stderr.isatty()
     try:
         client.dispatcher.start()
-        while not (args.until_idle and _idle(client)):
-            time.sleep(max(config.poll_interval, 0.2))
+        while True:
+            queued, running, ended = _counts(client)
+            if progress:
+                print(f"\rjobs: {queued} queued, {running} running here, {ended} ended "
+                      "since start", end="", file=sys.stderr, flush=True)
+            if args.until_idle and not queued and not running:
+                break
+            time.sleep(max(config.poll_interval, 0.5 if progress else 0.2))
     finally:
+        if progress:
+            print(file=sys.stderr)
         client.close()
     return 0
 
 
-def _idle(client: EmbeddedClient) -> bool:
+def _counts(client: EmbeddedClient) -> tuple[int, int, int]:
+    """Queued jobs (any host), jobs running on this host, jobs ended since the start."""
     with client.database.reading() as connection:
-        return not jobs.queued_candidates(connection, 1) and not jobs.running_on_host(
-            connection, this_worker().host)
+        queued = len(jobs.queued_candidates(connection, 100_000))
+        running = len(jobs.running_on_host(connection, this_worker().host))
+    return queued, running, client.dispatcher.jobs_ended

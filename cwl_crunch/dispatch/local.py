@@ -79,6 +79,8 @@ class LocalDispatcher(Dispatcher):
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._selector.register(self._wake_read, selectors.EVENT_READ)
         self._running: dict[int, JobRun] = {}
+        self.jobs_ended = 0
+        """Jobs this dispatcher ran to their end (for progress displays)."""
 
     def check_fits(self, spec: JobSpec) -> None:
         if spec.gpus:
@@ -195,6 +197,7 @@ class LocalDispatcher(Dispatcher):
             os.close(pidfd)
             job_run = self._running.pop(pidfd)
             self._worker.complete(job_run, self._result(job_run))
+            self.jobs_ended += 1
             woken = True
         return woken
 

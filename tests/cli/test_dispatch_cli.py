@@ -7,7 +7,6 @@ import sys
 
 import cwl_crunch
 from cwl_crunch.cli.main import main
-from cwl_crunch.client import JobSpec
 from cwl_crunch.client.embedded import EmbeddedClient
 from cwl_crunch.config import load_config
 

@@ -17,13 +17,17 @@ So nothing is trusted on that cheap check alone where it matters:
 * Storing a block that is already there (``put_known``, ``adopt``, the put cache's
   ``all_intact``) hashes the present copy the same way before keeping it, and replaces
   it with good bytes if it is damaged: putting the original file again repairs a block.
+  ``all_intact`` also takes stat keys the put cache persisted for blocks some store
+  instance knew intact, maybe in another process: a block whose stat is still exactly
+  that is trusted like a known-good one.
 
-Remaining window: bit rot in a block that this store instance wrote, verified or
-linked, and whose stat did not change since, is not caught before ``link_to`` hands it
-to a job (hashing it again for every job is what the map exists to avoid). Every
-``open_file`` and ``export`` still hashes it and reports it. Likewise a write with the
-mtime restored in the instant between ``link_to``'s stat and its link is masked by the
-link's own ctime change. ``missing`` and ``is_untouched`` are the cheap check only.
+Remaining window: bit rot in a block that a store instance wrote, verified or linked,
+and whose stat did not change since, is not caught before ``link_to`` hands it to a job
+(hashing it again for every job is what the map exists to avoid), nor by a later put of
+its file in any process (the put cache keeps the stat). Every ``open_file`` and
+``export`` still hashes it and reports it. Likewise a write with the mtime restored in
+the instant between ``link_to``'s stat and its link is masked by the link's own ctime
+change. ``missing`` and ``is_untouched`` are the cheap check only.
 """
 
 from __future__ import annotations
@@ -35,13 +39,13 @@ import os
 import secrets
 import stat
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from cwl_crunch.errors import CorruptBlock
 from cwl_crunch.store.atomic import Chunk, write_into_store
-from cwl_crunch.store.known_good import KnownGood, stat_key
+from cwl_crunch.store.known_good import KnownGood, StatKey, stat_key
 from cwl_crunch.store.locators import locator_for, parse_locator
 
 BLOCK_MTIME_NS = 946_684_800 * 1_000_000_000
@@ -105,14 +109,25 @@ class BlockStore:
         unique = dict.fromkeys(locators)
         return [locator for locator in unique if not self.is_untouched(locator)]
 
-    def all_intact(self, locators: Iterable[str]) -> bool:
-        """Whether every block is present and intact, hashing those not known good."""
-        unique = list(dict.fromkeys(locators))
-        # Stat them all first: one missing block makes hashing the others pointless.
-        return not self.missing(unique) and all(self.holds_intact(loc) for loc in unique)
+    def all_intact(
+        self, locators: Iterable[str], vouched: Mapping[str, StatKey] | None = None
+    ) -> bool:
+        """Whether every block is present and intact, hashing those not known good.
 
-    def holds_intact(self, locator: str) -> bool:
-        """Whether the block is there, untouched and known good or verified just now."""
+        ``vouched`` maps locators to the stat key their block had when some store
+        instance (maybe in another process) knew it intact, as the put cache keeps them:
+        a block with exactly that stat now is trusted, and known good from then on.
+        """
+        unique = list(dict.fromkeys(locators))
+        recorded = {} if vouched is None else vouched
+        # Stat them all first: one missing block makes hashing the others pointless.
+        return not self.missing(unique) and all(
+            self.holds_intact(loc, recorded.get(loc)) for loc in unique
+        )
+
+    def holds_intact(self, locator: str, vouched: StatKey | None = None) -> bool:
+        """Whether the block is there, untouched, and known good or vouched for (its
+        stat is exactly ``vouched``) or verified just now."""
         _, length = parse_locator(locator)
         try:
             info = os.stat(self.path_for(locator))
@@ -124,11 +139,34 @@ class BlockStore:
             return False
         if self.known_good.matches(locator, info):
             return True
+        if vouched is not None and stat_key(info) == vouched:
+            self.known_good.remember(locator, info)
+            return True
         try:
             self.verify(locator, None)
         except CorruptBlock:
             return False
         return True  # kept changing while hashed, but each hash matched: its bytes are right
+
+    def known_good_stats(self, locators: Iterable[str]) -> dict[str, StatKey]:
+        """The stat keys of those blocks known good whose stat is still the known one.
+
+        What the put cache persists, so that other processes can trust these blocks.
+        """
+        stats: dict[str, StatKey] = {}
+        for locator in dict.fromkeys(locators):
+            if locator not in self.known_good:
+                continue
+            try:
+                info = os.stat(self.path_for(locator))
+            except OSError:
+                self.known_good.forget(locator)
+                continue
+            if _looks_untouched(info, parse_locator(locator)[1]) and self.known_good.matches(
+                locator, info
+            ):
+                stats[locator] = stat_key(info)
+        return stats
 
     def put(self, data: Chunk) -> str:
         """Store one block (unless an intact copy is there); returns its locator."""

@@ -14,10 +14,13 @@ of the same block or manifest write the same bytes.
 Reading is verified: ``open_file`` and ``export`` hash every block every time, and
 ``stage`` hashes a block before hard-linking it into a job unless this instance has
 seen that inode intact with the same stat, ctime included, since (see
-:mod:`cwl_crunch.store.known_good`). The one window left: bit rot in a block this
-instance wrote or verified, with its stat unchanged since, reaches a job through a link
-unhashed; ``open_file`` and ``export`` still catch it. ``missing_blocks`` and
-``is_untouched`` are stat checks only and never detect silent corruption.
+:mod:`cwl_crunch.store.known_good`). The put cache keeps those stats for the blocks of
+the files it remembers, so a put of an unchanged file in a new process hashes only the
+blocks whose stat moved. The one window left: bit rot in a block a store instance wrote
+or verified, with its stat unchanged since, reaches a job through a link unhashed and is
+kept by a put of its file in any process; ``open_file`` and ``export`` still catch it.
+``missing_blocks`` and ``is_untouched`` are stat checks only and never detect silent
+corruption.
 """
 
 from __future__ import annotations

@@ -57,14 +57,20 @@ def copy_file_in(
         before = os.fstat(source_file.fileno())
         identity = FileIdentity.of(os.path.realpath(source), before)
         cached = cache.lookup(identity)
-        # Blocks the cache names are hashed unless this store knows them intact: a damaged
-        # one must be rewritten from the file, not trusted on its size and mtime.
-        if cached is not None and blocks.all_intact(cached):
-            return StoredContent(before.st_size, cached)
+        # Blocks the cache names are hashed unless this store knows them intact, or their
+        # stat is still the one the cache recorded when a store knew them intact: a
+        # damaged one must be rewritten from the file, not trusted on its size and mtime.
+        if cached is not None and blocks.all_intact(cached.locators, cached.block_stats):
+            known = blocks.known_good_stats(cached.locators)
+            if known != cached.block_stats:
+                # Hashed again (linked into a job, say, or repaired elsewhere): record the
+                # new stats, so the next put in any process need not hash them either.
+                cache.remember(identity, cached.locators, known)
+            return StoredContent(before.st_size, cached.locators)
         content = _guarded(source, lambda: read_blocks(blocks, source_file, block_size))
         after = FileIdentity.of(identity.realpath, os.fstat(source_file.fileno()))
     if after == identity and after.size == content.size and after.is_settled(time.time_ns()):
-        cache.remember(identity, content.locators)
+        cache.remember(identity, content.locators, blocks.known_good_stats(content.locators))
     return content
 
 

@@ -9,14 +9,22 @@ block damaged on purpose with its mtime restored, even in this very process, no 
 matches and is hashed again; another process linking the block also changes its ctime,
 which only costs one more hash.
 
-What a stat cannot see is bit rot (the disk returns other bytes, no timestamp changes)
-in a block whose entry is still current: such a block is hard-linked into a job without
-being hashed. Every reader that hands bytes out itself (``open_file``, ``export``, a
-copy for a job) hashes every block regardless of this map, so the damage is reported
-there.
+The map itself lives in memory, per store instance, and is bounded; forgetting an entry
+only costs one more hash. Its evidence also outlives the process through the put cache
+(:mod:`cwl_crunch.store.put_cache`): when the cache records which blocks hold a user's
+file, it records the stat key of each of those blocks this instance knows good (their
+stat still equal to their entry). A put of that file in any later process trusts a
+block whose stat is still exactly the recorded one without hashing it, and enters it
+here; any other stat means hashing it, and rewriting it from the file if it is damaged.
+Nothing else crosses processes: ``link_to`` in a new process hashes a block before its
+first link unless a put there vouched for it.
 
-Entries live in memory only, per store instance: a new process trusts nothing it has not
-hashed. The map is bounded; forgetting an entry only costs one more hash.
+What a stat cannot see is bit rot (the disk returns other bytes, no timestamp changes)
+in a block whose entry, or whose stat recorded in the put cache, is still current: such
+a block is hard-linked into a job without being hashed, and a put of its file in any
+process takes it as intact rather than rewriting it. Every reader that hands bytes out
+itself (``open_file``, ``export``, a copy for a job) hashes every block regardless of
+this map, so the damage is reported there.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ import pytest
 
 from cwl_crunch.errors import CorruptBlock
 from cwl_crunch.store import BLOCK_MTIME_NS
+from cwl_crunch.store import blocks as blocks_module
 from cwl_crunch.store.blocks import BlockStore
+from cwl_crunch.store.known_good import stat_key
 
 
 @pytest.fixture
@@ -97,3 +99,46 @@ def test_adopt_links_the_file_in(blocks, tmp_path, store_files):
     assert blocks.adopt(source, locator)
     assert blocks.path_for(locator).stat().st_ino == source.stat().st_ino
     assert blocks.is_untouched(locator)
+
+
+def test_known_good_stats_are_those_of_blocks_known_intact_and_unchanged(
+    blocks, store_files
+):
+    one, two = blocks.put(b"one"), blocks.put(b"two")
+    info = blocks.path_for(one).stat()
+    assert blocks.known_good_stats([one, two, one]) == {
+        one: (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns),
+        two: stat_key(blocks.path_for(two).stat()),
+    }
+    os.chmod(blocks.path_for(two), 0o444)  # same mode, but the ctime moves
+    assert list(blocks.known_good_stats([one, two])) == [one]
+    assert two not in blocks.known_good
+    assert BlockStore(blocks.root).known_good_stats([one, two]) == {}  # knows nothing
+
+
+def test_a_block_with_exactly_the_vouched_stat_is_trusted_unhashed(
+    blocks, store_files, monkeypatch
+):
+    good, other = blocks.put(b"good"), blocks.put(b"other")
+    vouched = blocks.known_good_stats([good, other])
+    hashed = []
+    real = blocks_module.file_sha256
+
+    def spy(block_file):
+        hashed.append(block_file.name)
+        return real(block_file)
+
+    monkeypatch.setattr(blocks_module, "file_sha256", spy)
+    fresh = BlockStore(blocks.root)
+    assert fresh.all_intact([good, other], vouched)
+    assert hashed == []
+    assert good in fresh.known_good and other in fresh.known_good
+    # A vouched stat that is no longer the block's own is worth nothing: hashed.
+    later = BlockStore(blocks.root)
+    stale = {good: (*vouched[good][:3], vouched[good][3] - 1), other: vouched[other]}
+    assert later.all_intact([good, other], stale)
+    assert hashed == [str(blocks.path_for(good))]
+    # ... and a damaged block behind a stale stat is found damaged.
+    store_files.flip_byte(blocks.path_for(other))
+    os.utime(blocks.path_for(other), ns=(BLOCK_MTIME_NS, BLOCK_MTIME_NS))
+    assert not BlockStore(blocks.root).all_intact([other], vouched)

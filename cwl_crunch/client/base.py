@@ -58,6 +58,11 @@ class JobSpec:
     mounts: Mapping[str, Mount] = dataclasses.field(default_factory=dict)
     output_path: str = "out"
     cwd: str = "."
+    root: str | None = None
+    """An absolute path where the command sees its job directory (the worker bind-mounts
+    the directory there in a private mount namespace), so that absolute paths baked into
+    the command, such as a CWL tool's ``runtime.outdir``, are the same on every run.
+    None: the command sees the job directory at whatever host path the worker chose."""
     stdin: str | None = None
     stdout: str | None = None
     """Job-dir path to write stdout to; None keeps it only in the log collection."""

@@ -50,6 +50,7 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
         "mounts": mounts_to_dict(spec.mounts),
         "output_path": spec.output_path,
         "cwd": spec.cwd,
+        "root": spec.root,
         "stdin": spec.stdin,
         "stdout": spec.stdout,
         "stderr": spec.stderr,

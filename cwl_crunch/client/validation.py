@@ -31,6 +31,12 @@ def check_spec(spec: JobSpec) -> None:
     check_job_path("output_path", spec.output_path)
     if spec.cwd != ".":
         check_job_path("cwd", spec.cwd)
+    if spec.root is not None:
+        root = PurePosixPath(spec.root)
+        if not root.is_absolute() or ".." in root.parts or root == PurePosixPath("/") \
+                or str(root) != spec.root:
+            raise SubmitError(f"root: {spec.root!r} must be a normalized absolute path "
+                              "below / (where the command sees its job directory)")
     for what in ("stdin", "stdout", "stderr"):
         value = getattr(spec, what)
         if value is not None:

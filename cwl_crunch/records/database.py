@@ -37,8 +37,14 @@ from cwl_crunch.errors import RecordsError, SchemaVersionError
 from cwl_crunch.records.models import SCHEMA_VERSION, Base, Meta
 
 Migration = Callable[[Connection], None]
+
+
+def _add_job_root(connection: Connection) -> None:
+    connection.exec_driver_sql("ALTER TABLE jobs ADD COLUMN root TEXT")
+
+
 # MIGRATIONS[n] upgrades a database at schema version n to n + 1.
-MIGRATIONS: dict[int, Migration] = {}
+MIGRATIONS: dict[int, Migration] = {1: _add_job_root}
 
 _BEGIN_OPTION = "crunch_begin"
 

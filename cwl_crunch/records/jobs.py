@@ -68,6 +68,7 @@ def to_record(job: JobRow | Mapping[str, Any]) -> JobRecord:
     spec = JobSpec(
         command=tuple(v["command"]), name=v["name"], environment=v["environment"],
         mounts=mounts_from_dict(v["mounts"]), output_path=v["output_path"], cwd=v["cwd"],
+        root=v["root"],
         stdin=v["stdin"], stdout=v["stdout"], stderr=v["stderr"], image=v["image"],
         cores=v["cores"], ram=v["ram"], gpus=v["gpus"], time_limit=v["time_limit"],
         priority=v["priority"], reuse=v["reuse"], properties=v["properties"],
@@ -137,6 +138,7 @@ def insert_job(
         uuid=uuid, name=spec.name, state=states.QUEUED, parent_uuid=parent_uuid,
         command=list(spec.command), environment=dict(spec.environment),
         mounts=mounts_to_dict(spec.mounts), output_path=spec.output_path, cwd=spec.cwd,
+        root=spec.root,
         stdin=spec.stdin, stdout=spec.stdout, stderr=spec.stderr, image=spec.image,
         properties=dict(spec.properties), cores=spec.cores, ram=spec.ram, gpus=spec.gpus,
         time_limit=spec.time_limit, priority=spec.priority, reuse=spec.reuse,

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class Base(DeclarativeBase):
@@ -39,6 +39,7 @@ class Job(Base):
     mounts: Mapped[dict[str, Any]] = mapped_column(JSON)
     output_path: Mapped[str] = mapped_column(Text)
     cwd: Mapped[str] = mapped_column(Text)
+    root: Mapped[str | None] = mapped_column(Text)  # since schema version 2
     stdin: Mapped[str | None] = mapped_column(Text)
     stdout: Mapped[str | None] = mapped_column(Text)
     stderr: Mapped[str | None] = mapped_column(Text)

@@ -31,6 +31,7 @@ def reuse_key(spec: JobSpec, image_digest: str | None = None) -> str:
         "mounts": mounts,
         "output_path": spec.output_path,
         "cwd": spec.cwd,
+        "root": spec.root,
         "stdin": spec.stdin,
         "stdout": spec.stdout,
         "stderr": spec.stderr,

@@ -35,6 +35,7 @@ from cwl_crunch.worker.process import (
     start_command,
     wait_command,
 )
+from cwl_crunch.worker.rooted import path_inside, remap_root_links
 from cwl_crunch.worker.staging import (
     LinkSnapshot,
     linked_inputs,
@@ -167,17 +168,24 @@ class JobWorker:
             log.write(result.failure)
             return JobOutcome(states.FAILED, result.exit_code, None, None, result.failure)
         log.write(f"exit code {result.exit_code}")
+        if spec.root is not None:
+            remap_root_links(job_dir / spec.output_path, spec.root, job_dir)
         output_pdh = self._store.ingest_dir(job_dir / spec.output_path, move=True)
         log.write(f"output {output_pdh}")
         return JobOutcome(states.COMPLETE, result.exit_code, output_pdh, None)
 
     def _environment(self, job_run: JobRun) -> dict[str, str]:
         spec = job_run.claim.job.spec
-        tmp = job_run.host_dir / "tmp"
+        if spec.root is None:
+            home, tmp = str(job_run.host_dir / "job" / spec.cwd), str(job_run.host_dir / "tmp")
+        else:
+            # Seen through the root: a tmp/ inside the job dir, not the host's.
+            (job_run.host_dir / "job" / "tmp").mkdir(exist_ok=True)
+            home, tmp = path_inside(spec.root, spec.cwd), path_inside(spec.root, "tmp")
         environment = {
             "PATH": os.environ.get("PATH", DEFAULT_PATH),
-            "HOME": str(job_run.host_dir / "job" / spec.cwd),
-            "TMPDIR": str(tmp),
+            "HOME": home,
+            "TMPDIR": tmp,
             "LANG": os.environ.get("LANG", "C.UTF-8"),
         }
         environment.update(spec.environment)

@@ -14,6 +14,7 @@ from typing import IO
 
 from cwl_crunch.client.base import JobSpec
 from cwl_crunch.dispatch.processes import KILL_GRACE, kill_group, start_ticks
+from cwl_crunch.worker.rooted import rooted_command
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,9 +41,12 @@ def start_command(
                        "wb")
         stderr = _open(files, job_dir / spec.stderr if spec.stderr else log_dir / "stderr.txt",
                        "wb")
+        command = list(spec.command)
+        if spec.root is not None:
+            command = rooted_command(command, job_dir, spec.root, spec.cwd)
         try:
             process = subprocess.Popen(
-                list(spec.command), cwd=job_dir / spec.cwd, env=dict(environment),
+                command, cwd=job_dir / spec.cwd, env=dict(environment),
                 stdin=stdin, stdout=stdout, stderr=stderr, start_new_session=True,
                 close_fds=True,
             )

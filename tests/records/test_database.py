@@ -9,10 +9,13 @@ import time
 import pytest
 from sqlalchemy import insert, select, text, update
 
+from cwl_crunch.client.base import JobSpec
 from cwl_crunch.errors import RecordsError, SchemaVersionError
 from cwl_crunch.records import database as database_module
+from cwl_crunch.records import jobs
 from cwl_crunch.records.database import Database, schema_version
 from cwl_crunch.records.models import SCHEMA_VERSION, Meta
+from cwl_crunch.records.reuse_key import reuse_key
 
 META = Meta.__table__
 
@@ -284,3 +287,32 @@ def test_file_that_is_not_a_database_raises_records_error(tmp_path):
     (tmp_path / "r.sqlite").write_bytes(b"this is not a sqlite file\0" * 200)
     with pytest.raises(RecordsError, match=r"r\.sqlite"):
         Database(url(tmp_path))
+
+
+def test_a_version_1_database_is_migrated_and_keeps_its_jobs(tmp_path):
+    # Make a database as schema version 1 left it: no jobs.root column.
+    database = Database(url(tmp_path))
+    spec = JobSpec(("echo", "old"))
+    with database.writing() as connection:
+        uuid = jobs.insert_job(connection, "local", spec, parent_uuid=None,
+                               key=reuse_key(spec), output_present=lambda pdh: True)["uuid"]
+    database.close()
+    connection = raw(tmp_path)
+    connection.execute("ALTER TABLE jobs DROP COLUMN root")
+    connection.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    connection.close()
+
+    migrated = Database(url(tmp_path))
+    try:
+        with migrated.reading() as connection:
+            assert schema_version(connection) == SCHEMA_VERSION
+            record = jobs.to_record(jobs.get_job(connection, uuid))
+        assert record.spec.command == ("echo", "old")
+        assert record.spec.root is None
+        rooted = JobSpec(("true",), root="/tmp/job")
+        with migrated.writing() as connection:
+            new = jobs.insert_job(connection, "local", rooted, parent_uuid=None,
+                                  key=reuse_key(rooted), output_present=lambda pdh: True)
+        assert new["root"] == "/tmp/job"
+    finally:
+        migrated.close()

@@ -14,7 +14,7 @@ from typing import IO
 
 from cwl_crunch.client.base import JobSpec
 from cwl_crunch.dispatch.processes import KILL_GRACE, kill_group, start_ticks
-from cwl_crunch.worker.rooted import rooted_command
+from cwl_crunch.worker.rooted import namespaced_command, namespaces_available, needs_namespace
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,8 +42,13 @@ def start_command(
         stderr = _open(files, job_dir / spec.stderr if spec.stderr else log_dir / "stderr.txt",
                        "wb")
         command = list(spec.command)
-        if spec.root is not None:
-            command = rooted_command(command, job_dir, spec.root, spec.cwd)
+        if needs_namespace(spec):
+            if not namespaces_available():
+                if spec.root is not None:
+                    return ProcessResult(None, "this worker cannot give the job a fixed root: "
+                                               "unshare(1) and mount(8) are not installed")
+            else:
+                command = namespaced_command(spec, job_dir)
         try:
             process = subprocess.Popen(
                 command, cwd=job_dir / spec.cwd, env=dict(environment),

@@ -1,36 +1,66 @@
-"""Running a command that sees its job directory at a fixed absolute path (``JobSpec.root``).
+"""Running a command in a private mount namespace: fixed root and read-only inputs.
 
-The command runs in a private mount namespace (``unshare``) where the job directory is
-bind-mounted at ``root``; nothing outside the namespace sees the mount. A user who is not
-root gets a user namespace too. So absolute paths baked into a command (a CWL tool's
-``runtime.outdir``, its inputs' paths) are the same on every run and every host, and hold
-literally inside the job.
+Two things need the command to see its files differently from the host, and a private
+mount namespace (``unshare``; plus a user namespace when not root) gives both without a
+container:
+
+- ``JobSpec.root``: the job directory is bind-mounted at a fixed absolute path, so paths
+  baked into a command (a CWL tool's ``runtime.outdir``, its inputs' paths) are the same on
+  every run and host, and hold literally inside the job.
+- Read-only collection mounts are hard links to the store's block files; bind-mounting
+  each one read-only over itself stops a job from writing through them into the store.
+
+Nothing outside the namespace sees these mounts.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import shutil
 from pathlib import Path
 
-# Exit code when the job directory cannot be shown at its root (as env(1)/xargs use 125
-# for "the wrapper itself failed").
-ROOT_FAILED = 125
+from cwl_crunch.client.base import CollectionMount, JobSpec
 
-_ENTER_ROOT = (
-    'mkdir -p "$2" 2>/dev/null; '
-    'mount --bind "$1" "$2" || { echo "cwl-crunch: cannot show the job directory at $2 '
-    f'(mount namespaces unavailable?)" >&2; exit {ROOT_FAILED}; }}; '
-    'cd "$2/$3" && shift 3 && exec "$@"'
+# Exit code when the namespace cannot be set up (env(1) and xargs use 125 the same way:
+# "the wrapper itself failed").
+SETUP_FAILED = 125
+
+# $1 job dir, $2 root ("" for none), $3 cwd, $4 number of read-only paths, then those
+# paths (relative to the job dir), then the command.
+_SETUP = (
+    'job=$1 root=$2 cwd=$3 count=$4; shift 4; '
+    'fail() { echo "cwl-crunch: $1 (are mount namespaces available?)" >&2; '
+    f'exit {SETUP_FAILED}; }}; '
+    'while [ "$count" -gt 0 ]; do '
+    'mount --bind "$job/$1" "$job/$1" && mount -o remount,bind,ro "$job/$1" '
+    '|| fail "cannot make $1 read-only"; shift; count=$((count - 1)); done; '
+    'if [ -n "$root" ]; then mkdir -p "$root" 2>/dev/null; '
+    'mount --rbind "$job" "$root" || fail "cannot show the job directory at $root"; '
+    'cd "$root/$cwd"; else cd "$job/$cwd"; fi && exec "$@"'
 )
 
 
-def rooted_command(command: Sequence[str], job_dir: Path, root: str, cwd: str) -> list[str]:
-    """``command`` wrapped to run in ``root/cwd`` with ``job_dir`` mounted at ``root``."""
+def read_only_targets(spec: JobSpec) -> list[str]:
+    """Job-dir paths of the mounts the command must not be able to change."""
+    return sorted(target for target, mount in spec.mounts.items()
+                  if isinstance(mount, CollectionMount) and not mount.writable)
+
+
+def needs_namespace(spec: JobSpec) -> bool:
+    return spec.root is not None or bool(read_only_targets(spec))
+
+
+def namespaces_available() -> bool:
+    return shutil.which("unshare") is not None and shutil.which("mount") is not None
+
+
+def namespaced_command(spec: JobSpec, job_dir: Path) -> list[str]:
+    """The job's command wrapped to run in its own mount namespace."""
     user_namespace = ["--user", "--map-root-user"] if os.geteuid() != 0 else []
+    read_only = read_only_targets(spec)
     return ["unshare", *user_namespace, "--mount", "--propagation", "private", "--",
-            "/bin/sh", "-c", _ENTER_ROOT, "cwl-crunch-root", str(job_dir), root, cwd,
-            *command]
+            "/bin/sh", "-c", _SETUP, "cwl-crunch-job", str(job_dir), spec.root or "",
+            spec.cwd, str(len(read_only)), *read_only, *spec.command]
 
 
 def path_inside(root: str, relative: str) -> str:

@@ -1,24 +1,124 @@
-"""``cwl-crunch-runner``: the CWL runner's command (its executor lands with the CWL issue)."""
+"""``cwl-crunch-runner workflow.cwl inputs.yml``: cwltool's command line, steps as jobs.
+
+The run is itself a job: the runner records itself as one (or, started as a job, it is
+that job) and submits every CommandLineTool invocation with that job's token, so the
+steps are its children in the process tree.
+"""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cwltool.main
+from cwltool.argparser import arg_parser
+from cwltool.context import LoadingContext, RuntimeContext
+
+from cwl_crunch.client import ClusterClient, JobOutcome, JobSpec, open_client
+from cwl_crunch.client.base import JobState
+from cwl_crunch.config import load_config
+from cwl_crunch.cwl.executor import CrunchExecutor
+from cwl_crunch.cwl.fs_access import CrunchFsAccess
+from cwl_crunch.cwl.path_mapper import CrunchPathMapper, Uploads
+from cwl_crunch.cwl.steps import Progress, StepRunner
+from cwl_crunch.cwl.tool import make_tool_factory
+from cwl_crunch.dispatch.processes import this_worker
+from cwl_crunch.errors import CrunchError
 
 # cwltool's exit code for "this runner does not support that".
 UNSUPPORTED = 33
 
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = arg_parser()
+    parser.prog = "cwl-crunch-runner"
+    parser.description = "Run a CWL workflow; every step becomes a cwl-crunch job."
+    parser.add_argument("--disable-reuse", action="store_true",
+                        help="run every step even if identical work already ran")
+    return parser
+
+
+class RunSession:
+    """Owns the run's job record and hands cwltool the executor for the steps."""
+
+    def __init__(self, client: ClusterClient, argv: Sequence[str], steps: StepRunner) -> None:
+        self._client = client
+        self._argv = list(argv)
+        self._steps = steps
+        self.run_uuid: str | None = None
+        self._own_job = False
+
+    def begin(self, process: Any) -> None:
+        """Record the run as a job (once it really runs: not for --validate)."""
+        if self.run_uuid is not None:
+            return
+        if self._client.caller_job() is not None:
+            self.run_uuid = self._client.caller_job()
+            return
+        name = Path(str(process.tool.get("id", "run"))).name.split("#")[0] or "run"
+        claim = self._client.start_own_job(
+            JobSpec(command=("cwl-crunch-runner", *self._argv), name=name, cores=0.25,
+                    ram=256 << 20), this_worker())
+        self.run_uuid, self._own_job = claim.job.uuid, True
+        config = load_config().replace(api_token=claim.token)
+        self._steps.client = open_client(config)
+
+    def finish(self, exit_code: int, interrupted: bool) -> None:
+        if not self._own_job or self.run_uuid is None:
+            return
+        if interrupted:
+            self._client.cancel(self.run_uuid)
+        state: JobState = "Cancelled" if interrupted else "Complete"
+        self._client.finish_job(self.run_uuid, JobOutcome(state, exit_code, None, None))
+        if self._steps.client is not self._client:
+            self._steps.client.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="cwl-crunch-runner",
-                                     description="Run a CWL workflow on a cwl-crunch cluster.")
-    parser.add_argument("workflow")
-    parser.add_argument("inputs", nargs="?")
-    parser.parse_args(argv)
-    print("cwl-crunch-runner: running CWL documents is not available in this version yet; "
-          "use the Python SDK (cwl_crunch.connect) to run jobs", file=sys.stderr)
-    return UNSUPPORTED
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(arguments)
+    try:
+        client = open_client(load_config())
+    except CrunchError as error:
+        print(f"cwl-crunch-runner: {error}", file=sys.stderr)
+        return 1
+    progress = Progress(None if args.quiet else sys.stderr)
+    steps = StepRunner(client, reuse=not args.disable_reuse, progress=progress)
+    session = RunSession(client, arguments, steps)
+    exit_code, interrupted = 1, False
+    try:
+        exit_code = cwltool.main.main(
+            args=args, executor=CrunchExecutor(steps, session.begin),
+            loadingContext=_loading_context(args, steps),
+            runtimeContext=_runtime_context(args, client))
+    except KeyboardInterrupt:
+        interrupted, exit_code = True, 130
+    finally:
+        progress.close()
+        session.finish(exit_code, interrupted)
+        client.close()
+    return exit_code
+
+
+def _loading_context(args: argparse.Namespace, steps: StepRunner) -> LoadingContext:
+    context = LoadingContext(vars(args))
+    context.construct_tool_object = make_tool_factory(steps)
+    context.relax_path_checks = True
+    return context
+
+
+def _runtime_context(args: argparse.Namespace, client: ClusterClient) -> RuntimeContext:
+    context = RuntimeContext(vars(args))
+    # cwltool types these as classes but only ever calls them: factories with our client.
+    context.make_fs_access = functools.partial(  # type: ignore[assignment]
+        CrunchFsAccess, client=client)
+    context.path_mapper = functools.partial(  # type: ignore[assignment]
+        CrunchPathMapper, uploads=Uploads(client))
+    return context
 
 
 if __name__ == "__main__":

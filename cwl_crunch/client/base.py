@@ -181,6 +181,19 @@ class ClusterClient(abc.ABC):
         """Create a job (or reuse / join identical work). The parent comes from the token."""
 
     @abc.abstractmethod
+    def start_own_job(self, spec: JobSpec, worker: WorkerInfo) -> Claim:
+        """Record work the calling process does itself as a job, Running at once.
+
+        A workflow runner is such a job: its steps are submitted with the claim's token and
+        so become its children. The caller ends it with ``finish_job``; if the caller dies,
+        the job ends Failed like any job whose worker died. Never reused or joined.
+        """
+
+    @abc.abstractmethod
+    def caller_job(self) -> str | None:
+        """The job whose token this client uses (None for a person's token or none)."""
+
+    @abc.abstractmethod
     def get_job(self, uuid: str) -> JobRecord:
         """The job's current record; raises JobNotFound."""
 

@@ -8,6 +8,7 @@ reusing or joining a twin) is taken inside one of its write transactions.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -96,6 +97,22 @@ class EmbeddedClient(ClusterClient):
                     self.store.list(mount.pdh, mount.path)
                 except StoreError as error:
                     raise SubmitError(f"mount {target!r}: {error}") from None
+
+    def start_own_job(self, spec: JobSpec, worker: WorkerInfo) -> Claim:
+        spec = dataclasses.replace(spec, reuse=False)
+        check_spec(spec)
+        with self.database.writing() as connection:
+            row = jobs.insert_job(connection, self.cluster_id, spec,
+                                  parent_uuid=self._parent_uuid, key=reuse_key(spec),
+                                  output_present=self.store.has_collection)
+            jobs.claim(connection, row["uuid"], states.QUEUED, worker)
+            token = create_token(connection, self.cluster_id, row["uuid"])
+            claim = Claim(jobs.to_record(jobs.get_job(connection, row["uuid"])), token)
+        self._notify()
+        return claim
+
+    def caller_job(self) -> str | None:
+        return self._parent_uuid
 
     def get_job(self, uuid: str) -> JobRecord:
         with self.database.reading() as connection:

@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Run the CWL v1.2 conformance suite (cwltest) against cwl-crunch-runner.
+
+Prints ``N passed, M failed, K unsupported`` on a line of its own, writes
+``<out>/junit.xml`` and ``<out>/failures.txt``; ``--check-floor`` fails when the pass
+count is below ``floor.json``. See conformance/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_SUITE = Path(__file__).resolve().parents[2] / "shared" / "cwl-v1.2"
+TOOL = "cwl-crunch-runner"
+# Only for checking this script against another runner, e.g. "cwltool --no-container".
+TOOL_OVERRIDE_ENV = "CONFORMANCE_TOOL"
+
+SUMMARY_RE = re.compile(
+    r"^(?:(?P<p>\d+) tests passed(?:, (?P<f>\d+) failures)?"
+    r"(?:, (?P<u>\d+) unsupported features)?|(?P<all>All tests passed))$"
+)
+STARTED_RE = re.compile(r"^Test \[(\d+)/\d+\] ([^:\s]+)")
+FAILED_RE = re.compile(r"^Test (\d+) (?:failed|timed out):")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--suite", type=Path, default=DEFAULT_SUITE, help="dir with the suite yaml")
+    ap.add_argument("-j", type=int, default=2, help="tests run in parallel (default 2)")
+    ap.add_argument("--tags", help="comma-separated tags to run, e.g. required")
+    ap.add_argument("--exclude-tags", help="comma-separated tags to skip")
+    ap.add_argument("-n", help="cwltest test numbers, e.g. 1,3-6 (no floor check)")
+    ap.add_argument("-s", help="cwltest short names, comma-separated (no floor check)")
+    ap.add_argument("--out", type=Path, default=HERE / "out", help="output dir")
+    ap.add_argument("--home", type=Path, help="CWL_CRUNCH_HOME to use and keep (reuse)")
+    ap.add_argument("--floor-file", type=Path, default=HERE / "floor.json")
+    ap.add_argument("--check-floor", action="store_true", help="exit 1 if passed < floor")
+    ap.add_argument("--timeout", type=int, default=300, help="seconds per test (default 300)")
+    ap.add_argument("--tool-arg", action="append", default=[], help="extra runner arg (repeat)")
+    ap.add_argument("--verbose", action="store_true", help="pass --verbose to cwltest")
+    return ap.parse_args(argv)
+
+
+def floor_key(a: argparse.Namespace) -> str | None:
+    """The floor.json key this selection is checked against, or None for no check."""
+    if a.exclude_tags or a.n or a.s:
+        return None
+    if not a.tags:
+        return "all"
+    return "required" if a.tags.strip() == "required" else None
+
+
+def run_cwltest(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, list[str]]:
+    """Run cwltest, echoing its stderr live; return its exit code and stderr lines."""
+    lines: list[str] = []
+    with subprocess.Popen(
+        cmd, cwd=cwd, env=env, stderr=subprocess.PIPE, text=True, errors="replace"
+    ) as proc:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            sys.stderr.write(line)
+            lines.append(line.rstrip("\n"))
+    return proc.returncode, lines
+
+
+def parse_junit(path: Path) -> tuple[int, list[str], list[str]]:
+    """Return (testcases, ids with <failure>, ids of failed `required` tests) from junit XML."""
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        return 0, [], []
+    cases = list(root.iter("testcase"))
+    failed = [c for c in cases if c.find("failure") is not None]
+    required = [c for c in failed if "required" in c.get("class", "").split(", ")]
+    return len(cases), [c.get("file", "?") for c in failed], [c.get("file", "?") for c in required]
+
+
+def main(argv: list[str]) -> int:
+    a = parse_args(argv)
+    suite = a.suite.resolve()
+    out = a.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "tmp"  # cwltest never deletes its --outdir dirs: keep them here, not in /tmp
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    if a.home:
+        home = a.home.resolve()
+    else:
+        home = out / "home"
+        shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True, exist_ok=True)
+    junit = out / "junit.xml"
+    junit.unlink(missing_ok=True)
+
+    tool_cmd = shlex.split(os.environ.get(TOOL_OVERRIDE_ENV, "")) or [TOOL]
+    cmd = ["cwltest", "--test", str(suite / "conformance_tests.yaml"), "--tool", tool_cmd[0],
+           "-j", str(a.j), "--junit-xml", str(junit), "--timeout", str(a.timeout)]
+    for flag, value in (("--tags", a.tags), ("--exclude-tags", a.exclude_tags),
+                        ("-n", a.n), ("-s", a.s)):
+        if value:
+            cmd += [flag, value]
+    if a.verbose:
+        cmd.append("--verbose")
+    if tool_cmd[1:] or a.tool_arg:
+        cmd += ["--", *tool_cmd[1:], *a.tool_arg]
+    env = {**os.environ, "CWL_CRUNCH_HOME": str(home), "TMPDIR": str(tmp)}
+    print(f"# CWL_CRUNCH_HOME={home}\n# {shlex.join(cmd)}  (cwd {suite})", file=sys.stderr)
+    rc, lines = run_cwltest(cmd, suite, env)
+
+    m = next((m for ln in reversed(lines) if (m := SUMMARY_RE.match(ln.strip()))), None)
+    n_cases, junit_failed, junit_required = parse_junit(junit)
+    if m is None:
+        print(f"error: no cwltest summary line (cwltest exit {rc})", file=sys.stderr)
+        return 2
+    failed = int(m["f"] or 0)
+    unsupported = int(m["u"] or 0)
+    if m["all"]:
+        started = sum(1 for ln in lines if STARTED_RE.match(ln))
+        passed = n_cases or started
+    else:
+        passed = int(m["p"])
+
+    names = {int(s[1]): s[2] for ln in lines if (s := STARTED_RE.match(ln))}
+    numbers = sorted({int(f[1]) for ln in lines if (f := FAILED_RE.match(ln))})
+    ids = [names.get(n, f"#{n}") for n in numbers]
+    if not (a.n or a.s):  # with -n/-s cwltest labels junit cases wrongly; else merge them in
+        ids += [i for i in junit_failed if i not in ids]
+    (out / "failures.txt").write_text("".join(f"{i}\n" for i in ids))
+
+    print(f"{passed} passed, {failed} failed, {unsupported} unsupported")
+    print(f"junit: {n_cases} cases, {len(junit_failed)} <failure> "
+          f"({len(junit_required)} tagged required); summary failures: {failed}")
+    if ids:
+        shown = ", ".join(ids[:20]) + (f", ... ({len(ids)} in all)" if len(ids) > 20 else "")
+        print(f"failing: {shown}")
+    print(f"junit: {junit}\nfailures: {out / 'failures.txt'}")
+
+    key = floor_key(a)
+    if a.check_floor:
+        floor = json.loads(a.floor_file.read_text()).get(key) if key else None
+        if floor is None:
+            print(f"floor: no check for this selection (key {key!r})")
+        elif passed < floor:
+            print(f"FLOOR FAILED [{key}]: {passed} passed < {floor}, short by {floor - passed}")
+            return 1
+        else:
+            print(f"floor ok [{key}]: {passed} passed >= floor {floor} (+{passed - floor})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

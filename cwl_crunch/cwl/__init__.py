@@ -1,0 +1,1 @@
+"""cwltool integration: CommandLineTool invocations become cluster jobs."""

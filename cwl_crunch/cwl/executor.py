@@ -1,0 +1,56 @@
+"""Running the workflow: cwltool's multithreaded executor, outputs moved to --outdir.
+
+Each step thread blocks on its cluster job, so independent steps run at once, as far as
+the dispatcher allows. Outputs stay ``keep:`` locations through the workflow; only the
+final ones are copied out of the store, by cwltool's own relocation.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cwltool.context import RuntimeContext
+from cwltool.executors import MultithreadedJobExecutor
+from cwltool.pathmapper import PathMapper
+from cwltool.process import Process, relocateOutputs
+
+from cwl_crunch.cwl.fs_access import MaterializingFsAccess
+from cwl_crunch.cwl.steps import StepRunner
+
+_CWLTOOL_LOGGER = logging.getLogger("cwltool")
+
+
+class CrunchExecutor(MultithreadedJobExecutor):
+    def __init__(self, steps: StepRunner, before_run: Callable[[Process], None]) -> None:
+        """``before_run`` is called once a run really starts (not for --validate)."""
+        super().__init__()
+        self._steps = steps
+        self._before_run = before_run
+
+    def execute(
+        self,
+        process: Process,
+        job_order_object: Any,
+        runtime_context: RuntimeContext,
+        logger: logging.Logger = _CWLTOOL_LOGGER,
+    ) -> tuple[Any, str]:
+        final_outdir = runtime_context.outdir
+        if not runtime_context.validate_only:
+            self._before_run(process)
+        context = runtime_context.copy()
+        context.outdir = None  # relocation is ours (the outputs are keep: locations)
+        output, status = super().execute(process, job_order_object, context, logger)
+        if output is None or final_outdir is None or context.validate_only:
+            return output, status
+        with tempfile.TemporaryDirectory(prefix="cwl-crunch-out-",
+                                         dir=str(Path(final_outdir).resolve().parent)) as stage:
+            fs_access = MaterializingFsAccess("", client=self._steps.client,
+                                              staging_dir=Path(stage))
+            output = relocateOutputs(
+                output, str(Path(final_outdir).resolve()), {stage}, "move", fs_access,
+                bool(runtime_context.compute_checksum), path_mapper=PathMapper)
+        return output, status

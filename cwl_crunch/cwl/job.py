@@ -1,0 +1,146 @@
+"""One CommandLineTool invocation, run as a cluster job.
+
+cwltool prepares everything (command line, environment, redirections, InitialWorkDir,
+the input path map) against the fixed layout of ``layout.py``; this turns that into a
+JobSpec whose mounts come from the path maps, submits it, waits for it, and collects the
+outputs from its output collection with cwltool's own output bindings.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import urllib.parse
+from typing import TYPE_CHECKING, Any
+
+from cwltool.errors import UnsupportedRequirement, WorkflowException
+from cwltool.job import JobBase
+from cwltool.pathmapper import MapperEnt, PathMapper
+
+from cwl_crunch.client.base import CollectionMount, JobRecord, JobSpec, LiteralMount, Mount
+from cwl_crunch.cwl.layout import JOB_ROOT, KEEP_PREFIX, OUTDIR, TMPDIR
+from cwl_crunch.store import split_reference
+
+if TYPE_CHECKING:
+    from cwltool.context import RuntimeContext
+
+    from cwl_crunch.cwl.steps import StepRunner
+
+logger = logging.getLogger("cwl_crunch.cwl")
+
+_READ_ONLY = {"File": False, "Directory": False, "WritableFile": True,
+              "WritableDirectory": True}
+
+
+def job_path(absolute: str) -> str:
+    """A path under the job root, relative to the job directory."""
+    if absolute == JOB_ROOT or not absolute.startswith(JOB_ROOT + "/"):
+        raise UnsupportedRequirement(
+            f"{absolute}: cwl-crunch stages files only inside the job directory ({JOB_ROOT})")
+    return absolute[len(JOB_ROOT) + 1:]
+
+
+def mount_for(entry: MapperEnt) -> Mount:
+    if entry.type in ("CreateFile", "CreateWritableFile"):
+        return LiteralMount(entry.resolved, writable=entry.type == "CreateWritableFile")
+    if entry.type not in _READ_ONLY or not entry.resolved.startswith(KEEP_PREFIX):
+        raise UnsupportedRequirement(f"cannot stage {entry.resolved!r} ({entry.type})")
+    pdh, path = split_reference(entry.resolved)
+    return CollectionMount(pdh, urllib.parse.unquote(path), writable=_READ_ONLY[entry.type])
+
+
+def mounts_of(*mappers: PathMapper | None) -> dict[str, Mount]:
+    mounts: dict[str, Mount] = {}
+    for mapper in mappers:
+        if mapper is None:
+            continue
+        for _, entry in mapper.items_exclude_children():
+            # A literal directory is made by the mounts of its children (staged apart).
+            literal_dir = entry.type in ("Directory", "WritableDirectory") and \
+                entry.resolved.startswith("_:")
+            if entry.staged and entry.type and not literal_dir:
+                mounts[job_path(entry.target)] = mount_for(entry)
+    return mounts
+
+
+def process_status(exit_code: int, job: JobBase) -> str:
+    """cwltool's mapping of an exit code to a process status."""
+    if exit_code in job.successCodes:
+        return "success"
+    if exit_code in job.temporaryFailCodes:
+        return "temporaryFail"
+    if exit_code in job.permanentFailCodes:
+        return "permanentFail"
+    return "success" if exit_code == 0 else "permanentFail"
+
+
+class CrunchJob(JobBase):
+    """Built by ``CrunchCommandLineTool.make_job_runner`` with the run's StepRunner."""
+
+    def __init__(self, steps: StepRunner, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._steps = steps
+
+    def _required_env(self) -> dict[str, str]:
+        # No PATH here: the worker supplies its own, and it must not enter the reuse key.
+        return {"HOME": OUTDIR, "TMPDIR": TMPDIR}
+
+    def run(self, runtimeContext: RuntimeContext,
+            tmpdir_lock: threading.Lock | None = None) -> None:
+        outputs: Any = {}
+        status = "permanentFail"
+        try:
+            record = self._steps.run_step(self.name, self._spec(runtimeContext))
+            outputs, status = self._outcome(record)
+        except (WorkflowException, UnsupportedRequirement):
+            raise
+        except Exception as error:
+            logger.error("[step %s] %s", self.name, error, exc_info=runtimeContext.debug)
+        lock = runtimeContext.workflow_eval_lock
+        if self.output_callback is None:
+            return
+        if lock is None:
+            self.output_callback(outputs, status)
+        else:
+            with lock:
+                self.output_callback(outputs, status)
+
+    def _spec(self, runtimeContext: RuntimeContext) -> JobSpec:
+        generatemapper = None
+        if "listing" in self.generatefiles:
+            generatemapper = self.make_path_mapper(
+                self.generatefiles["listing"], self.builder.outdir, runtimeContext, False)
+            self.generatemapper = generatemapper
+        resources = self.builder.resources
+        work_reuse, _ = self.get_requirement("WorkReuse")
+        reuse = bool(work_reuse.get("enableReuse", True)) if work_reuse else True
+        return JobSpec(
+            command=tuple(str(arg) for arg in self.command_line),
+            name=self.name,
+            environment=dict(self.environment),
+            mounts=mounts_of(self.pathmapper, generatemapper),
+            output_path="out",
+            cwd="out",
+            root=JOB_ROOT,
+            stdin=job_path(self.stdin) if self.stdin else None,
+            stdout=f"out/{self.stdout}" if self.stdout else None,
+            stderr=f"out/{self.stderr}" if self.stderr else None,
+            cores=max(float(resources.get("cores", 1) or 1), 0.01),
+            ram=max(int(float(resources.get("ram", 256) or 256) * 2**20), 2**20),
+            time_limit=float(self.timelimit) if self.timelimit else None,
+            reuse=reuse and self._steps.reuse,
+        )
+
+    def _outcome(self, record: JobRecord) -> tuple[Any, str]:
+        if record.state != "Complete" or record.output_pdh is None or record.exit_code is None:
+            reason = record.failure_reason or record.state
+            logger.error("[step %s] job %s %s (its log: cwl-crunch jobs logs %s)",
+                         self.name, record.uuid, reason, record.uuid)
+            return {}, "permanentFail"
+        status = process_status(record.exit_code, self)
+        if status != "success":
+            logger.warning("[step %s] job %s exited with status %d (its log: cwl-crunch "
+                           "jobs logs %s)", self.name, record.uuid, record.exit_code,
+                           record.uuid)
+        outputs = self.collect_outputs(f"{KEEP_PREFIX}{record.output_pdh}", record.exit_code)
+        return outputs, status

@@ -1,0 +1,57 @@
+"""Submitting a run's steps as child jobs and waiting for them, with a progress line."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import TextIO
+
+from cwl_crunch.client.base import ClusterClient, JobRecord, JobSpec
+
+
+class Progress:
+    """Counts of the run's steps; drawn as one line on a terminal."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self._stream = stream if stream is not None and stream.isatty() else None
+        self._lock = threading.Lock()
+        self.queued = self.running = self.done = self.reused = self.failed = 0
+
+    def change(self, **deltas: int) -> None:
+        with self._lock:
+            for name, delta in deltas.items():
+                setattr(self, name, getattr(self, name) + delta)
+            if self._stream is not None:
+                self._stream.write(f"\rsteps: {self.queued} queued, {self.running} running, "
+                                   f"{self.done} done, {self.reused} reused, "
+                                   f"{self.failed} failed ")
+                self._stream.flush()
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.write("\n")
+
+
+class StepRunner:
+    """Runs step jobs on the cluster with the run's token (so they are its children)."""
+
+    def __init__(self, client: ClusterClient, *, reuse: bool, progress: Progress) -> None:
+        self.client = client
+        self.reuse = reuse
+        self.progress = progress
+
+    def run_step(self, name: str, spec: JobSpec) -> JobRecord:
+        record = self.client.submit(spec)
+        if record.finished:
+            self.progress.change(reused=1 if record.reused_job_uuid else 0,
+                                 done=0 if record.reused_job_uuid else 1)
+            return record
+        self.progress.change(queued=1)
+        waited = self.client.wait([record.uuid])[0]
+        self.progress.change(queued=-1, done=1 if waited.succeeded else 0,
+                             failed=0 if waited.succeeded else 1)
+        return waited
+
+
+def default_progress() -> Progress:
+    return Progress(sys.stderr)

@@ -1,0 +1,128 @@
+"""cwl-crunch-runner end to end: a scatter workflow, reuse, process tree, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import cwl_crunch
+from cwl_crunch.client import JobFilter
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "cwl-examples" / "gc-content"
+
+
+def run_runner(home: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cwl_crunch.cli.runner", *args], cwd=cwd, capture_output=True,
+        text=True, timeout=120, check=False,
+        env={"CWL_CRUNCH_HOME": str(home), "PATH": "/usr/local/bin:/usr/bin:/bin"})
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    work = tmp_path / "example"
+    shutil.copytree(EXAMPLE, work)
+    return work
+
+
+def children(cluster, uuid):
+    return cluster.client.list_jobs(JobFilter(parent_uuid=uuid, limit=1000))
+
+
+def latest_run(cluster):
+    return cluster.client.list_jobs(JobFilter(top_level=True, limit=1))[0]
+
+
+def test_scatter_workflow_outputs_and_process_tree(tmp_path, workdir):
+    home, outdir = tmp_path / "home", tmp_path / "out"
+    result = run_runner(home, "--outdir", str(outdir), "workflow.cwl", "inputs.yml",
+                        cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    output = json.loads(result.stdout)
+    assert [f["basename"] for f in output["per_sample"]] == [
+        "sample_a.tsv", "sample_b.tsv", "sample_c.tsv"]
+    summary = (outdir / "gc_summary.tsv").read_text().splitlines()
+    assert summary[0] == "sample\tbases\tgc"
+    assert [line.split("\t")[0] for line in summary[1:]] == ["sample_a", "sample_b", "sample_c"]
+    assert output["summary_table"]["path"] == str(outdir / "gc_summary.tsv")
+    assert output["summary_table"]["checksum"].startswith("sha1$")
+    with cwl_crunch.connect(home=home) as cluster:
+        run = latest_run(cluster)
+        steps = children(cluster, run.uuid)
+        assert run.state == "Complete"
+        assert sorted(step.name for step in steps) == ["gc", "gc_2", "gc_3", "summary"]
+        assert all(step.state == "Complete" and step.output_pdh for step in steps)
+
+
+def test_rerun_reuses_every_step_and_a_changed_input_reruns_only_its_path(tmp_path, workdir):
+    home = tmp_path / "home"
+    first = run_runner(home, "--outdir", str(tmp_path / "o1"), "workflow.cwl", "inputs.yml",
+                       cwd=workdir)
+    assert first.returncode == 0, first.stderr
+    again = run_runner(home, "--outdir", str(tmp_path / "o2"), "workflow.cwl", "inputs.yml",
+                       cwd=workdir)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["summary_table"]["checksum"] == json.loads(
+        first.stdout)["summary_table"]["checksum"]
+    with cwl_crunch.connect(home=home) as cluster:
+        steps = children(cluster, latest_run(cluster).uuid)
+        assert all(step.reused_job_uuid for step in steps), [s.name for s in steps]
+    # Change one sample: its gc step and the summary run again, the other two are reused.
+    with (workdir / "sample_b.fa").open("a") as fasta:
+        fasta.write(">extra\nGGGGCCCC\n")
+    changed = run_runner(home, "--outdir", str(tmp_path / "o3"), "workflow.cwl",
+                         "inputs.yml", cwd=workdir)
+    assert changed.returncode == 0, changed.stderr
+    with cwl_crunch.connect(home=home) as cluster:
+        steps = {step.name: step for step in children(cluster, latest_run(cluster).uuid)}
+        reran = sorted(name for name, step in steps.items() if not step.reused_job_uuid)
+        assert reran == ["gc_2", "summary"]
+
+
+def test_disable_reuse_runs_everything_again(tmp_path, workdir):
+    home = tmp_path / "home"
+    for outdir in ("o1", "o2"):
+        result = run_runner(home, "--disable-reuse", "--outdir", str(tmp_path / outdir),
+                            "workflow.cwl", "inputs.yml", cwd=workdir)
+        assert result.returncode == 0, result.stderr
+    with cwl_crunch.connect(home=home) as cluster:
+        assert not any(step.reused_job_uuid
+                       for step in children(cluster, latest_run(cluster).uuid))
+
+
+def test_invalid_cwl_is_a_readable_error(tmp_path):
+    broken = tmp_path / "broken.cwl"
+    broken.write_text("cwlVersion: v1.2\nclass: CommandLineTool\ninputs: {}\n")
+    result = run_runner(tmp_path / "home", "--outdir", str(tmp_path / "o"), str(broken))
+    assert result.returncode == 1
+    assert "broken.cwl" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_input_file_is_a_readable_error(tmp_path, workdir):
+    (workdir / "sample_c.fa").unlink()
+    result = run_runner(tmp_path / "home", "--outdir", str(tmp_path / "o"), "workflow.cwl",
+                        "inputs.yml", cwd=workdir)
+    assert result.returncode == 1
+    assert "sample_c.fa" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_failing_step_names_its_job_and_how_to_see_its_log(tmp_path):
+    tool = tmp_path / "fail.cwl"
+    tool.write_text("cwlVersion: v1.2\nclass: CommandLineTool\n"
+                    "baseCommand: [sh, -c, 'echo broken >&2; exit 3']\n"
+                    "inputs: {}\noutputs: {}\n")
+    result = run_runner(tmp_path / "home", "--outdir", str(tmp_path / "o"), str(tool))
+    assert result.returncode == 1
+    assert "cwl-crunch jobs logs" in result.stderr
+    assert "Traceback" not in result.stderr
+    with cwl_crunch.connect(home=tmp_path / "home") as cluster:
+        step = children(cluster, latest_run(cluster).uuid)[0]
+        assert step.uuid in result.stderr
+        assert step.exit_code == 3

@@ -186,7 +186,9 @@ class ClusterClient(abc.ABC):
 
         A workflow runner is such a job: its steps are submitted with the claim's token and
         so become its children. The caller ends it with ``finish_job``; if the caller dies,
-        the job ends Failed like any job whose worker died. Never reused or joined.
+        the job ends Failed like any job whose worker died. Never reused or joined, and
+        it holds none of the dispatcher's capacity (the caller's process is not placed
+        work: a runner waiting on its steps must not keep them from fitting).
         """
 
     @abc.abstractmethod

@@ -105,7 +105,7 @@ class EmbeddedClient(ClusterClient):
             row = jobs.insert_job(connection, self.cluster_id, spec,
                                   parent_uuid=self._parent_uuid, key=reuse_key(spec),
                                   output_present=self.store.has_collection)
-            jobs.claim(connection, row["uuid"], states.QUEUED, worker)
+            jobs.claim(connection, row["uuid"], states.QUEUED, worker, self_run=True)
             token = create_token(connection, self.cluster_id, row["uuid"])
             claim = Claim(jobs.to_record(jobs.get_job(connection, row["uuid"])), token)
         self._notify()

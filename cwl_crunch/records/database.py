@@ -43,8 +43,13 @@ def _add_job_root(connection: Connection) -> None:
     connection.exec_driver_sql("ALTER TABLE jobs ADD COLUMN root TEXT")
 
 
+def _add_job_self_run(connection: Connection) -> None:
+    connection.exec_driver_sql(
+        "ALTER TABLE jobs ADD COLUMN self_run BOOLEAN NOT NULL DEFAULT 0")
+
+
 # MIGRATIONS[n] upgrades a database at schema version n to n + 1.
-MIGRATIONS: dict[int, Migration] = {1: _add_job_root}
+MIGRATIONS: dict[int, Migration] = {1: _add_job_root, 2: _add_job_self_run}
 
 _BEGIN_OPTION = "crunch_begin"
 

@@ -55,7 +55,9 @@ _TWINS = (
 )
 _USAGE = select(
     func.coalesce(func.sum(JOBS.c.cores), 0.0), func.coalesce(func.sum(JOBS.c.ram), 0)
-).where(JOBS.c.state == states.RUNNING, JOBS.c.worker_host == bindparam("host"))
+    # A self-run job is the process that recorded it, not work placed on this host.
+).where(JOBS.c.state == states.RUNNING, JOBS.c.worker_host == bindparam("host"),
+        JOBS.c.self_run.is_(False))
 
 
 def _when(epoch: float | None) -> datetime | None:
@@ -142,7 +144,7 @@ def insert_job(
         stdin=spec.stdin, stdout=spec.stdout, stderr=spec.stderr, image=spec.image,
         properties=dict(spec.properties), cores=spec.cores, ram=spec.ram, gpus=spec.gpus,
         time_limit=spec.time_limit, priority=spec.priority, reuse=spec.reuse,
-        reuse_key=key, created_at=now, cancel_requested=False,
+        reuse_key=key, created_at=now, cancel_requested=False, self_run=False,
     )
     if twin is not None and twin.state == states.COMPLETE:
         # Reused: the record is born Complete (one row, one event; nothing was queued).
@@ -198,10 +200,11 @@ def usage_on_host(connection: Connection, host: str) -> tuple[float, int]:
     return float(cores), int(ram)
 
 
-def claim(connection: Connection, uuid: str, current: str, worker: WorkerInfo) -> None:
+def claim(connection: Connection, uuid: str, current: str, worker: WorkerInfo,
+          *, self_run: bool = False) -> None:
     now = time.time()
     _set_state(connection, uuid, current, states.RUNNING, now, worker_host=worker.host,
-               worker_pid=worker.pid, worker_pid_start=worker.pid_start)
+               worker_pid=worker.pid, worker_pid_start=worker.pid_start, self_run=self_run)
     for follower, state in _followers(connection, uuid):
         _set_state(connection, follower, state, states.RUNNING, now)
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class Base(DeclarativeBase):
@@ -63,6 +63,9 @@ class Job(Base):
     failure_reason: Mapped[str | None] = mapped_column(Text)
     reused_job_uuid: Mapped[str | None] = mapped_column(String(40), index=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Since schema version 3: the job is the process that recorded it (a workflow runner
+    # started from a terminal), not work a dispatcher placed, so it holds no capacity.
+    self_run: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     # Who runs it: lets any process tell a dead worker from a slow one.
     worker_host: Mapped[str | None] = mapped_column(String(255))
     worker_pid: Mapped[int | None] = mapped_column(Integer)

@@ -299,6 +299,7 @@ def test_a_version_1_database_is_migrated_and_keeps_its_jobs(tmp_path):
     database.close()
     connection = raw(tmp_path)
     connection.execute("ALTER TABLE jobs DROP COLUMN root")
+    connection.execute("ALTER TABLE jobs DROP COLUMN self_run")
     connection.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     connection.close()
 
@@ -306,9 +307,11 @@ def test_a_version_1_database_is_migrated_and_keeps_its_jobs(tmp_path):
     try:
         with migrated.reading() as connection:
             assert schema_version(connection) == SCHEMA_VERSION
-            record = jobs.to_record(jobs.get_job(connection, uuid))
+            row = jobs.get_job(connection, uuid)
+        record = jobs.to_record(row)
         assert record.spec.command == ("echo", "old")
         assert record.spec.root is None
+        assert row.self_run is False
         rooted = JobSpec(("true",), root="/tmp/job")
         with migrated.writing() as connection:
             new = jobs.insert_job(connection, "local", rooted, parent_uuid=None,

@@ -147,7 +147,8 @@ def main(argv: list[str]) -> int:
 
     key = floor_key(a)
     if a.check_floor:
-        floor = json.loads(a.floor_file.read_text()).get(key) if key else None
+        floors = json.loads(a.floor_file.read_text())
+        floor = floors.get(key) if key else None
         if floor is None:
             print(f"floor: no check for this selection (key {key!r})")
         elif passed < floor:
@@ -155,7 +156,27 @@ def main(argv: list[str]) -> int:
             return 1
         else:
             print(f"floor ok [{key}]: {passed} passed >= floor {floor} (+{passed - floor})")
+        if key == "all" and not required_ok(a.suite, ids, floors.get("required")):
+            return 1
     return 0
+
+
+def required_ok(suite: Path, failing_ids: list[str], floor: int | None) -> bool:
+    """On a full run, the `required` tests are checked too (without a second run)."""
+    if floor is None:
+        return True
+    listed = subprocess.run(
+        ["cwltest", "--test", str(suite / "conformance_tests.yaml"), "-l", "--tags",
+         "required"], capture_output=True, text=True, check=False).stdout
+    required = {m.group(1) for m in re.finditer(r"^\[\d+\] ([^:]+):", listed, re.M)}
+    failing = sorted(set(failing_ids) & required)
+    passed = len(required) - len(failing)
+    if passed < floor:
+        print(f"FLOOR FAILED [required]: {passed} of {len(required)} required passed < "
+              f"{floor}; failing: {', '.join(failing)}")
+        return False
+    print(f"floor ok [required]: {passed} of {len(required)} required passed >= {floor}")
+    return True
 
 
 if __name__ == "__main__":

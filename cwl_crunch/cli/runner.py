@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import functools
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -67,6 +69,25 @@ class RunSession:
         config = load_config().replace(api_token=claim.token)
         self._steps.client = open_client(config)
 
+    def interrupt(self, signum: int, frame: object) -> None:
+        """Ctrl-C or SIGTERM: cancel the running steps and start no new ones; cwltool then
+        ends the run as failed. A second Ctrl-C stops at once.
+
+        Not an exception in cwltool's thread: its executor joins the step threads while
+        holding the workflow lock they need, so a KeyboardInterrupt there never returns.
+        """
+        if self._steps.interrupted.is_set():
+            raise KeyboardInterrupt
+        self._steps.interrupted.set()
+        if self.run_uuid is not None:
+            # From a thread: this handler may have interrupted a database transaction.
+            threading.Thread(target=self._client.cancel, args=(self.run_uuid,),
+                             name="cancel-run", daemon=True).start()
+
+    @property
+    def interrupted(self) -> bool:
+        return self._steps.interrupted.is_set()
+
     def finish(self, exit_code: int, interrupted: bool) -> None:
         if not self._own_job or self.run_uuid is None:
             return
@@ -89,6 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress = Progress(None if args.quiet else sys.stderr)
     steps = StepRunner(client, reuse=not args.disable_reuse, progress=progress)
     session = RunSession(client, arguments, steps)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is not signal.SIG_IGN:  # respect a background job's
+            signal.signal(signum, session.interrupt)
     exit_code, interrupted = 1, False
     try:
         exit_code = cwltool.main.main(
@@ -99,6 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         interrupted, exit_code = True, 130
     finally:
         progress.close()
+        if session.interrupted:
+            interrupted, exit_code = True, 130
+            print("cwl-crunch-runner: interrupted; running steps were cancelled (run the "
+                  "same command again to resume)", file=sys.stderr)
         session.finish(exit_code, interrupted)
         client.close()
     return exit_code

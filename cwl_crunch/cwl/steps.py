@@ -6,6 +6,8 @@ import sys
 import threading
 from typing import TextIO
 
+from cwltool.errors import WorkflowException
+
 from cwl_crunch.client.base import ClusterClient, JobRecord, JobSpec
 
 
@@ -39,8 +41,12 @@ class StepRunner:
         self.client = client
         self.reuse = reuse
         self.progress = progress
+        self.interrupted = threading.Event()
+        """Set on Ctrl-C: no new step starts; the running ones are being cancelled."""
 
     def run_step(self, name: str, spec: JobSpec) -> JobRecord:
+        if self.interrupted.is_set():
+            raise WorkflowException(f"step {name} not started: the run was interrupted")
         record = self.client.submit(spec)
         if record.finished:
             self.progress.change(reused=1 if record.reused_job_uuid else 0,

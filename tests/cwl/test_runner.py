@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -126,3 +128,71 @@ def test_failing_step_names_its_job_and_how_to_see_its_log(tmp_path):
         step = children(cluster, latest_run(cluster).uuid)[0]
         assert step.uuid in result.stderr
         assert step.exit_code == 3
+
+
+SLOW_WORKFLOW = """\
+cwlVersion: v1.2
+class: Workflow
+inputs: {flag: string}
+steps:
+  quick:
+    run:
+      class: CommandLineTool
+      baseCommand: [echo, quick]
+      inputs: {}
+      stdout: quick.txt
+      outputs: {out: stdout}
+    in: {}
+    out: [out]
+  slow:
+    run:
+      class: CommandLineTool
+      baseCommand: [sh, -c]
+      arguments:
+        - 'test -f "$0" || sleep 60; cat "$1" > slow.txt'
+        - $(inputs.flag)
+        - $(inputs.after.path)
+      inputs: {flag: string, after: File}
+      outputs: {out: {type: File, outputBinding: {glob: slow.txt}}}
+    in: {flag: flag, after: quick/out}
+    out: [out]
+outputs: {out: {type: File, outputSource: slow/out}}
+"""
+
+
+def test_ctrl_c_cancels_running_steps_and_a_rerun_resumes(tmp_path):
+    home, flag = tmp_path / "home", tmp_path / "go-fast"
+    workflow = tmp_path / "slow.cwl"
+    workflow.write_text(SLOW_WORKFLOW)
+    args = [sys.executable, "-m", "cwl_crunch.cli.runner", "--outdir", str(tmp_path / "o"),
+            str(workflow), "--flag", str(flag)]
+    env = {"CWL_CRUNCH_HOME": str(home), "PATH": "/usr/local/bin:/usr/bin:/bin"}
+    runner = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        with cwl_crunch.connect(home=home) as cluster:
+            deadline = time.monotonic() + 60
+            slow = None
+            while slow is None and time.monotonic() < deadline:
+                runs = cluster.client.list_jobs(JobFilter(top_level=True, limit=1))
+                steps = children(cluster, runs[0].uuid) if runs else []
+                slow = next((s for s in steps if s.name == "slow" and s.state == "Running"),
+                            None)
+                time.sleep(0.1)
+            assert slow is not None, "the slow step never started"
+            runner.send_signal(signal.SIGINT)
+            runner.wait(timeout=30)
+            assert runner.returncode != 0
+            run = cluster.client.get_job(runs[0].uuid)
+            assert run.state == "Cancelled"
+            states = {s.name: s.state for s in children(cluster, run.uuid)}
+            assert states == {"quick": "Complete", "slow": "Cancelled"}
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    flag.write_text("now")
+    again = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    with cwl_crunch.connect(home=home) as cluster:
+        steps = {s.name: s for s in children(cluster, latest_run(cluster).uuid)}
+        assert steps["quick"].reused_job_uuid  # resumed: the finished step was not rerun
+        assert not steps["slow"].reused_job_uuid and steps["slow"].state == "Complete"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cwltool.context import RuntimeContext
-from cwltool.executors import MultithreadedJobExecutor
+from cwltool.executors import MultithreadedJobExecutor, SingleJobExecutor
 from cwltool.pathmapper import PathMapper
 from cwltool.process import Process, relocateOutputs
 
@@ -30,6 +30,21 @@ class CrunchExecutor(MultithreadedJobExecutor):
         super().__init__()
         self._steps = steps
         self._before_run = before_run
+
+    def run_jobs(
+        self,
+        process: Process,
+        job_order_object: Any,
+        logger: logging.Logger,
+        runtime_context: RuntimeContext,
+    ) -> None:
+        if runtime_context.validate_only:
+            # cwltool's single-job executor validates the inputs and stops before running
+            # anything (the multithreaded one would run the workflow).
+            SingleJobExecutor.run_jobs(self, process, job_order_object, logger,  # type: ignore[arg-type]
+                                       runtime_context)
+            return
+        super().run_jobs(process, job_order_object, logger, runtime_context)
 
     def execute(
         self,

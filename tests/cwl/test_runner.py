@@ -196,3 +196,12 @@ def test_ctrl_c_cancels_running_steps_and_a_rerun_resumes(tmp_path):
         steps = {s.name: s for s in children(cluster, latest_run(cluster).uuid)}
         assert steps["quick"].reused_job_uuid  # resumed: the finished step was not rerun
         assert not steps["slow"].reused_job_uuid and steps["slow"].state == "Complete"
+
+
+def test_validate_runs_nothing(tmp_path, workdir):
+    home = tmp_path / "home"
+    result = run_runner(home, "--validate", "workflow.cwl", "inputs.yml", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert "is valid CWL" in result.stdout
+    with cwl_crunch.connect(home=home) as cluster:
+        assert cluster.client.list_jobs(JobFilter(limit=10)) == []

@@ -26,6 +26,7 @@ from cwl_crunch.config import load_config
 from cwl_crunch.cwl.executor import CrunchExecutor
 from cwl_crunch.cwl.fs_access import CrunchFsAccess
 from cwl_crunch.cwl.path_mapper import CrunchPathMapper, Uploads
+from cwl_crunch.cwl.step_names import StepNames
 from cwl_crunch.cwl.steps import Progress, StepRunner
 from cwl_crunch.cwl.tool import make_tool_factory
 from cwl_crunch.dispatch.processes import this_worker
@@ -141,6 +142,8 @@ def _loading_context(args: argparse.Namespace, steps: StepRunner) -> LoadingCont
 
 def _runtime_context(args: argparse.Namespace, client: ClusterClient) -> RuntimeContext:
     context = RuntimeContext(vars(args))
+    context.workflow_job_step_name_callback = StepNames(
+        Path(str(args.workflow)).stem or "main")
     # cwltool types these as classes but only ever calls them: factories with our client.
     context.make_fs_access = functools.partial(  # type: ignore[assignment]
         CrunchFsAccess, client=client)

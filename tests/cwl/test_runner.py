@@ -57,7 +57,9 @@ def test_scatter_workflow_outputs_and_process_tree(tmp_path, workdir):
         run = latest_run(cluster)
         steps = children(cluster, run.uuid)
         assert run.state == "Complete"
-        assert sorted(step.name for step in steps) == ["gc", "gc_2", "gc_3", "summary"]
+        # Named by step path; scattered steps by item index.
+        assert sorted(step.name for step in steps) == [
+            "workflow/gc/0", "workflow/gc/1", "workflow/gc/2", "workflow/summary"]
         assert all(step.state == "Complete" and step.output_pdh for step in steps)
 
 
@@ -83,7 +85,7 @@ def test_rerun_reuses_every_step_and_a_changed_input_reruns_only_its_path(tmp_pa
     with cwl_crunch.connect(home=home) as cluster:
         steps = {step.name: step for step in children(cluster, latest_run(cluster).uuid)}
         reran = sorted(name for name, step in steps.items() if not step.reused_job_uuid)
-        assert reran == ["gc_2", "summary"]
+        assert reran == ["workflow/gc/1", "workflow/summary"]
 
 
 def test_disable_reuse_runs_everything_again(tmp_path, workdir):
@@ -175,7 +177,7 @@ def test_ctrl_c_cancels_running_steps_and_a_rerun_resumes(tmp_path):
             while slow is None and time.monotonic() < deadline:
                 runs = cluster.client.list_jobs(JobFilter(top_level=True, limit=1))
                 steps = children(cluster, runs[0].uuid) if runs else []
-                slow = next((s for s in steps if s.name == "slow" and s.state == "Running"),
+                slow = next((s for s in steps if s.name == "slow/slow" and s.state == "Running"),
                             None)
                 time.sleep(0.1)
             assert slow is not None, "the slow step never started"
@@ -185,7 +187,7 @@ def test_ctrl_c_cancels_running_steps_and_a_rerun_resumes(tmp_path):
             run = cluster.client.get_job(runs[0].uuid)
             assert run.state == "Cancelled"
             states = {s.name: s.state for s in children(cluster, run.uuid)}
-            assert states == {"quick": "Complete", "slow": "Cancelled"}
+            assert states == {"slow/quick": "Complete", "slow/slow": "Cancelled"}
     finally:
         if runner.poll() is None:
             runner.kill()
@@ -194,8 +196,9 @@ def test_ctrl_c_cancels_running_steps_and_a_rerun_resumes(tmp_path):
     assert again.returncode == 0, again.stderr
     with cwl_crunch.connect(home=home) as cluster:
         steps = {s.name: s for s in children(cluster, latest_run(cluster).uuid)}
-        assert steps["quick"].reused_job_uuid  # resumed: the finished step was not rerun
-        assert not steps["slow"].reused_job_uuid and steps["slow"].state == "Complete"
+        assert steps["slow/quick"].reused_job_uuid  # resumed: the finished step is reused
+        assert not steps["slow/slow"].reused_job_uuid
+        assert steps["slow/slow"].state == "Complete"
 
 
 def test_validate_runs_nothing(tmp_path, workdir):
@@ -205,3 +208,20 @@ def test_validate_runs_nothing(tmp_path, workdir):
     assert "is valid CWL" in result.stdout
     with cwl_crunch.connect(home=home) as cluster:
         assert cluster.client.list_jobs(JobFilter(limit=10)) == []
+
+
+@pytest.mark.parametrize(("inputs", "expected"), [
+    ("{}\n", "samples"),  # a required input is missing
+    ("samples: 3\n", "samples"),  # wrong type
+])
+def test_bad_inputs_are_readable_errors(tmp_path, workdir, inputs, expected):
+    (workdir / "bad.yml").write_text(inputs)
+    result = run_runner(tmp_path / "home", "--outdir", str(tmp_path / "o"), "workflow.cwl",
+                        "bad.yml", cwd=workdir)
+    assert result.returncode == 1
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    with cwl_crunch.connect(home=tmp_path / "home") as cluster:
+        # At most the run's own record, ended with cwltool's exit code; no step ran.
+        jobs = cluster.client.list_jobs(JobFilter(limit=10))
+        assert all(job.parent_uuid is None and job.exit_code == 1 for job in jobs)

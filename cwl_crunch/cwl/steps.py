@@ -17,14 +17,16 @@ class Progress:
     def __init__(self, stream: TextIO | None) -> None:
         self._stream = stream if stream is not None and stream.isatty() else None
         self._lock = threading.Lock()
-        self.queued = self.running = self.done = self.reused = self.failed = 0
+        self.queued = self.done = self.reused = self.failed = 0
 
     def change(self, **deltas: int) -> None:
         with self._lock:
             for name, delta in deltas.items():
                 setattr(self, name, getattr(self, name) + delta)
             if self._stream is not None:
-                self._stream.write(f"\rsteps: {self.queued} queued, {self.running} running, "
+                # Not yet split into queued and running: the step threads only learn
+                # when their job ends.
+                self._stream.write(f"\rsteps: {self.queued} queued or running, "
                                    f"{self.done} done, {self.reused} reused, "
                                    f"{self.failed} failed ")
                 self._stream.flush()

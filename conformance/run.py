@@ -48,6 +48,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--timeout", type=int, default=300, help="seconds per test (default 300)")
     ap.add_argument("--tool-arg", action="append", default=[], help="extra runner arg (repeat)")
     ap.add_argument("--verbose", action="store_true", help="pass --verbose to cwltest")
+    ap.add_argument("--retries", type=int, default=1,
+                    help="rerun failing tests this many times; a pass on a rerun counts, and "
+                         "is reported as flaky (default 1)")
     return ap.parse_args(argv)
 
 
@@ -135,6 +138,14 @@ def main(argv: list[str]) -> int:
     ids = [names.get(n, f"#{n}") for n in numbers]
     if not (a.n or a.s):  # with -n/-s cwltest labels junit cases wrongly; else merge them in
         ids += [i for i in junit_failed if i not in ids]
+    for attempt in range(a.retries):
+        if not ids:
+            break
+        still = rerun_failing(ids, cmd, suite, env, out / f"retry-{attempt + 1}.xml")
+        flaky = [i for i in ids if i not in still]
+        print(f"retry {attempt + 1}: {len(flaky)} of {len(ids)} failing tests passed on a "
+              f"rerun (flaky: {', '.join(flaky) or 'none'})")
+        passed, failed, ids = passed + len(flaky), failed - len(flaky), still
     (out / "failures.txt").write_text("".join(f"{i}\n" for i in ids))
 
     print(f"{passed} passed, {failed} failed, {unsupported} unsupported")
@@ -159,6 +170,31 @@ def main(argv: list[str]) -> int:
         if key == "all" and not required_ok(a.suite, ids, floors.get("required")):
             return 1
     return 0
+
+
+def rerun_failing(ids: list[str], cmd: list[str], suite: Path, env: dict[str, str],
+                  junit: Path) -> list[str]:
+    """Run just these tests again (by short name); the ids that fail again."""
+    selection = {"--tags", "--exclude-tags", "-n", "-s", "--junit-xml"}
+    base: list[str] = []
+    skip = False
+    for index, arg in enumerate(cmd):
+        if skip:
+            skip = False
+            continue
+        if arg == "--":
+            base += cmd[index:]
+            break
+        if arg in selection:
+            skip = True
+            continue
+        base.append(arg)
+    split = base.index("--") if "--" in base else len(base)
+    retry = [*base[:split], "-s", ",".join(ids), "--junit-xml", str(junit), *base[split:]]
+    _, lines = run_cwltest(retry, suite, env)
+    names = {int(s[1]): s[2] for ln in lines if (s := STARTED_RE.match(ln))}
+    numbers = sorted({int(f[1]) for ln in lines if (f := FAILED_RE.match(ln))})
+    return [names.get(n, f"#{n}") for n in numbers]
 
 
 def required_ok(suite: Path, failing_ids: list[str], floor: int | None) -> bool:

@@ -8,6 +8,7 @@ import time
 import uuid
 
 import pytest
+from polling import wait_until
 
 import cwl_crunch
 from cwl_crunch import CollectionMount, JobFailed
@@ -16,16 +17,6 @@ from cwl_crunch.client import JobFilter
 from cwl_crunch.errors import SubmitError
 
 WAIT = 30
-
-
-def wait_until(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 # Futures ---------------------------------------------------------------------------------

@@ -94,8 +94,15 @@ class RunSession:
             return
         if interrupted:
             self._client.cancel(self.run_uuid)
-        state: JobState = "Cancelled" if interrupted else "Complete"
-        self._client.finish_job(self.run_uuid, JobOutcome(state, exit_code, None, None))
+        state: JobState = "Complete"
+        reason = None
+        if interrupted:
+            state, reason = "Cancelled", "interrupted"
+        elif exit_code != 0:
+            # The run's job fails with its workflow; its finished steps stay reusable.
+            state, reason = "Failed", f"the workflow failed (exit code {exit_code})"
+        self._client.finish_job(self.run_uuid,
+                                JobOutcome(state, exit_code, None, None, reason))
         if self._steps.client is not self._client:
             self._steps.client.close()
 

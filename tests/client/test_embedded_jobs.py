@@ -8,6 +8,7 @@ import time
 import uuid
 
 import pytest
+from polling import wait_until
 from procs import processes_with, sleeping
 
 import cwl_crunch
@@ -26,16 +27,6 @@ def finish(client, record, timeout=WAIT):
     final = client.wait([record.uuid], timeout=timeout)[0]
     assert final.finished, f"job {final.uuid} still {final.state} after {timeout} s"
     return final
-
-
-def wait_until(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def wait_state(client, record, state, timeout=10.0):

@@ -127,7 +127,9 @@ def test_failing_step_names_its_job_and_how_to_see_its_log(tmp_path):
     assert "cwl-crunch jobs logs" in result.stderr
     assert "Traceback" not in result.stderr
     with cwl_crunch.connect(home=tmp_path / "home") as cluster:
-        step = children(cluster, latest_run(cluster).uuid)[0]
+        run = latest_run(cluster)
+        assert run.state == "Failed"
+        step = children(cluster, run.uuid)[0]
         assert step.uuid in result.stderr
         assert step.exit_code == 3
 
@@ -222,6 +224,7 @@ def test_bad_inputs_are_readable_errors(tmp_path, workdir, inputs, expected):
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
     with cwl_crunch.connect(home=tmp_path / "home") as cluster:
-        # At most the run's own record, ended with cwltool's exit code; no step ran.
+        # At most the run's own record, Failed with cwltool's exit code; no step ran.
         jobs = cluster.client.list_jobs(JobFilter(limit=10))
-        assert all(job.parent_uuid is None and job.exit_code == 1 for job in jobs)
+        assert all(job.parent_uuid is None and job.state == "Failed" and job.exit_code == 1
+                   for job in jobs)

@@ -46,6 +46,6 @@ def run(args: argparse.Namespace, config: Config) -> int:
 def _counts(client: EmbeddedClient) -> tuple[int, int, int]:
     """Queued jobs (any host), jobs running on this host, jobs ended since the start."""
     with client.database.reading() as connection:
-        queued = len(jobs.queued_candidates(connection, 100_000))
+        queued = jobs.count_queued(connection)
         running = len(jobs.running_on_host(connection, this_worker().host))
     return queued, running, client.dispatcher.jobs_ended

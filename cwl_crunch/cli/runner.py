@@ -22,7 +22,7 @@ from cwltool.context import LoadingContext, RuntimeContext
 
 from cwl_crunch.client import ClusterClient, JobOutcome, JobSpec, open_client
 from cwl_crunch.client.base import JobState
-from cwl_crunch.config import load_config
+from cwl_crunch.config import Config, load_config
 from cwl_crunch.cwl.executor import CrunchExecutor
 from cwl_crunch.cwl.fs_access import CrunchFsAccess
 from cwl_crunch.cwl.path_mapper import CrunchPathMapper, Uploads
@@ -48,8 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
 class RunSession:
     """Owns the run's job record and hands cwltool the executor for the steps."""
 
-    def __init__(self, client: ClusterClient, argv: Sequence[str], steps: StepRunner) -> None:
+    def __init__(self, client: ClusterClient, config: Config, argv: Sequence[str],
+                 steps: StepRunner) -> None:
         self._client = client
+        self._config = config
         self._argv = list(argv)
         self._steps = steps
         self.run_uuid: str | None = None
@@ -67,8 +69,7 @@ class RunSession:
             JobSpec(command=("cwl-crunch-runner", *self._argv), name=name, cores=0.25,
                     ram=256 << 20), this_worker())
         self.run_uuid, self._own_job = claim.job.uuid, True
-        config = load_config().replace(api_token=claim.token)
-        self._steps.client = open_client(config)
+        self._steps.client = open_client(self._config.replace(api_token=claim.token))
 
     def interrupt(self, signum: int, frame: object) -> None:
         """Ctrl-C or SIGTERM: cancel the running steps and start no new ones; cwltool then
@@ -111,13 +112,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(arguments)
     try:
-        client = open_client(load_config())
+        config = load_config()
+        client = open_client(config)
     except CrunchError as error:
         print(f"cwl-crunch-runner: {error}", file=sys.stderr)
         return 1
     progress = Progress(None if args.quiet else sys.stderr)
     steps = StepRunner(client, reuse=not args.disable_reuse, progress=progress)
-    session = RunSession(client, arguments, steps)
+    session = RunSession(client, config, arguments, steps)
     for signum in (signal.SIGINT, signal.SIGTERM):
         if signal.getsignal(signum) is not signal.SIG_IGN:  # respect a background job's
             signal.signal(signum, session.interrupt)

@@ -94,7 +94,7 @@ class EmbeddedClient(ClusterClient):
         for target, mount in spec.mounts.items():
             if isinstance(mount, CollectionMount):
                 try:
-                    self.store.list(mount.pdh, mount.path)
+                    self.store.entry(mount.pdh, mount.path)
                 except StoreError as error:
                     raise SubmitError(f"mount {target!r}: {error}") from None
 

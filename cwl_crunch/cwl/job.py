@@ -92,7 +92,7 @@ class CrunchJob(JobBase):
         try:
             record = self._steps.run_step(self.name, self._spec(runtimeContext))
             outputs, status = self._outcome(record)
-        except (WorkflowException, UnsupportedRequirement):
+        except WorkflowException:  # UnsupportedRequirement included: cwltool reports those
             raise
         except Exception as error:
             logger.error("[step %s] %s", self.name, error, exc_info=runtimeContext.debug)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 from typing import TextIO
 
@@ -59,7 +58,3 @@ class StepRunner:
         self.progress.change(queued=-1, done=1 if waited.succeeded else 0,
                              failed=0 if waited.succeeded else 1)
         return waited
-
-
-def default_progress() -> Progress:
-    return Progress(sys.stderr)

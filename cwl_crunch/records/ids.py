@@ -22,7 +22,3 @@ def new_uuid(cluster_id: str, kind: str) -> str:
         number, digit = divmod(number, 36)
         tail.append(_ALPHABET[digit])
     return f"{cluster_id}-{kind}-{''.join(tail)}"
-
-
-def cluster_of(uuid: str) -> str:
-    return uuid.split("-", 1)[0]

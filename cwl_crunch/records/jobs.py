@@ -194,6 +194,13 @@ def queued_candidates(connection: Connection, limit: int) -> list[tuple[str, flo
     return [(uuid, float(cores), int(ram)) for uuid, cores, ram in rows]
 
 
+def count_queued(connection: Connection) -> int:
+    """How many jobs queued_candidates would offer (queued, running themselves)."""
+    return int(connection.scalar(
+        select(func.count()).select_from(JOBS)
+        .where(JOBS.c.state == states.QUEUED, JOBS.c.reused_job_uuid.is_(None))) or 0)
+
+
 def usage_on_host(connection: Connection, host: str) -> tuple[float, int]:
     """Cores and RAM held by jobs running on ``host`` (from every process)."""
     cores, ram = connection.execute(_USAGE, {"host": host}).one()

@@ -32,7 +32,7 @@ from pathlib import Path
 from cwl_crunch.errors import PathNotFound, StoreError
 from cwl_crunch.store.blocks import BlockStore
 from cwl_crunch.store.ingest import manifest_of_directory, manifest_of_paths
-from cwl_crunch.store.listing import CollectionEntry, checked_path, list_entries
+from cwl_crunch.store.listing import CollectionEntry, checked_path, entry_at, list_entries
 from cwl_crunch.store.locators import BLOCK_SIZE
 from cwl_crunch.store.manifest import Manifest
 from cwl_crunch.store.manifest_files import ManifestFiles
@@ -132,6 +132,10 @@ class CollectionStore:
     def stage(self, pdh: str, path: str, dest: Path, *, writable: bool) -> None:
         """Place a file or directory ("" = whole collection) at ``dest`` for a job."""
         Placer(self._blocks, self.manifest(pdh)).stage(path, Path(dest), writable=writable)
+
+    def entry(self, pdh: str, path: str = "") -> CollectionEntry:
+        """The file or directory at ``path`` (CollectionNotFound, PathNotFound)."""
+        return entry_at(self.manifest(pdh), path)
 
     def list(self, pdh: str, path: str = "") -> builtins.list[CollectionEntry]:
         """Entries below ``path``, recursively, sorted; a file path lists just itself."""

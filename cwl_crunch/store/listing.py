@@ -32,14 +32,23 @@ def checked_path(path: str, pdh: str) -> str:
     return stripped
 
 
-def list_entries(manifest: Manifest, path: str = "") -> list[CollectionEntry]:
-    """Entries strictly below ``path``, recursively, sorted; a file path gives itself."""
+def entry_at(manifest: Manifest, path: str) -> CollectionEntry:
+    """The file or directory at ``path``; PathNotFound if there is none."""
     path = checked_path(path, manifest.pdh)
     found = manifest.file(path)
     if found is not None:
-        return [CollectionEntry(found.path, "file", found.size)]
+        return CollectionEntry(found.path, "file", found.size)
     if not manifest.is_dir(path):
         raise PathNotFound(f"collection {manifest.pdh} has no file or directory {path!r}")
+    return CollectionEntry(path, "dir", 0)
+
+
+def list_entries(manifest: Manifest, path: str = "") -> list[CollectionEntry]:
+    """Entries strictly below ``path``, recursively, sorted; a file path gives itself."""
+    top = entry_at(manifest, path)
+    if top.kind == "file":
+        return [top]
+    path = top.path
     entries = [
         CollectionEntry(file.path, "file", file.size)
         for file in manifest.files()

@@ -4,7 +4,7 @@ import pytest
 
 from cwl_crunch.errors import PathNotFound
 from cwl_crunch.store import CollectionEntry, DirEntry, FileEntry, Manifest
-from cwl_crunch.store.listing import list_entries
+from cwl_crunch.store.listing import entry_at, list_entries
 
 LOC = "a" * 64 + "+3"
 
@@ -50,3 +50,16 @@ def test_a_file_lists_itself(manifest):
 def test_missing_or_climbing_paths(manifest, path):
     with pytest.raises(PathNotFound, match=re.escape(manifest.pdh)):
         list_entries(manifest, path)
+
+
+def test_entry_at_names_one_entry_without_listing_below_it(manifest):
+    assert entry_at(manifest, "dir/sub/b") == CollectionEntry("dir/sub/b", "file", 6)
+    assert entry_at(manifest, "/dir/") == CollectionEntry("dir", "dir", 0)
+    assert entry_at(manifest, "dir/empty") == CollectionEntry("dir/empty", "dir", 0)
+    assert entry_at(manifest, "") == CollectionEntry("", "dir", 0)
+
+
+@pytest.mark.parametrize("path", ["nope", "di", "../dir", "dir//a"])
+def test_entry_at_refuses_missing_or_climbing_paths(manifest, path):
+    with pytest.raises(PathNotFound, match=re.escape(manifest.pdh)):
+        entry_at(manifest, path)

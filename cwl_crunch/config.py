@@ -47,6 +47,10 @@ class Config:
     """Ceiling in bytes for the local dispatcher; 0 means 90% of this machine's RAM."""
     poll_interval: float = 0.1
     """Seconds between checks for changes made by other processes."""
+    container_engine: str = ""
+    """Docker Engine API to run images with (Docker or Podman): a URL such as
+    ``unix:///run/podman/podman.sock``; empty finds one (``DOCKER_HOST``, Docker's socket,
+    then Podman's); ``none`` runs without containers."""
     api_url: str = ""
     api_token: str = ""
     """Token of the caller; inside a job, the job's own token (makes it the parent)."""

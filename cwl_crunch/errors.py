@@ -16,6 +16,9 @@ One tree, so callers catch exactly what they can handle::
     │   └── TokenError                unknown, revoked or malformed API token
     ├── SubmitError                   a job that can never run: bad spec, missing mount, too big
     ├── DispatchError                 the dispatcher could not start or track a job
+    ├── ContainerError
+    │   ├── EngineUnavailable         no Docker/Podman API to talk to, or it is down
+    │   └── ImageError                an image that cannot be found, pulled, built or loaded
     └── JobFailed                     Future.result(): Failed, Cancelled, or exit code != 0
 
 Messages say what was wrong and where (the file, the PDH, the job UUID), so that the
@@ -90,6 +93,18 @@ class SubmitError(CrunchError):
 
 class DispatchError(CrunchError):
     """The dispatcher failed to start, track or stop a job."""
+
+
+class ContainerError(CrunchError):
+    """Base of container engine errors."""
+
+
+class EngineUnavailable(ContainerError):
+    """No container engine is configured or found, or it does not answer."""
+
+
+class ImageError(ContainerError):
+    """An image is missing and cannot be pulled, built or loaded."""
 
 
 class JobFailed(CrunchError):

@@ -23,6 +23,8 @@ from cwltool.context import LoadingContext, RuntimeContext
 from cwl_crunch.client import ClusterClient, JobOutcome, JobSpec, open_client
 from cwl_crunch.client.base import JobState
 from cwl_crunch.config import Config, load_config
+from cwl_crunch.containers import find_engine
+from cwl_crunch.cwl.containers import RunnerContainers
 from cwl_crunch.cwl.executor import CrunchExecutor
 from cwl_crunch.cwl.fs_access import CrunchFsAccess
 from cwl_crunch.cwl.path_mapper import CrunchPathMapper, Uploads
@@ -42,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.description = "Run a CWL workflow; every step becomes a cwl-crunch job."
     parser.add_argument("--disable-reuse", action="store_true",
                         help="run every step even if identical work already ran")
+    parser.add_argument("--container-engine", metavar="URL",
+                        help="Docker Engine API of Docker or Podman, e.g. "
+                             "unix:///run/podman/podman.sock (default: the config's "
+                             "container_engine, DOCKER_HOST, else the first socket found)")
     return parser
 
 
@@ -112,13 +118,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(arguments)
     try:
-        config = load_config()
+        config = load_config(container_engine=args.container_engine)
         client = open_client(config)
     except CrunchError as error:
         print(f"cwl-crunch-runner: {error}", file=sys.stderr)
         return 1
     progress = Progress(None if args.quiet else sys.stderr)
-    steps = StepRunner(client, reuse=not args.disable_reuse, progress=progress)
+    containers = RunnerContainers(find_engine(config.container_engine)) \
+        if args.use_container else None
+    steps = StepRunner(client, reuse=not args.disable_reuse, progress=progress,
+                       containers=containers)
     session = RunSession(client, config, arguments, steps)
     for signum in (signal.SIGINT, signal.SIGTERM):
         if signal.getsignal(signum) is not signal.SIG_IGN:  # respect a background job's

@@ -68,6 +68,13 @@ class JobSpec:
     """Job-dir path to write stdout to; None keeps it only in the log collection."""
     stderr: str | None = None
     image: str | None = None
+    """Run the command in this container image (a name like ``debian:12`` or an image
+    id); the cluster records the image's content digest, which the reuse key uses."""
+    binds: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Containers only: absolute paths in the container that show a job-dir path
+    (``{"/output": "out"}``), for tools that write to fixed places."""
+    network: bool = False
+    """Containers only: give the container a network (without, it has loopback only)."""
     cores: float = 1.0
     ram: int = 256 << 20
     gpus: int = 0
@@ -99,6 +106,8 @@ class JobRecord:
     reused_job_uuid: str | None = None
     """The job whose work this one took over (reused when finished, joined while running)."""
     cancel_requested: bool = False
+    image_digest: str | None = None
+    """Content digest of ``spec.image`` as resolved when the job was submitted."""
 
     @property
     def name(self) -> str:

@@ -55,6 +55,8 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
         "stdout": spec.stdout,
         "stderr": spec.stderr,
         "image": spec.image,
+        "binds": dict(spec.binds),
+        "network": spec.network,
         "cores": spec.cores,
         "ram": spec.ram,
         "gpus": spec.gpus,

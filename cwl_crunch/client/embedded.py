@@ -28,9 +28,11 @@ from cwl_crunch.client.base import (
 )
 from cwl_crunch.client.validation import check_spec
 from cwl_crunch.config import Config
+from cwl_crunch.containers import Engine, Images, find_engine
+from cwl_crunch.containers.engine import HOW_TO_GET_ONE
 from cwl_crunch.dispatch.local import LocalDispatcher
 from cwl_crunch.dispatch.processes import terminate_group, this_worker
-from cwl_crunch.errors import StoreError, SubmitError
+from cwl_crunch.errors import ContainerError, StoreError, SubmitError
 from cwl_crunch.records import jobs, states
 from cwl_crunch.records.database import Database
 from cwl_crunch.records.reuse_key import reuse_key
@@ -47,8 +49,11 @@ class EmbeddedClient(ClusterClient):
         self.store = CollectionStore(config.store)
         self._parent_uuid = self._token_job(config.api_token)
         self._changed = threading.Condition()
+        engine_url = find_engine(config.container_engine)
+        self.engine = Engine(engine_url) if engine_url else None
+        self.images = Images(self.engine) if self.engine else None
         worker = JobWorker(self, self.store, config.work, cluster_environment(config),
-                           recycle_dirs=True)
+                           recycle_dirs=True, engine=self.engine)
         self.dispatcher = LocalDispatcher(self.database, config, self, self.store, worker)
         self._closed = False
         self.dispatcher.reap_orphans()
@@ -73,22 +78,30 @@ class EmbeddedClient(ClusterClient):
     # Jobs -------------------------------------------------------------------------
     def submit(self, spec: JobSpec) -> JobRecord:
         check_spec(spec)
-        if spec.image:
-            raise SubmitError(
-                f"job image {spec.image!r}: this cluster has no container engine configured"
-            )
         self.dispatcher.check_fits(spec)
         self._check_mounts(spec)
+        digest = self._image_digest(spec.image) if spec.image is not None else None
         with self.database.writing() as connection:
             record = jobs.to_record(jobs.insert_job(
                 connection, self.cluster_id, spec, parent_uuid=self._parent_uuid,
-                key=reuse_key(spec), output_present=self.store.has_collection,
+                key=reuse_key(spec, digest), output_present=self.store.has_collection,
+                image_digest=digest,
             ))
         self._notify()
         if not record.finished:
             self.dispatcher.start()
             self.dispatcher.wake()
         return record
+
+    def _image_digest(self, image: str) -> str:
+        """Pulled here if missing: once per cluster, not once per job."""
+        if self.images is None:
+            raise SubmitError(f"job image {image!r}: this cluster has no container engine: "
+                              f"{HOW_TO_GET_ONE}")
+        try:
+            return self.images.digest(image)
+        except ContainerError as error:
+            raise SubmitError(str(error)) from None
 
     def _check_mounts(self, spec: JobSpec) -> None:
         for target, mount in spec.mounts.items():
@@ -212,6 +225,8 @@ class EmbeddedClient(ClusterClient):
         self._closed = True
         atexit.unregister(self.close)
         self.dispatcher.stop()
+        if self.engine is not None:
+            self.engine.close()
         self.database.close()
 
 
@@ -223,6 +238,8 @@ def cluster_environment(config: Config) -> dict[str, str]:
                    "CWL_CRUNCH_STORE_DIR": str(config.store),
                    "CWL_CRUNCH_WORK_DIR": str(config.work),
                    "CWL_CRUNCH_POLL_INTERVAL": repr(config.poll_interval)}
+    if config.container_engine:
+        environment["CWL_CRUNCH_CONTAINER_ENGINE"] = config.container_engine
     if config.max_cores:
         environment["CWL_CRUNCH_MAX_CORES"] = repr(config.max_cores)
     if config.max_ram:

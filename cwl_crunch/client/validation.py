@@ -32,11 +32,8 @@ def check_spec(spec: JobSpec) -> None:
     if spec.cwd != ".":
         check_job_path("cwd", spec.cwd)
     if spec.root is not None:
-        root = PurePosixPath(spec.root)
-        if not root.is_absolute() or ".." in root.parts or root == PurePosixPath("/") \
-                or str(root) != spec.root:
-            raise SubmitError(f"root: {spec.root!r} must be a normalized absolute path "
-                              "below / (where the command sees its job directory)")
+        check_absolute_path("root", spec.root, "where the command sees its job directory")
+    _check_container_fields(spec)
     for what in ("stdin", "stdout", "stderr"):
         value = getattr(spec, what)
         if value is not None:
@@ -48,6 +45,27 @@ def check_spec(spec: JobSpec) -> None:
     for name, value in spec.environment.items():
         if not isinstance(name, str) or not isinstance(value, str) or not name or "=" in name:
             raise SubmitError(f"environment: bad variable {name!r}={value!r}")
+
+
+def check_absolute_path(what: str, path: str, meaning: str) -> None:
+    pure = PurePosixPath(path)
+    if not pure.is_absolute() or ".." in pure.parts or pure == PurePosixPath("/") \
+            or str(pure) != path:
+        raise SubmitError(f"{what}: {path!r} must be a normalized absolute path below / "
+                          f"({meaning})")
+
+
+def _check_container_fields(spec: JobSpec) -> None:
+    if spec.image is not None and (not isinstance(spec.image, str) or not spec.image
+                                   or spec.image != spec.image.strip()):
+        raise SubmitError(f"image: {spec.image!r} is not an image name or id")
+    if spec.image is None and (spec.binds or spec.network):
+        raise SubmitError("binds and network apply to containers only: set an image")
+    if not isinstance(spec.network, bool):
+        raise SubmitError(f"network must be true or false, not {spec.network!r}")
+    for inside, target in spec.binds.items():
+        check_absolute_path(f"bind {inside!r}", inside, "a path in the container")
+        check_job_path(f"bind {inside!r}", target)
 
 
 def _check_resources(spec: JobSpec) -> None:

@@ -18,6 +18,7 @@ from cwltool.job import JobBase
 from cwltool.pathmapper import MapperEnt, PathMapper
 
 from cwl_crunch.client.base import CollectionMount, JobRecord, JobSpec, LiteralMount, Mount
+from cwl_crunch.cwl.containers import JobPaths
 from cwl_crunch.cwl.layout import JOB_ROOT, KEEP_PREFIX, OUTDIR, TMPDIR
 from cwl_crunch.store import split_reference
 
@@ -32,14 +33,6 @@ _READ_ONLY = {"File": False, "Directory": False, "WritableFile": True,
               "WritableDirectory": True}
 
 
-def job_path(absolute: str) -> str:
-    """A path under the job root, relative to the job directory."""
-    if absolute == JOB_ROOT or not absolute.startswith(JOB_ROOT + "/"):
-        raise UnsupportedRequirement(
-            f"{absolute}: cwl-crunch stages files only inside the job directory ({JOB_ROOT})")
-    return absolute[len(JOB_ROOT) + 1:]
-
-
 def mount_for(entry: MapperEnt) -> Mount:
     if entry.type in ("CreateFile", "CreateWritableFile"):
         return LiteralMount(entry.resolved, writable=entry.type == "CreateWritableFile")
@@ -49,7 +42,7 @@ def mount_for(entry: MapperEnt) -> Mount:
     return CollectionMount(pdh, urllib.parse.unquote(path), writable=_READ_ONLY[entry.type])
 
 
-def mounts_of(*mappers: PathMapper | None) -> dict[str, Mount]:
+def mounts_of(paths: JobPaths, *mappers: PathMapper | None) -> dict[str, Mount]:
     mounts: dict[str, Mount] = {}
     for mapper in mappers:
         if mapper is None:
@@ -59,7 +52,7 @@ def mounts_of(*mappers: PathMapper | None) -> dict[str, Mount]:
             literal_dir = entry.type in ("Directory", "WritableDirectory") and \
                 entry.resolved.startswith("_:")
             if entry.staged and entry.type and not literal_dir:
-                mounts[job_path(entry.target)] = mount_for(entry)
+                mounts[paths.job_path(entry.target)] = mount_for(entry)
     return mounts
 
 
@@ -77,9 +70,10 @@ def process_status(exit_code: int, job: JobBase) -> str:
 class CrunchJob(JobBase):
     """Built by ``CrunchCommandLineTool.make_job_runner`` with the run's StepRunner."""
 
-    def __init__(self, steps: StepRunner, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, steps: StepRunner, tool_id: str, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._steps = steps
+        self._tool_id = tool_id
 
     def _required_env(self) -> dict[str, str]:
         # No PATH here: the worker supplies its own, and it must not enter the reuse key.
@@ -114,15 +108,20 @@ class CrunchJob(JobBase):
         resources = self.builder.resources
         work_reuse, _ = self.get_requirement("WorkReuse")
         reuse = bool(work_reuse.get("enableReuse", True)) if work_reuse else True
+        image, paths = self._container(runtimeContext)
+        mounts = mounts_of(paths, self.pathmapper, generatemapper)
         return JobSpec(
             command=tuple(str(arg) for arg in self.command_line),
             name=self.name,
             environment=dict(self.environment),
-            mounts=mounts_of(self.pathmapper, generatemapper),
+            mounts=mounts,
             output_path="out",
             cwd="out",
             root=JOB_ROOT,
-            stdin=job_path(self.stdin) if self.stdin else None,
+            image=image,
+            binds=paths.binds,
+            network=bool(self.networkaccess) and image is not None,
+            stdin=paths.job_path(self.stdin) if self.stdin else None,
             stdout=f"out/{self.stdout}" if self.stdout else None,
             stderr=f"out/{self.stderr}" if self.stderr else None,
             cores=max(float(resources.get("cores", 1) or 1), 0.01),
@@ -130,6 +129,23 @@ class CrunchJob(JobBase):
             time_limit=float(self.timelimit) if self.timelimit else None,
             reuse=reuse and self._steps.reuse,
         )
+
+    def _container(self, runtimeContext: RuntimeContext) -> tuple[str | None, JobPaths]:
+        """The image (None: on the host) and the job's paths seen from inside it."""
+        containers = self._steps.containers
+        requirement, required = self.get_requirement("DockerRequirement")
+        if requirement is None and runtimeContext.default_container:
+            requirement, required = {"dockerPull": runtimeContext.default_container}, True
+        if requirement is None or containers is None:
+            return None, JobPaths(in_container=False)
+        image = containers.image_for(requirement, bool(required), self._tool_id)
+        if image is None:
+            return None, JobPaths(in_container=False)
+        binds = {}
+        output_dir = str(requirement.get("dockerOutputDirectory") or "").rstrip("/")
+        if output_dir.startswith("/") and output_dir != OUTDIR:
+            binds[output_dir] = "out"
+        return image, JobPaths(in_container=True, binds=binds)
 
     def _outcome(self, record: JobRecord) -> tuple[Any, str]:
         if record.state != "Complete" or record.output_pdh is None or record.exit_code is None:

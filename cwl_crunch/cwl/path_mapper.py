@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import threading
 import urllib.parse
 from collections.abc import MutableSequence
@@ -31,6 +32,7 @@ class Uploads:
     def __init__(self, client: ClusterClient) -> None:
         self._client = client
         self._stored: dict[str, str] = {}
+        self._empty: str | None = None
         self._lock = threading.Lock()
 
     def keep_location(self, local_path: str) -> str:
@@ -48,6 +50,16 @@ class Uploads:
         with self._lock:
             self._stored[local_path] = location
         return location
+
+    def empty_directory(self) -> str:
+        """The keep: location of an empty directory (a literal one with no listing: a
+        mount has to make it, as no child's mount will)."""
+        if self._empty is None:
+            with tempfile.TemporaryDirectory() as scratch:
+                empty = Path(scratch) / "empty"
+                empty.mkdir()
+                self._empty = self.keep_location(str(empty))
+        return self._empty
 
 
 def content_key(obj: Any, resolved: str) -> str:
@@ -115,6 +127,8 @@ class CrunchPathMapper(PathMapper):
         quoted = urllib.parse.quote(obj["basename"])
         if obj["class"] == "Directory":
             resolved = f"{inside}/{quoted}" if inside else self._resolve(obj, basedir)
+            if resolved.startswith("_:") and not obj.get("listing"):
+                resolved = self._uploads.empty_directory()
             kind = "WritableDirectory" if copy else "Directory"
             self._pathmap[location] = MapperEnt(resolved, target, kind, staged)
             # A stored directory brings its listing along; a literal one does not.

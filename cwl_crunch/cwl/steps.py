@@ -8,6 +8,7 @@ from typing import TextIO
 from cwltool.errors import WorkflowException
 
 from cwl_crunch.client.base import ClusterClient, JobRecord, JobSpec
+from cwl_crunch.cwl.containers import RunnerContainers
 
 
 class Progress:
@@ -38,9 +39,12 @@ class Progress:
 class StepRunner:
     """Runs step jobs on the cluster with the run's token (so they are its children)."""
 
-    def __init__(self, client: ClusterClient, *, reuse: bool, progress: Progress) -> None:
+    def __init__(self, client: ClusterClient, *, reuse: bool, progress: Progress,
+                 containers: RunnerContainers | None = None) -> None:
+        """``containers`` None: run every tool on the host (``--no-container``)."""
         self.client = client
         self.reuse = reuse
+        self.containers = containers
         self.progress = progress
         self.interrupted = threading.Event()
         """Set on Ctrl-C: no new step starts; the running ones are being cancelled."""

@@ -7,6 +7,7 @@ from typing import Any
 
 from cwltool.command_line_tool import CommandLineTool
 from cwltool.context import LoadingContext, RuntimeContext
+from cwltool.errors import UnsupportedRequirement
 from cwltool.process import Process
 from cwltool.workflow import default_make_tool
 
@@ -30,7 +31,11 @@ class CrunchCommandLineTool(CommandLineTool):
         return super().job(job_order, output_callbacks, context)
 
     def make_job_runner(self, runtimeContext: RuntimeContext) -> Any:
-        return functools.partial(CrunchJob, self._steps)
+        _, docker_required = self.get_requirement("DockerRequirement")
+        if docker_required and self._steps.containers is None:
+            raise UnsupportedRequirement("--no-container, but this CommandLineTool has "
+                                         "DockerRequirement under 'requirements'")
+        return functools.partial(CrunchJob, self._steps, str(self.tool.get("id", "")))
 
 
 def make_tool_factory(steps: StepRunner) -> Any:

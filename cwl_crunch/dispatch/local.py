@@ -38,6 +38,7 @@ from cwl_crunch.records.database import Database
 from cwl_crunch.records.tokens import PREFIX as TOKEN_PREFIX
 from cwl_crunch.records.tokens import create_token, job_token_uuids
 from cwl_crunch.store import CollectionStore
+from cwl_crunch.worker.in_container import remove_leftovers
 from cwl_crunch.worker.job_worker import JobRun, JobWorker, salvage_logs
 from cwl_crunch.worker.process import ProcessResult, time_limit_result
 
@@ -259,3 +260,5 @@ class LocalDispatcher(Dispatcher):
             with contextlib.suppress(CrunchError, OSError):  # logs are a courtesy
                 log_pdh = salvage_logs(self._store, self._config.work, uuid)
             jobs.finish(connection, job, JobOutcome(state, None, None, log_pdh, reason))
+        if job.image_digest is not None:  # outside the transaction: engine calls are slow
+            remove_leftovers(self._worker.engine, uuid, None)

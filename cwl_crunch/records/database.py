@@ -48,8 +48,16 @@ def _add_job_self_run(connection: Connection) -> None:
         "ALTER TABLE jobs ADD COLUMN self_run BOOLEAN NOT NULL DEFAULT 0")
 
 
+def _add_job_container_fields(connection: Connection) -> None:
+    connection.exec_driver_sql("ALTER TABLE jobs ADD COLUMN binds JSON NOT NULL DEFAULT '{}'")
+    connection.exec_driver_sql(
+        "ALTER TABLE jobs ADD COLUMN network BOOLEAN NOT NULL DEFAULT false")
+    connection.exec_driver_sql("ALTER TABLE jobs ADD COLUMN image_digest VARCHAR(80)")
+
+
 # MIGRATIONS[n] upgrades a database at schema version n to n + 1.
-MIGRATIONS: dict[int, Migration] = {1: _add_job_root, 2: _add_job_self_run}
+MIGRATIONS: dict[int, Migration] = {
+    1: _add_job_root, 2: _add_job_self_run, 3: _add_job_container_fields}
 
 _BEGIN_OPTION = "crunch_begin"
 

@@ -72,7 +72,8 @@ def to_record(job: JobRow | Mapping[str, Any]) -> JobRecord:
         mounts=mounts_from_dict(v["mounts"]), output_path=v["output_path"], cwd=v["cwd"],
         root=v["root"],
         stdin=v["stdin"], stdout=v["stdout"], stderr=v["stderr"], image=v["image"],
-        cores=v["cores"], ram=v["ram"], gpus=v["gpus"], time_limit=v["time_limit"],
+        binds=v["binds"], network=v["network"], cores=v["cores"], ram=v["ram"],
+        gpus=v["gpus"], time_limit=v["time_limit"],
         priority=v["priority"], reuse=v["reuse"], properties=v["properties"],
     )
     return JobRecord(
@@ -81,7 +82,7 @@ def to_record(job: JobRow | Mapping[str, Any]) -> JobRecord:
         started_at=_when(v["started_at"]), finished_at=_when(v["finished_at"]),
         exit_code=v["exit_code"], output_pdh=v["output_pdh"], log_pdh=v["log_pdh"],
         failure_reason=v["failure_reason"], reused_job_uuid=v["reused_job_uuid"],
-        cancel_requested=v["cancel_requested"],
+        cancel_requested=v["cancel_requested"], image_digest=v["image_digest"],
     )
 
 
@@ -127,6 +128,7 @@ def insert_job(
     parent_uuid: str | None,
     key: str,
     output_present: Callable[[str], bool],
+    image_digest: str | None = None,
 ) -> dict[str, Any]:
     """Make the job's record: reusing a finished twin, joining a live one, or Queued.
 
@@ -142,6 +144,7 @@ def insert_job(
         mounts=mounts_to_dict(spec.mounts), output_path=spec.output_path, cwd=spec.cwd,
         root=spec.root,
         stdin=spec.stdin, stdout=spec.stdout, stderr=spec.stderr, image=spec.image,
+        binds=dict(spec.binds), network=spec.network, image_digest=image_digest,
         properties=dict(spec.properties), cores=spec.cores, ram=spec.ram, gpus=spec.gpus,
         time_limit=spec.time_limit, priority=spec.priority, reuse=spec.reuse,
         reuse_key=key, created_at=now, cancel_requested=False, self_run=False,

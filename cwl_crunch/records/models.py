@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class Base(DeclarativeBase):
@@ -66,6 +66,10 @@ class Job(Base):
     # Since schema version 3: the job is the process that recorded it (a workflow runner
     # started from a terminal), not work a dispatcher placed, so it holds no capacity.
     self_run: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # Since schema version 4: containers.
+    binds: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")
+    network: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    image_digest: Mapped[str | None] = mapped_column(String(80))
     # Who runs it: lets any process tell a dead worker from a slow one.
     worker_host: Mapped[str | None] = mapped_column(String(255))
     worker_pid: Mapped[int | None] = mapped_column(Integer)

@@ -36,5 +36,10 @@ def reuse_key(spec: JobSpec, image_digest: str | None = None) -> str:
         "stdout": spec.stdout,
         "stderr": spec.stderr,
     }
+    # Only when set: keys of jobs without them stay what they were before these existed.
+    if spec.binds:
+        material["binds"] = dict(sorted(spec.binds.items()))
+    if spec.network:
+        material["network"] = True
     encoded = json.dumps(material, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(encoded).hexdigest()

@@ -61,9 +61,12 @@ class CollectionStore:
         manifest = manifest_of_paths(self._blocks, paths, self.block_size, self._put_cache)
         return self._manifests.write(manifest)
 
-    def ingest_dir(self, directory: Path, *, move: bool = False) -> str:
-        """Store the directory's contents as a collection; ``move`` gives the files up."""
-        manifest = manifest_of_directory(self._blocks, directory, self.block_size, move=move)
+    def ingest_dir(self, directory: Path, *, move: bool = False,
+                   confine: Path | None = None) -> str:
+        """Store the directory's contents as a collection; ``move`` gives the files up;
+        ``confine`` skips symlinks leading outside that directory (a job's outputs)."""
+        manifest = manifest_of_directory(self._blocks, directory, self.block_size, move=move,
+                                         confine=confine)
         return self._manifests.write(manifest)
 
     def put_manifest(self, text: bytes) -> str:

@@ -41,16 +41,18 @@ def manifest_of_paths(
 
 
 def manifest_of_directory(
-    blocks: BlockStore, directory: Path, block_size: int, *, move: bool
+    blocks: BlockStore, directory: Path, block_size: int, *, move: bool,
+    confine: Path | None = None,
 ) -> Manifest:
-    """The directory's contents as a collection root."""
+    """The directory's contents as a collection root; ``confine``: skip symlinks that
+    lead outside that directory."""
     if not directory.is_dir():
         raise StoreError(f"cannot store {directory}: it is not a directory")
     if move:
         store_file = _mover(blocks, block_size, directory)
     else:
         store_file = _copier(blocks, block_size, PutCacheSession(None))
-    return Manifest(_entries_of_tree(directory, "", store_file))
+    return Manifest(_entries_of_tree(directory, "", store_file, confine))
 
 
 def _copier(blocks: BlockStore, block_size: int, session: PutCacheSession) -> StoreFile:
@@ -90,9 +92,9 @@ def _entries_of_path(path: Path, name: str, store_file: StoreFile) -> Iterator[M
 
 
 def _entries_of_tree(
-    directory: Path, prefix: str, store_file: StoreFile
+    directory: Path, prefix: str, store_file: StoreFile, confine: Path | None = None
 ) -> Iterator[ManifestEntry]:
-    for found in walk_directory(directory, prefix):
+    for found in walk_directory(directory, prefix, confine):
         if isinstance(found, FoundFile):
             yield _file_entry(found, store_file)
         else:

@@ -3,7 +3,8 @@
 Symlinks are followed, as a job's outputs or a user's inputs mean the content, not the
 link. Dangling links, fifos, sockets and devices are skipped: they hold no content. A
 symlink that leads back to one of its own ancestor directories would never end, so it
-is an error.
+is an error. A job's outputs are walked confined to its job directory: a link out of it
+(to the host's /tmp, say) is skipped like a dangling one, as CWL asks.
 """
 
 from __future__ import annotations
@@ -45,16 +46,26 @@ def collection_name(source: Path, name: str) -> str:
     raise StoreError(f"cannot store {source}: its name {name!r} is not usable ({problem})")
 
 
-def walk_directory(directory: Path, prefix: str) -> Iterator[Found]:
-    """Everything below ``directory``, with collection paths under ``prefix`` ("" = root)."""
+def walk_directory(directory: Path, prefix: str, confine: Path | None = None) -> Iterator[Found]:
+    """Everything below ``directory``, with collection paths under ``prefix`` ("" = root);
+    with ``confine``, symlinks leading outside that directory are skipped."""
     try:
         info = os.stat(directory)
     except OSError as error:
         raise StoreError(f"cannot read directory {directory}: {error.strerror}") from None
-    yield from _walk(directory, prefix, ((info.st_dev, info.st_ino),))
+    inside = os.path.realpath(confine) if confine is not None else None
+    yield from _walk(directory, prefix, ((info.st_dev, info.st_ino),), inside)
 
 
-def _walk(directory: Path, prefix: str, ancestors: tuple[tuple[int, int], ...]) -> Iterator[Found]:
+def _leads_outside(source: Path, inside: str) -> bool:
+    if not os.path.islink(source):
+        return False
+    target = os.path.realpath(source)
+    return target != inside and not target.startswith(inside.rstrip("/") + "/")
+
+
+def _walk(directory: Path, prefix: str, ancestors: tuple[tuple[int, int], ...],
+          inside: str | None) -> Iterator[Found]:
     try:
         with os.scandir(directory) as scan:
             names = sorted(entry.name for entry in scan)
@@ -63,6 +74,8 @@ def _walk(directory: Path, prefix: str, ancestors: tuple[tuple[int, int], ...]) 
     found_any = False
     for name in names:
         source = directory / name
+        if inside is not None and _leads_outside(source, inside):
+            continue
         try:
             info = os.stat(source)
         except FileNotFoundError:
@@ -78,7 +91,7 @@ def _walk(directory: Path, prefix: str, ancestors: tuple[tuple[int, int], ...]) 
             if identity in ancestors:
                 raise StoreError(f"cannot store {source}: a symlink loop leads back above it")
             found_any = True
-            yield from _walk(source, _checked(path, source), (*ancestors, identity))
+            yield from _walk(source, _checked(path, source), (*ancestors, identity), inside)
     if not found_any and prefix:
         yield FoundDir(prefix)
 

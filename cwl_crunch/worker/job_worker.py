@@ -23,10 +23,18 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from cwl_crunch.client.base import Claim, ClusterClient, JobOutcome, JobRecord
+from cwl_crunch.containers import Engine
+from cwl_crunch.containers.plan import container_root
 from cwl_crunch.dispatch.processes import terminate_group
 from cwl_crunch.errors import CrunchError
 from cwl_crunch.records import states
 from cwl_crunch.store import CollectionStore
+from cwl_crunch.worker.in_container import (
+    NoEngine,
+    container_failure,
+    remove_leftovers,
+    supervisor_command,
+)
 from cwl_crunch.worker.job_dirs import JobDirs
 from cwl_crunch.worker.joblog import JobLog
 from cwl_crunch.worker.process import (
@@ -78,11 +86,13 @@ class JobWorker:
         cluster_environment: Mapping[str, str],
         *,
         recycle_dirs: bool = False,
+        engine: Engine | None = None,
     ) -> None:
         """``cluster_environment`` lets the job's own programs reach this cluster;
         ``recycle_dirs`` keeps emptied host directories for the next jobs (a long-lived
-        process running many jobs)."""
+        process running many jobs); ``engine`` runs the jobs that have an image."""
         self._client = client
+        self.engine = engine
         self._store = store
         self._dirs = JobDirs(work_root, pooled=recycle_dirs)
         self._cluster_environment = dict(cluster_environment)
@@ -119,9 +129,20 @@ class JobWorker:
             log.write(f"staging failed: {error}")
             job_run.early_outcome = _failed(f"staging failed: {error}")
             return
+        environment = self._environment(job_run)
+        supervisor = None
+        if job.image_digest is not None:
+            try:
+                supervisor = supervisor_command(job, self.engine, job_run.host_dir,
+                                                environment)
+            except (NoEngine, CrunchError) as error:
+                log.write(str(error))
+                job_run.early_outcome = _failed(str(error))
+                return
+            log.write(f"image: {spec.image} ({job.image_digest})")
         log.write(f"running: {shlex.join(spec.command)}")
-        started = start_command(spec, job_dir, job_run.host_dir / "logs",
-                                self._environment(job_run))
+        started = start_command(spec, job_dir, job_run.host_dir / "logs", environment,
+                                supervisor=supervisor)
         if isinstance(started, ProcessResult):
             log.write(started.failure or "cannot start")
             job_run.early_outcome = _failed(started.failure or "cannot start")
@@ -136,6 +157,8 @@ class JobWorker:
     def complete(self, job_run: JobRun, result: ProcessResult | None) -> JobRecord:
         """Collect outputs and logs of a job whose command ended (or never ran)."""
         try:
+            if job_run.claim.job.image_digest is not None:
+                remove_leftovers(self.engine, job_run.uuid, job_run.log)
             outcome = job_run.early_outcome or self._collect(job_run, result)
         except Exception as error:  # noqa: BLE001 - the worker must report every job's end
             job_run.log.write("worker error:\n" + traceback.format_exc())
@@ -163,31 +186,43 @@ class JobWorker:
                       "again to repair it)")
             log.write(reason)
             return JobOutcome(states.FAILED, result.exit_code, None, None, reason)
+        failure = container_failure(log_dir) if job_run.claim.job.image_digest else None
+        if failure:
+            log.write(failure)
+            return JobOutcome(states.FAILED, None, None, None, failure)
         # A cancelled job's command was killed: finish_job records it as Cancelled.
         if result.failure:
             log.write(result.failure)
             return JobOutcome(states.FAILED, result.exit_code, None, None, result.failure)
         log.write(f"exit code {result.exit_code}")
-        if spec.root is not None:
-            remap_root_links(job_dir / spec.output_path, spec.root, job_dir)
-        output_pdh = self._store.ingest_dir(job_dir / spec.output_path, move=True)
+        root = self._root(job_run)
+        if root is not None:
+            remap_root_links(job_dir / spec.output_path, root, job_dir)
+        output_pdh = self._store.ingest_dir(job_dir / spec.output_path, move=True,
+                                            confine=job_dir)
         log.write(f"output {output_pdh}")
         return JobOutcome(states.COMPLETE, result.exit_code, output_pdh, None)
 
+    @staticmethod
+    def _root(job_run: JobRun) -> str | None:
+        """Where the command sees its job dir; None: at its host path."""
+        if job_run.claim.job.image_digest is not None:
+            return container_root(job_run.claim.job.spec)
+        return job_run.claim.job.spec.root
+
     def _environment(self, job_run: JobRun) -> dict[str, str]:
         spec = job_run.claim.job.spec
-        if spec.root is None:
+        root = self._root(job_run)
+        if root is None:
             home, tmp = str(job_run.host_dir / "job" / spec.cwd), str(job_run.host_dir / "tmp")
         else:
             # Seen through the root: a tmp/ inside the job dir, not the host's.
             (job_run.host_dir / "job" / "tmp").mkdir(exist_ok=True)
-            home, tmp = path_inside(spec.root, spec.cwd), path_inside(spec.root, "tmp")
-        environment = {
-            "PATH": os.environ.get("PATH", DEFAULT_PATH),
-            "HOME": home,
-            "TMPDIR": tmp,
-            "LANG": os.environ.get("LANG", "C.UTF-8"),
-        }
+            home, tmp = path_inside(root, spec.cwd), path_inside(root, "tmp")
+        environment = {"HOME": home, "TMPDIR": tmp}
+        if job_run.claim.job.image_digest is None:  # an image brings its own
+            environment["PATH"] = os.environ.get("PATH", DEFAULT_PATH)
+            environment["LANG"] = os.environ.get("LANG", "C.UTF-8")
         environment.update(spec.environment)
         environment.update(self._cluster_environment)
         environment["CWL_CRUNCH_API_TOKEN"] = job_run.claim.token

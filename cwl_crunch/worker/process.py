@@ -7,7 +7,7 @@ import os
 import select
 import signal
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import IO
@@ -32,9 +32,13 @@ class StartedCommand:
 
 
 def start_command(
-    spec: JobSpec, job_dir: Path, log_dir: Path, environment: Mapping[str, str]
+    spec: JobSpec, job_dir: Path, log_dir: Path, environment: Mapping[str, str],
+    *, supervisor: Sequence[str] | None = None,
 ) -> StartedCommand | ProcessResult:
-    """Start the command in its own session; a ProcessResult if it could not start."""
+    """Start the command in its own session; a ProcessResult if it could not start.
+
+    ``supervisor``: a process to run instead, which runs the command elsewhere (in a
+    container) with the same redirections."""
     with ExitStack() as files:
         stdin = _open(files, job_dir / spec.stdin, "rb") if spec.stdin else subprocess.DEVNULL
         stdout = _open(files, job_dir / spec.stdout if spec.stdout else log_dir / "stdout.txt",
@@ -42,7 +46,16 @@ def start_command(
         stderr = _open(files, job_dir / spec.stderr if spec.stderr else log_dir / "stderr.txt",
                        "wb")
         command = list(spec.command)
-        if needs_namespace(spec):
+        if supervisor is not None:
+            # The command's environment travels in the supervisor's plan.
+            command = list(supervisor)
+            # Its token stays: it is how a dispatcher finds the process of a dead worker.
+            environment = {
+                **{name: os.environ[name] for name in ("PATH", "HOME", "LANG")
+                   if name in os.environ},
+                "CWL_CRUNCH_API_TOKEN": environment.get("CWL_CRUNCH_API_TOKEN", ""),
+            }
+        elif needs_namespace(spec):
             if not namespaces_available():
                 if spec.root is not None:
                     return ProcessResult(None, "this worker cannot give the job a fixed root: "
@@ -51,7 +64,7 @@ def start_command(
                 command = namespaced_command(spec, job_dir)
         try:
             process = subprocess.Popen(
-                command, cwd=job_dir / spec.cwd, env=dict(environment),
+                command, cwd=job_dir if supervisor else job_dir / spec.cwd, env=dict(environment),
                 stdin=stdin, stdout=stdout, stderr=stderr, start_new_session=True,
                 close_fds=True,
             )

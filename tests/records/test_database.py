@@ -300,6 +300,8 @@ def test_a_version_1_database_is_migrated_and_keeps_its_jobs(tmp_path):
     connection = raw(tmp_path)
     connection.execute("ALTER TABLE jobs DROP COLUMN root")
     connection.execute("ALTER TABLE jobs DROP COLUMN self_run")
+    for column in ("binds", "network", "image_digest"):
+        connection.execute(f"ALTER TABLE jobs DROP COLUMN {column}")
     connection.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     connection.close()
 
@@ -312,6 +314,8 @@ def test_a_version_1_database_is_migrated_and_keeps_its_jobs(tmp_path):
         assert record.spec.command == ("echo", "old")
         assert record.spec.root is None
         assert row.self_run is False
+        assert record.spec.binds == {} and record.spec.network is False
+        assert record.image_digest is None
         rooted = JobSpec(("true",), root="/tmp/job")
         with migrated.writing() as connection:
             new = jobs.insert_job(connection, "local", rooted, parent_uuid=None,

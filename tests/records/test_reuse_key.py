@@ -83,6 +83,8 @@ def test_resources_and_labels_do_not_change_the_key(changes):
     {"stderr": "out/e.txt"},
     {"image": None},
     {"image": "debian:11"},
+    {"binds": {"/output": "out"}},
+    {"network": True},
 ], ids=lambda c: f"{next(iter(c))}={next(iter(c.values()))!r}")
 def test_what_determines_the_result_changes_the_key(changes):
     assert reuse_key(changed(**changes)) != reuse_key(BASE)
@@ -147,3 +149,10 @@ def test_image_digest_stands_for_the_image():
 def test_command_argument_boundaries_matter():
     assert reuse_key(changed(command=("echo", "a b"))) != reuse_key(changed(command=("echo", "a",
                                                                                      "b")))
+
+
+def test_binds_order_does_not_matter_but_their_paths_do():
+    forward = changed(binds={"/a": "out", "/b": "in"})
+    backward = changed(binds={"/b": "in", "/a": "out"})
+    assert reuse_key(forward) == reuse_key(backward)
+    assert reuse_key(forward) != reuse_key(changed(binds={"/a": "in", "/b": "out"}))

@@ -7,7 +7,15 @@ set -euo pipefail
 SOCKET="${CWL_CRUNCH_PODMAN_SOCKET:-/run/podman/podman.sock}"
 ROOTFS_CACHE="${CWL_CRUNCH_ROOTFS_CACHE:-/var/cache/cwl-crunch/rootfs.tar}"
 IMAGES=(docker.io/debian:stable-slim docker.io/python:3-slim docker.io/alpine:latest)
-ENTRYPOINT_IMAGE=docker.io/bash:4.4   # the real one runs bash as its ENTRYPOINT
+# The real bash image's ENTRYPOINT runs `bash "$@"` when the first argument is an option
+# (`-c ...`) and the command itself otherwise (`bash -c ...`): the suite relies on both.
+ENTRYPOINT_IMAGE=docker.io/bash:4.4
+ENTRYPOINT_SCRIPT='#!/bin/bash
+set -Eeuo pipefail
+if [ "$#" -eq 0 ] || [ "${1#-}" != "$1" ]; then
+  exec bash "$@"
+fi
+exec "$@"'
 
 log() { echo "== podman-setup: $*"; }
 
@@ -75,8 +83,19 @@ import_images() {
     podman import -q "$ROOTFS_CACHE" "$image" >/dev/null
   done
   if ! podman image exists "$ENTRYPOINT_IMAGE"; then
-    log "importing $ENTRYPOINT_IMAGE"
-    podman import -q --change 'ENTRYPOINT ["/bin/bash"]' "$ROOTFS_CACHE" "$ENTRYPOINT_IMAGE" >/dev/null
+    log "building $ENTRYPOINT_IMAGE"
+    local context
+    context="$(mktemp -d)"
+    printf '%s\n' "$ENTRYPOINT_SCRIPT" >"$context/docker-entrypoint.sh"
+    chmod 755 "$context/docker-entrypoint.sh"
+    cat >"$context/Containerfile" <<BUILD
+FROM ${IMAGES[0]}
+COPY docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+ENTRYPOINT ["docker-entrypoint.sh"]
+CMD ["bash"]
+BUILD
+    podman build -q --network none -t "$ENTRYPOINT_IMAGE" "$context" >/dev/null
+    rm -rf "$context"
   fi
 }
 

@@ -10,6 +10,9 @@ import pytest
 
 import cwl_crunch
 from cwl_crunch.client import JobFilter
+from cwl_crunch.containers import find_engine
+from cwl_crunch.containers.engine import connect
+from cwl_crunch.errors import EngineUnavailable
 
 
 @pytest.fixture(autouse=True)
@@ -44,3 +47,25 @@ def cluster(tmp_path: Path) -> Iterator[cwl_crunch.Cluster]:
 def client(cluster: cwl_crunch.Cluster) -> cwl_crunch.ClusterClient:
     """The ClusterClient behind ``cluster``."""
     return cluster.client
+
+
+@pytest.fixture(scope="session")
+def engine_url() -> str:
+    """URL of a container engine (Docker Engine API) that answers.
+
+    Found as the cluster finds one with no setting (``DOCKER_HOST``, else the usual
+    sockets). None answering: the test is skipped, or fails when TESTS_REQUIRE_SERVICES=1
+    (CI that must not silently skip the container tests).
+    """
+    url = find_engine("")
+    problem = "none found (no DOCKER_HOST and no Docker or Podman socket)"
+    if url is not None:
+        try:
+            connect(url).close()
+        except EngineUnavailable as error:
+            problem = str(error)
+        else:
+            return url
+    if os.environ.get("TESTS_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"no container engine: {problem}")
+    pytest.skip(f"no container engine: {problem}")

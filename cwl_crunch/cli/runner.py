@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         exit_code = cwltool.main.main(
             args=args, executor=CrunchExecutor(steps, session.begin),
             loadingContext=_loading_context(args, steps),
-            runtimeContext=_runtime_context(args, client))
+            runtimeContext=_runtime_context(args, client, steps))
     except KeyboardInterrupt:
         interrupted, exit_code = True, 130
     finally:
@@ -158,15 +158,16 @@ def _loading_context(args: argparse.Namespace, steps: StepRunner) -> LoadingCont
     return context
 
 
-def _runtime_context(args: argparse.Namespace, client: ClusterClient) -> RuntimeContext:
+def _runtime_context(args: argparse.Namespace, client: ClusterClient,
+                     steps: StepRunner) -> RuntimeContext:
     context = RuntimeContext(vars(args))
     context.workflow_job_step_name_callback = StepNames(
         Path(str(args.workflow)).stem or "main")
     # cwltool types these as classes but only ever calls them: factories with our client.
     context.make_fs_access = functools.partial(  # type: ignore[assignment]
-        CrunchFsAccess, client=client)
+        CrunchFsAccess, client=client, updates=steps.updates)
     context.path_mapper = functools.partial(  # type: ignore[assignment]
-        CrunchPathMapper, uploads=Uploads(client))
+        CrunchPathMapper, uploads=Uploads(client), updates=steps.updates)
     return context
 
 

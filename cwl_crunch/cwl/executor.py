@@ -64,7 +64,8 @@ class CrunchExecutor(MultithreadedJobExecutor):
         with tempfile.TemporaryDirectory(prefix="cwl-crunch-out-",
                                          dir=str(Path(final_outdir).resolve().parent)) as stage:
             fs_access = MaterializingFsAccess("", client=self._steps.client,
-                                              staging_dir=Path(stage))
+                                              staging_dir=Path(stage),
+                                              updates=self._steps.updates)
             output = relocateOutputs(
                 output, str(Path(final_outdir).resolve()), {stage}, "move", fs_access,
                 bool(runtime_context.compute_checksum), path_mapper=PathMapper)

@@ -29,6 +29,7 @@ from urllib.parse import quote, unquote
 from cwltool.stdfsaccess import StdFsAccess
 
 from cwl_crunch.client.base import ClusterClient, CollectionEntry
+from cwl_crunch.cwl.inplace import InplaceUpdates
 from cwl_crunch.cwl.layout import JOB_ROOT, KEEP_PREFIX
 from cwl_crunch.errors import CollectionNotFound, PathNotFound
 from cwl_crunch.store.references import split_reference
@@ -105,9 +106,11 @@ def split_keep_location(location: str) -> tuple[str, str]:
 class CrunchFsAccess(StdFsAccess):
     """StdFsAccess that reads ``keep:`` locations through the cluster client."""
 
-    def __init__(self, basedir: str, client: ClusterClient) -> None:
+    def __init__(self, basedir: str, client: ClusterClient,
+                 updates: InplaceUpdates | None = None) -> None:
         super().__init__(basedir)
         self.client = client
+        self.updates = updates or InplaceUpdates()
 
     def _tree(self, pdh: str) -> _Tree:
         """The collection's tree; CollectionNotFound if the cluster does not hold it."""
@@ -115,7 +118,7 @@ class CrunchFsAccess(StdFsAccess):
 
     def _kind(self, location: str) -> str | None:
         """The kind, "file" or "dir"; None when the collection or the path is not there."""
-        pdh, path = split_keep_location(location)
+        pdh, path = split_keep_location(self.updates.current(location))
         try:
             return self._tree(pdh).kinds.get(path)
         except CollectionNotFound:
@@ -123,7 +126,7 @@ class CrunchFsAccess(StdFsAccess):
 
     def _existing(self, location: str) -> tuple[str, str, str]:
         """``(pdh, path, kind)``, or the store error that says what is missing."""
-        pdh, path = split_keep_location(location)
+        pdh, path = split_keep_location(self.updates.current(location))
         kind = self._tree(pdh).kinds.get(path)
         if kind is None:
             raise PathNotFound(f"collection {pdh} has no file or directory {path!r}")
@@ -259,8 +262,9 @@ class MaterializingFsAccess(CrunchFsAccess):
     into the store would let a user's edit corrupt stored blocks.
     """
 
-    def __init__(self, basedir: str, client: ClusterClient, staging_dir: Path) -> None:
-        super().__init__(basedir, client)
+    def __init__(self, basedir: str, client: ClusterClient, staging_dir: Path,
+                 updates: InplaceUpdates | None = None) -> None:
+        super().__init__(basedir, client, updates)
         self.staging_dir = Path(staging_dir)
         self._copied: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
@@ -268,7 +272,7 @@ class MaterializingFsAccess(CrunchFsAccess):
     def realpath(self, path: str) -> str:
         if not path.startswith(KEEP_PREFIX):
             return super().realpath(path)
-        pdh, inner = split_keep_location(path)
+        pdh, inner = split_keep_location(self.updates.current(path))
         with self._lock:
             return str(self._materialize(pdh, inner))
 

@@ -19,6 +19,7 @@ from cwltool.pathmapper import MapperEnt, PathMapper
 
 from cwl_crunch.client.base import CollectionMount, JobRecord, JobSpec, LiteralMount, Mount
 from cwl_crunch.cwl.containers import JobPaths
+from cwl_crunch.cwl.fs_access import keep_location
 from cwl_crunch.cwl.layout import JOB_ROOT, KEEP_PREFIX, OUTDIR, TMPDIR
 from cwl_crunch.store import split_reference
 
@@ -130,6 +131,18 @@ class CrunchJob(JobBase):
             reuse=reuse and self._steps.reuse,
         )
 
+    def _note_inplace_updates(self, output_pdh: str) -> None:
+        """Writable inputs staged in the output dir now read as what the step left."""
+        for mapper in (self.pathmapper, self.generatemapper):
+            if mapper is None:
+                continue
+            for _, entry in mapper.items_exclude_children():
+                if entry.type in ("WritableFile", "WritableDirectory") and \
+                        entry.resolved.startswith(KEEP_PREFIX) and \
+                        entry.target.startswith(OUTDIR + "/"):
+                    new = keep_location(output_pdh, entry.target[len(OUTDIR) + 1:])
+                    self._steps.updates.record(entry.resolved, new)
+
     def _container(self, runtimeContext: RuntimeContext) -> tuple[str | None, JobPaths]:
         """The image (None: on the host) and the job's paths seen from inside it."""
         containers = self._steps.containers
@@ -154,6 +167,8 @@ class CrunchJob(JobBase):
                          self.name, record.uuid, reason, record.uuid)
             return {}, "permanentFail"
         status = process_status(record.exit_code, self)
+        if status == "success" and self.inplace_update:
+            self._note_inplace_updates(record.output_pdh)
         if status != "success":
             logger.warning("[step %s] job %s exited with status %d (its log: cwl-crunch "
                            "jobs logs %s)", self.name, record.uuid, record.exit_code,

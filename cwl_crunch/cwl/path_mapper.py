@@ -22,6 +22,7 @@ from cwltool.errors import WorkflowException
 from cwltool.pathmapper import MapperEnt, PathMapper
 
 from cwl_crunch.client.base import ClusterClient
+from cwl_crunch.cwl.inplace import InplaceUpdates
 from cwl_crunch.cwl.layout import KEEP_PREFIX
 from cwl_crunch.errors import CrunchError
 
@@ -94,8 +95,10 @@ class CrunchPathMapper(PathMapper):
         separateDirs: bool = True,
         *,
         uploads: Uploads,
+        updates: InplaceUpdates | None = None,
     ) -> None:
         self._uploads = uploads
+        self._updates = updates or InplaceUpdates()
         super().__init__(referenced_files, basedir, stagedir, separateDirs)
 
     def setup(
@@ -151,7 +154,9 @@ class CrunchPathMapper(PathMapper):
     def _resolve(self, obj: Any, basedir: str) -> str:
         """The keep: location of a stored input (storing a local one first)."""
         location: str = obj["location"]
-        if location.startswith(KEEP_PREFIX) or location.startswith("_:"):
+        if location.startswith(KEEP_PREFIX):
+            return self._updates.current(location)
+        if location.startswith("_:"):
             return location
         if location.startswith("file://"):
             local = urllib.parse.unquote(urllib.parse.urlsplit(location).path)

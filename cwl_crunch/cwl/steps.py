@@ -9,6 +9,7 @@ from cwltool.errors import WorkflowException
 
 from cwl_crunch.client.base import ClusterClient, JobRecord, JobSpec
 from cwl_crunch.cwl.containers import RunnerContainers
+from cwl_crunch.cwl.inplace import InplaceUpdates
 
 
 class Progress:
@@ -45,6 +46,7 @@ class StepRunner:
         self.client = client
         self.reuse = reuse
         self.containers = containers
+        self.updates = InplaceUpdates()
         self.progress = progress
         self.interrupted = threading.Event()
         """Set on Ctrl-C: no new step starts; the running ones are being cancelled."""

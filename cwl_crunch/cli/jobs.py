@@ -59,6 +59,7 @@ def _show(client: ClusterClient, args: argparse.Namespace) -> int:
         "duration": human_duration(job.duration), "exit code": job.exit_code,
         "failure reason": job.failure_reason, "reused job": job.reused_job_uuid,
         "output": job.output_pdh, "log": job.log_pdh, "reuse key": job.reuse_key,
+        "image digest": job.image_digest,
     }
     spec = spec_to_dict(job.spec)
     fields.update({k.replace("_", " "): v for k, v in spec.items() if k != "name"})

@@ -216,3 +216,21 @@ def test_ingest_move_falls_back_to_copy_when_linking_fails(
     assert store_files.block_path(locator).stat().st_ino != output.stat().st_ino
     assert store.is_untouched(locator)
     assert read_all(store, pdh, "f.txt") == b"cross device"
+
+
+def test_confined_ingest_skips_links_leading_out_of_the_confining_dir(store, tmp_path,
+                                                                       write_file):
+    outside = write_file(tmp_path / "host-tmp" / "original.txt", "outside")
+    job = tmp_path / "job"
+    inside = write_file(job / "in" / "input.txt", "inside")
+    out = job / "out"
+    out.mkdir()
+    (out / "to-input.txt").symlink_to(inside)
+    (out / "to-outside.txt").symlink_to(outside)
+    (out / "to-outside-dir").symlink_to(outside.parent, target_is_directory=True)
+    pdh = store.ingest_dir(out, confine=job)
+    assert [e.path for e in store.list(pdh)] == ["to-input.txt"]
+    assert read_all(store, pdh, "to-input.txt") == b"inside"
+    # Unconfined (a user's own put), the same links are followed.
+    assert [e.path for e in store.list(store.ingest_dir(out))] == [
+        "to-input.txt", "to-outside-dir", "to-outside-dir/original.txt", "to-outside.txt"]

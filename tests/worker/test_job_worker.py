@@ -449,3 +449,13 @@ def test_output_files_keep_executable_bit(client, tmp_path):
     client.get_collection(job.output_pdh, "", dest)
     assert os.stat(dest / "tool").st_mode & stat.S_IXUSR
     assert not os.stat(dest / "plain").st_mode & stat.S_IXUSR
+
+
+def test_output_links_out_of_the_job_dir_are_not_stored(client, tmp_path):
+    secret = tmp_path / "host-file.txt"
+    secret.write_text("not the job's")
+    record = run(client, ["sh", "-c", f"echo mine > out/mine.txt && ln -s {secret} out/leak "
+                                      "&& ln -s mine.txt out/alias"])
+    assert record.succeeded
+    assert files(client, record.output_pdh) == ["alias", "mine.txt"]
+    assert text(client, record.output_pdh, "alias") == "mine\n"

@@ -24,6 +24,7 @@ from cwl_crunch.client import ClusterClient, JobOutcome, JobSpec, open_client
 from cwl_crunch.client.base import JobState
 from cwl_crunch.config import Config, load_config
 from cwl_crunch.containers import find_engine
+from cwl_crunch.containers.engine import NO_ENGINE
 from cwl_crunch.cwl.containers import RunnerContainers
 from cwl_crunch.cwl.executor import CrunchExecutor
 from cwl_crunch.cwl.fs_access import CrunchFsAccess
@@ -124,7 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cwl-crunch-runner: {error}", file=sys.stderr)
         return 1
     progress = Progress(None if args.quiet else sys.stderr)
-    containers = RunnerContainers(find_engine(config.container_engine)) \
+    containers = RunnerContainers(find_engine(config.container_engine),
+                                  turned_off=config.container_engine == NO_ENGINE) \
         if args.use_container else None
     steps = StepRunner(client, reuse=not args.disable_reuse, progress=progress,
                        containers=containers)

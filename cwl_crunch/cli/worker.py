@@ -28,7 +28,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
             job = client.get_job(args.uuid)
             print(f"job {job.uuid} is {job.state}, not waiting to run", file=sys.stderr)
             return 1
-        worker = JobWorker(client, client.store, config.work, cluster_environment(config))
+        worker = JobWorker(client, client.store, config.work, cluster_environment(config),
+                           engine=client.engine)
         record = worker.run(claim)
         print(f"{record.uuid} {record.state}")
         return 0 if record.succeeded else 1

@@ -103,7 +103,7 @@ def call(url: str, function: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return function(*args, **kwargs)
     except (requests.exceptions.ConnectionError, docker.errors.DockerException) as error:
-        if isinstance(error, docker.errors.APIError):
+        if isinstance(error, docker.errors.APIError | docker.errors.BuildError):
             raise
         raise EngineUnavailable(
             f"container engine at {url} stopped answering ({_short(error)})") from None

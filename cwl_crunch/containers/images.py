@@ -122,11 +122,11 @@ class Images:
             try:
                 with archive.open("rb") as data:
                     loaded = call(self.engine.url, client.images.load, data)
-            except OSError as error:
-                raise ImageError(f"dockerLoad {archive}: {error.strerror or error}") from None
-            except docker.errors.APIError as error:
+            except docker.errors.APIError as error:  # before OSError: it is one
                 raise ImageError(f"dockerLoad {archive}: the engine could not load it: "
                                  f"{error.explanation or error}") from None
+            except OSError as error:
+                raise ImageError(f"dockerLoad {archive}: {error.strerror or error}") from None
             if not loaded:
                 raise ImageError(f"dockerLoad {archive}: the archive held no image")
             if reference and self.local_digest(reference) is not None:

@@ -36,6 +36,9 @@ class ContainerRun:
     engine_url: str
     job_uuid: str
     image: str
+    """The content digest: what runs."""
+    image_name: str
+    """What the job asked for, for messages."""
     command: list[str]
     environment: dict[str, str]
     working_dir: str
@@ -103,6 +106,7 @@ def plan_container(
     working_dir = root if spec.cwd in ("", ".") else root / spec.cwd
     return ContainerRun(
         engine_url=engine_url, job_uuid=job_uuid, image=image_digest,
+        image_name=spec.image or image_digest,
         command=list(spec.command), environment=dict(environment),
         working_dir=str(working_dir), binds=plan_binds(spec, job_dir),
         network=spec.network, user=user, keep_id=keep_id,

@@ -95,7 +95,9 @@ def supervise(run: ContainerRun, stdin: BinaryIO, stdout: BinaryIO, stderr: Bina
 
 
 def _feed_stdin(client: Any, container_id: str, stdin: BinaryIO) -> threading.Thread:
-    sock = client.api.attach_socket(container_id, params={"stdin": 1, "stream": 1})
+    # Output explicitly off: Podman would send it here too, and unread it blocks the command.
+    sock = client.api.attach_socket(
+        container_id, params={"stdin": 1, "stream": 1, "stdout": 0, "stderr": 0})
     raw = getattr(sock, "_sock", sock)
 
     def feed() -> None:
@@ -116,7 +118,7 @@ def _feed_stdin(client: Any, container_id: str, stdin: BinaryIO) -> threading.Th
 
 def _explain(run: ContainerRun, error: BaseException) -> None:
     reason = _reason(error)
-    message = f"container for image {run.image} could not run: {reason}"
+    message = f"container for image {run.image_name} ({run.image}) could not run: {reason}"
     with contextlib.suppress(OSError):
         Path(run.failure_file).write_text(message + "\n")
     print(f"cwl-crunch: {message}", file=sys.stderr, flush=True)

@@ -31,8 +31,11 @@ ABSOLUTE_DIR = "abs"
 class RunnerContainers:
     """The run's container settings: ``engine_url`` None means there is no engine."""
 
-    def __init__(self, engine_url: str | None) -> None:
+    def __init__(self, engine_url: str | None, *, turned_off: bool = False) -> None:
+        """``turned_off``: no engine because the config says ``none``, not for want of one."""
         self.engine_url = engine_url
+        self._why_none = "containers are turned off (container_engine = none)" if turned_off \
+            else "no container engine found"
         self._images = Images(Engine(engine_url)) if engine_url else None
         self._references: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -45,8 +48,8 @@ class RunnerContainers:
             name = requirement.get("dockerPull") or requirement.get("dockerImageId") or ""
             if required:
                 raise WorkflowException(
-                    f"this tool requires a container (DockerRequirement {name}) but no "
-                    f"container engine was found: {HOW_TO_GET_ONE}")
+                    f"this tool requires a container (DockerRequirement {name}) but "
+                    f"{self._why_none}: {HOW_TO_GET_ONE}")
             self._warn_once(name)
             return None
         key = json.dumps(dict(requirement), sort_keys=True, default=str)
@@ -58,8 +61,8 @@ class RunnerContainers:
     def _warn_once(self, name: str) -> None:
         with self._lock:
             if not self._warned:
-                logger.warning("no container engine found: running tools that only hint "
-                               "at a container (%s) on this host", name)
+                logger.warning("%s: running tools that only hint at a container (%s) on "
+                               "this host", self._why_none, name)
                 self._warned = True
 
     def _reference(self, requirement: Mapping[str, Any], tool_id: str) -> str:

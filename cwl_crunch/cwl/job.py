@@ -87,8 +87,10 @@ class CrunchJob(JobBase):
         try:
             record = self._steps.run_step(self.name, self._spec(runtimeContext))
             outputs, status = self._outcome(record)
-        except WorkflowException:  # UnsupportedRequirement included: cwltool reports those
+        except UnsupportedRequirement:  # cwltool reports it (and exits 33)
             raise
+        except WorkflowException as error:  # as cwltool's own jobs do: a message, no traceback
+            logger.error("[step %s] %s", self.name, error)
         except Exception as error:
             logger.error("[step %s] %s", self.name, error, exc_info=runtimeContext.debug)
         lock = runtimeContext.workflow_eval_lock

@@ -197,7 +197,7 @@ class JobWorker:
         log.write(f"exit code {result.exit_code}")
         root = self._root(job_run)
         if root is not None:
-            remap_root_links(job_dir / spec.output_path, root, job_dir)
+            remap_root_links(job_dir / spec.output_path, {root: "", **spec.binds}, job_dir)
         output_pdh = self._store.ingest_dir(job_dir / spec.output_path, move=True,
                                             confine=job_dir)
         log.write(f"output {output_pdh}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 from cwl_crunch.client.base import CollectionMount, JobSpec
@@ -68,19 +69,31 @@ def path_inside(root: str, relative: str) -> str:
     return root if relative in ("", ".") else f"{root.rstrip('/')}/{relative}"
 
 
-def remap_root_links(directory: Path, root: str, job_dir: Path) -> None:
-    """Symlinks the command made to ``root/...`` point into the job dir on the host.
+def remap_root_links(directory: Path, places: Mapping[str, str], job_dir: Path) -> None:
+    """Symlinks the command made to where it saw its job dir point there on the host.
 
-    Outside the namespace ``root`` is an empty mountpoint, so such links would dangle
-    when the outputs are stored; their targets are where the command saw them.
+    ``places``: absolute paths the command saw (``root``, a container's binds) and the
+    job-dir paths shown there ("" for the job dir itself). Outside the namespace or the
+    container those paths are not the job's, so such links would dangle (or worse, lead
+    elsewhere) when the outputs are stored.
     """
-    prefix = root.rstrip("/") + "/"
+    # Longest first: a bind inside the root wins over the root.
+    ordered = sorted(places.items(), key=lambda place: -len(place[0]))
     for folder, dirnames, filenames in os.walk(directory):
         for name in dirnames + filenames:
             link = Path(folder) / name
             if not link.is_symlink():
                 continue
-            target = os.readlink(link)
-            if target == root or target.startswith(prefix):
+            moved = _host_target(os.readlink(link), ordered, job_dir)
+            if moved is not None:
                 link.unlink()
-                link.symlink_to(job_dir / target[len(prefix):] if target != root else job_dir)
+                link.symlink_to(moved)
+
+
+def _host_target(target: str, places: list[tuple[str, str]], job_dir: Path) -> Path | None:
+    for seen, relative in places:
+        seen = seen.rstrip("/")
+        if target == seen or target.startswith(seen + "/"):
+            rest = target[len(seen) + 1:]
+            return job_dir / relative / rest if rest else job_dir / relative
+    return None

@@ -1,4 +1,5 @@
-"""Jobs with an image, through the SDK, on a real engine (Podman or Docker)."""
+"""Jobs with an image, through the SDK: on a real engine (Podman or Docker; the tests
+marked ``podman``), and refused at submit without one."""
 
 from __future__ import annotations
 
@@ -14,11 +15,10 @@ from procs import processes_with
 
 import cwl_crunch
 from cwl_crunch import CollectionMount
+from cwl_crunch.cli.main import main
 from cwl_crunch.containers import CONTAINER_ROOT, is_digest
 from cwl_crunch.containers.engine import HOW_TO_GET_ONE
 from cwl_crunch.errors import SubmitError
-
-pytestmark = pytest.mark.podman
 
 BASE_IMAGE = "docker.io/debian:stable-slim"
 
@@ -47,13 +47,14 @@ def running_container(job_containers, uuid: str):
 
 # -- running -----------------------------------------------------------------------------
 
+@pytest.mark.podman
 def test_job_runs_in_its_image_with_stdin_stdout_and_exit_code(
         engine_cluster, docker_client, tmp_path, job_containers):
     source = tmp_path / "lines.txt"
     source.write_text("one\ntwo\nthree\n")
     pdh = engine_cluster.put(source)
-    script = ('wc -l; echo "$GREETING from $(pwd)"; '
-              'test -e /run/.containerenv -o -e /.dockerenv && echo in-a-container; '
+    # Its own pid namespace (the command is pid 1) and the job dir at CONTAINER_ROOT.
+    script = ('wc -l; echo "$GREETING from $(pwd) as pid $$"; '
               'echo to-stderr >&2; exit 3')
     future = engine_cluster.submit(
         ["sh", "-c", script], image=BASE_IMAGE, mounts={"in": CollectionMount(pdh)},
@@ -63,7 +64,7 @@ def test_job_runs_in_its_image_with_stdin_stdout_and_exit_code(
     assert record.state == "Complete", record.failure_reason
     assert record.exit_code == 3
     assert engine_cluster.read_text(record.output_pdh, "report.txt") == (
-        f"3\nhello from {CONTAINER_ROOT}\nin-a-container\n")
+        f"3\nhello from {CONTAINER_ROOT} as pid 1\n")
     assert log_text(engine_cluster, record, "stderr.txt") == "to-stderr\n"
     # The record holds the content digest of the name, as the engine knows it.
     assert record.spec.image == BASE_IMAGE
@@ -74,6 +75,22 @@ def test_job_runs_in_its_image_with_stdin_stdout_and_exit_code(
     assert job_containers(record.uuid) == []
 
 
+@pytest.mark.podman
+def test_stdin_and_stdout_carry_megabytes_of_binary_data(engine_cluster, tmp_path):
+    data = os.urandom(2_000_000)
+    (tmp_path / "blob.bin").write_bytes(data)
+    pdh = engine_cluster.put(tmp_path / "blob.bin")
+    future = engine_cluster.submit(["cat"], image=BASE_IMAGE, stdin="in/blob.bin",
+                                   stdout="out/copy.bin", time_limit=8,
+                                   mounts={"in": CollectionMount(pdh)})
+    record = finished(engine_cluster, future.uuid)
+
+    assert record.state == "Complete" and record.exit_code == 0, record.failure_reason
+    copy = b"".join(engine_cluster.client.read_file(record.output_pdh, "copy.bin"))
+    assert copy == data
+
+
+@pytest.mark.podman
 def test_inputs_are_read_only_inside_the_container(engine_cluster, tmp_path):
     source = tmp_path / "data.txt"
     source.write_text("original\n")
@@ -100,6 +117,7 @@ def test_inputs_are_read_only_inside_the_container(engine_cluster, tmp_path):
     assert engine_cluster.read_text(pdh, "data.txt") == "original\n"
 
 
+@pytest.mark.podman
 def test_files_are_owned_by_the_user_not_the_images_user(engine_cluster, images, nonce,
                                                         tmp_path):
     image = images.build(f"FROM {BASE_IMAGE}\nUSER 1234:1234",
@@ -129,6 +147,7 @@ def test_files_are_owned_by_the_user_not_the_images_user(engine_cluster, images,
     assert engine_cluster.read_text(record.output_pdh, "sub/x") == "x\n"
 
 
+@pytest.mark.podman
 def test_no_network_by_default_and_a_network_when_asked(engine_cluster):
     command = ["ls", "/sys/class/net"]
     offline = engine_cluster.submit(command, image=BASE_IMAGE, stdout="out/net.txt")
@@ -144,6 +163,27 @@ def test_no_network_by_default_and_a_network_when_asked(engine_cluster):
     assert on.reused_job_uuid is None
 
 
+@pytest.mark.podman
+def test_the_images_environment_is_kept_and_the_jobs_wins(engine_cluster, images, nonce):
+    name = f"localhost/crunch-env-{nonce}:v1"
+    images.build(f"""FROM {BASE_IMAGE}
+RUN mkdir -p /opt/tool/bin && printf '#!/bin/sh\\necho tool ran\\n' > /opt/tool/bin/mytool \\
+    && chmod +x /opt/tool/bin/mytool
+ENV PATH=/opt/tool/bin:/usr/local/bin:/usr/bin:/bin FROM_IMAGE=image OVERRIDDEN=image""",
+                 tag=name)
+    script = ('mytool; echo "$FROM_IMAGE $OVERRIDDEN"; t=$(mktemp) && echo temp > "$t" '
+              '&& case "$t" in "$TMPDIR"/*) echo "temp file in TMPDIR";; esac')
+    future = engine_cluster.submit(["sh", "-c", script], image=name, stdout="out/env.txt",
+                                   env={"OVERRIDDEN": "job"})
+    record = finished(engine_cluster, future.uuid)
+
+    assert record.state == "Complete" and record.exit_code == 0, (
+        record.failure_reason, log_text(engine_cluster, record, "stderr.txt"))
+    assert engine_cluster.read_text(record.output_pdh, "env.txt") == (
+        "tool ran\nimage job\ntemp file in TMPDIR\n")
+
+
+@pytest.mark.podman
 def test_an_images_entrypoint_gets_the_command_as_arguments(engine_cluster):
     future = engine_cluster.submit(["-c", "echo moo > out/cow"], image="docker.io/bash:4.4")
     record = finished(engine_cluster, future.uuid)
@@ -151,8 +191,44 @@ def test_an_images_entrypoint_gets_the_command_as_arguments(engine_cluster):
     assert engine_cluster.read_text(record.output_pdh, "cow") == "moo\n"
 
 
+@pytest.mark.podman
+def test_output_symlinks_to_container_paths_are_kept_and_escapes_dropped(engine_cluster,
+                                                                         tmp_path):
+    source = tmp_path / "data.txt"
+    source.write_text("original\n")
+    pdh = engine_cluster.put(source)
+    script = (f"echo made > out/made.txt; ln -s {CONTAINER_ROOT}/in/data.txt out/abs; "
+              f"ln -s ../in/data.txt out/rel; ln -s {CONTAINER_ROOT}/out/made.txt out/self; "
+              "ln -s /etc/hostname out/escape")
+    future = engine_cluster.submit(["sh", "-c", script], image=BASE_IMAGE,
+                                   mounts={"in": CollectionMount(pdh)})
+    record = finished(engine_cluster, future.uuid)
+
+    assert record.state == "Complete" and record.exit_code == 0, record.failure_reason
+    entries = {e.path: e.kind for e in engine_cluster.client.list_collection(record.output_pdh)}
+    # Links the command made to where it saw its job dir are the files they named...
+    assert engine_cluster.read_text(record.output_pdh, "abs") == "original\n"
+    assert engine_cluster.read_text(record.output_pdh, "rel") == "original\n"
+    assert engine_cluster.read_text(record.output_pdh, "self") == "made\n"
+    # ...and a link out of the job dir does not carry a host file into the output.
+    assert "escape" not in entries, entries
+
+
+@pytest.mark.podman
+def test_output_symlinks_through_a_bind_are_kept(engine_cluster):
+    script = "echo made > /other/made.txt; ln -s /other/made.txt out/via-bind"
+    future = engine_cluster.submit(["sh", "-c", script], image=BASE_IMAGE,
+                                   binds={"/other": "out"})
+    record = finished(engine_cluster, future.uuid)
+
+    assert record.state == "Complete" and record.exit_code == 0, record.failure_reason
+    assert engine_cluster.read_text(record.output_pdh, "made.txt") == "made\n"
+    assert engine_cluster.read_text(record.output_pdh, "via-bind") == "made\n"
+
+
 # -- stopping ----------------------------------------------------------------------------
 
+@pytest.mark.podman
 def test_time_limit_stops_the_container(engine_cluster, job_containers):
     started = time.monotonic()
     future = engine_cluster.submit(["sleep", "60"], image=BASE_IMAGE, time_limit=2)
@@ -165,6 +241,7 @@ def test_time_limit_stops_the_container(engine_cluster, job_containers):
     assert job_containers(record.uuid) == []
 
 
+@pytest.mark.podman
 def test_cancel_stops_and_removes_the_container(engine_cluster, job_containers):
     future = engine_cluster.submit(["sleep", "60"], image=BASE_IMAGE)
     wait_until(lambda: running_container(job_containers, future.uuid), timeout=FINISH,
@@ -190,6 +267,7 @@ print("the job ended although its worker was killed", file=sys.stderr)
 """
 
 
+@pytest.mark.podman
 def test_killed_worker_process_fails_the_job_and_its_container_is_removed(
         tmp_path, engine_url, job_containers):
     home = tmp_path / "home"
@@ -241,8 +319,36 @@ def test_killed_worker_process_fails_the_job_and_its_container_is_removed(
                 leftover.remove(force=True)
 
 
+@pytest.mark.podman
+def test_standalone_worker_runs_a_container_job(tmp_path, engine_url, monkeypatch,
+                                               capsys, job_containers):
+    """``cwl-crunch worker UUID`` (how SLURM runs a job) runs images too."""
+    home = tmp_path / "home"
+    with cwl_crunch.connect(home=home, poll_interval=0.05, max_cores=1,
+                            container_engine=engine_url) as cluster:
+        # The only core is held: the container job waits for the standalone worker.
+        blocker = cluster.submit(["sleep", "60"], cores=1, reuse=False)
+        try:
+            wait_until(lambda: blocker.record().state == "Running", what="the blocker")
+            job = cluster.submit(["sh", "-c", "echo standalone > out/x"], image=BASE_IMAGE,
+                                 cores=1)
+            assert job.record().state == "Queued"
+            monkeypatch.setenv("CWL_CRUNCH_HOME", str(home))
+            monkeypatch.setenv("CWL_CRUNCH_CONTAINER_ENGINE", engine_url)
+            exit_code = main(["worker", job.uuid])
+        finally:
+            blocker.cancel()
+        record = job.record()
+        assert (exit_code, record.state) == (0, "Complete"), (
+            record.failure_reason, capsys.readouterr())
+        assert cluster.read_text(record.output_pdh, "x") == "standalone\n"
+        assert job_containers(record.uuid) == []
+        wait_until(blocker.done, what="the blocker to be cancelled")
+
+
 # -- images and reuse --------------------------------------------------------------------
 
+@pytest.mark.podman
 def test_reuse_follows_the_images_content_not_its_name(engine_cluster, images, nonce):
     image_a = images.build(f"FROM {BASE_IMAGE}\nRUN echo A-{nonce} > /etc/marker")
     image_b = images.build(f"FROM {BASE_IMAGE}\nRUN echo B-{nonce} > /etc/marker")
@@ -276,6 +382,7 @@ def test_reuse_follows_the_images_content_not_its_name(engine_cluster, images, n
     assert renamed.output_pdh == first.output_pdh
 
 
+@pytest.mark.podman
 def test_an_image_id_runs_as_the_same_work_as_its_name(engine_cluster, docker_client):
     command = ["sh", "-c", "echo by-id > out/x"]
     by_name = finished(engine_cluster, engine_cluster.submit(command, image=BASE_IMAGE).uuid)
@@ -288,26 +395,30 @@ def test_an_image_id_runs_as_the_same_work_as_its_name(engine_cluster, docker_cl
 
 # -- what cannot run ---------------------------------------------------------------------
 
+@pytest.mark.podman
 def test_a_missing_image_is_refused_at_submit(engine_cluster, nonce):
     missing = f"localhost/crunch-missing-{nonce}:latest"
     with pytest.raises(SubmitError, match=missing):
         engine_cluster.submit(["true"], image=missing)
 
 
+@pytest.mark.podman
 def test_an_unknown_image_id_is_refused_at_submit(engine_cluster):
     unknown = "sha256:" + "0" * 64
     with pytest.raises(SubmitError, match=unknown):
         engine_cluster.submit(["true"], image=unknown)
 
 
+@pytest.mark.podman
 def test_a_command_the_image_lacks_fails_the_job(engine_cluster, job_containers):
     future = engine_cluster.submit(["no-such-program", "x"], image=BASE_IMAGE)
     record = finished(engine_cluster, future.uuid)
 
     assert record.state == "Failed", record
     reason = record.failure_reason or ""
-    # The supervisor names the image by the digest it ran, and the engine's reason.
-    assert f"container for image {record.image_digest} could not run" in reason, reason
+    # The supervisor names the image as asked for and the digest it ran, and the reason.
+    assert f"container for image {BASE_IMAGE} ({record.image_digest}) could not run" \
+        in reason, reason
     assert "no-such-program" in reason, reason
     assert log_text(engine_cluster, record, "container-failure.txt").strip() == reason
     assert record.output_pdh is None
@@ -337,6 +448,7 @@ def test_no_engine_configured_is_refused_at_submit(tmp_path):
         assert HOW_TO_GET_ONE in str(raised.value)
 
 
+@pytest.mark.podman
 def test_images_on_the_test_machine(docker_client):
     """The offline images these tests use (a failure here explains the others)."""
     for name in (BASE_IMAGE, "docker.io/bash:4.4"):

@@ -114,16 +114,17 @@ def test_connecting_to_a_missing_socket_says_where_and_how_to_get_an_engine(tmp_
 
 
 def test_a_socket_nobody_serves_is_unavailable(tmp_path):
-    with unix_socket(tmp_path / "s.sock") as path:  # bound, not listening: refused
-        with pytest.raises(EngineUnavailable, match="does not answer"):
-            connect(f"unix://{path}")
+    # Bound, not listening: connections are refused.
+    with unix_socket(tmp_path / "s.sock") as path, \
+            pytest.raises(EngineUnavailable, match="does not answer"):
+        connect(f"unix://{path}")
 
 
 def test_engine_connects_on_first_use_only(tmp_path):
     url = f"unix://{tmp_path}/nothing.sock"
     lazy = Engine(url)  # no engine call yet: constructing must not fail
     assert lazy.url == url
-    with pytest.raises(EngineUnavailable, match="nothing.sock"):
+    with pytest.raises(EngineUnavailable, match=r"nothing\.sock"):
         lazy.client()
     lazy.close()
 
@@ -145,3 +146,32 @@ def test_call_passes_the_engines_own_errors_through():
     with pytest.raises(docker.errors.NotFound):
         call("unix:///e.sock", refused)
     assert call("unix:///e.sock", lambda a, b=0: a + b, 1, b=2) == 3
+
+
+class FakeDockerClient:
+    def __init__(self, info: dict[str, object]) -> None:
+        self._info = info
+        self.calls = 0
+
+    def info(self) -> dict[str, object]:
+        self.calls += 1
+        return self._info
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("info", "rootless"), [
+    ({"host": {"security": {"rootless": True}}}, True),           # Podman's libpod info
+    ({"SecurityOptions": ["name=seccomp,profile=default", "name=rootless"]}, True),
+    ({"host": {"security": {"rootless": False}},
+      "SecurityOptions": ["name=seccomp,profile=default"]}, False),
+    ({}, False),
+])
+def test_rootless_engine_is_told_from_its_info(info, rootless):
+    fake = FakeDockerClient(info)
+    probed = Engine("unix:///fake.sock")
+    probed._client = fake  # type: ignore[assignment]
+    assert probed.rootless() is rootless
+    assert probed.rootless() is rootless
+    assert fake.calls == 1, "asked once per engine"

@@ -32,7 +32,7 @@ steps:
   say:
     run:
       class: CommandLineTool
-      requirements: {DockerRequirement: {dockerPull: docker.io/debian:stable-slim}}
+      hints: {DockerRequirement: {dockerPull: docker.io/debian:stable-slim}}
       baseCommand: echo
       inputs: {word: {type: string, inputBinding: {position: 1}}}
       stdout: said.txt

@@ -15,6 +15,7 @@ One tree, so callers catch exactly what they can handle::
     │   ├── IllegalTransition         a job state change the state machine forbids
     │   └── TokenError                unknown, revoked or malformed API token
     ├── SubmitError                   a job that can never run: bad spec, missing mount, too big
+    ├── ApiError                      the cluster's HTTP API refused a request (status, message)
     ├── DispatchError                 the dispatcher could not start or track a job
     ├── ContainerError
     │   ├── EngineUnavailable         no Docker/Podman API to talk to, or it is down
@@ -65,6 +66,7 @@ class CorruptBlock(StoreError):
         super().__init__(f"corrupt block {block}{where}: {detail}")
         self.block = block
         self.collection = collection
+        self.reason = detail
 
 
 class RecordsError(CrunchError):
@@ -89,6 +91,14 @@ class TokenError(RecordsError):
 
 class SubmitError(CrunchError):
     """The job spec can never run as given (rejected before a record is made)."""
+
+
+class ApiError(CrunchError):
+    """The cluster's HTTP API refused a request or could not be reached."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class DispatchError(CrunchError):

@@ -19,7 +19,10 @@ from typing import Any
 import cwltool.main
 from cwltool.argparser import arg_parser
 from cwltool.context import LoadingContext, RuntimeContext
+from cwltool.errors import WorkflowException
+from schema_salad.exceptions import ValidationException
 
+from cwl_crunch.cli.submit_run import submit_run
 from cwl_crunch.client import ClusterClient, JobOutcome, JobSpec, open_client
 from cwl_crunch.client.base import JobState
 from cwl_crunch.config import Config, load_config
@@ -33,7 +36,7 @@ from cwl_crunch.cwl.step_names import StepNames
 from cwl_crunch.cwl.steps import Progress, StepRunner
 from cwl_crunch.cwl.tool import make_tool_factory
 from cwl_crunch.dispatch.processes import this_worker
-from cwl_crunch.errors import CrunchError
+from cwl_crunch.errors import ConfigError, CrunchError
 
 # cwltool's exit code for "this runner does not support that".
 UNSUPPORTED = 33
@@ -49,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Docker Engine API of Docker or Podman, e.g. "
                              "unix:///run/podman/podman.sock (default: the config's "
                              "container_engine, DOCKER_HOST, else the first socket found)")
+    parser.add_argument("--cluster", metavar="URL",
+                        help="use the cwl-crunch server at URL (token: CWL_CRUNCH_API_TOKEN)")
+    parser.add_argument("--submit", action="store_true",
+                        help="with --cluster: run the runner itself as a job on the cluster")
+    parser.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,
+                        help="with --submit: wait for the run and fetch its outputs "
+                             "(default); --no-wait prints the run's UUID")
     return parser
 
 
@@ -119,14 +129,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(arguments)
     try:
-        config = load_config(container_engine=args.container_engine)
+        config = load_config(container_engine=args.container_engine, api_url=args.cluster)
+        if args.submit and not config.api_url:
+            raise ConfigError("--submit needs a cluster: --cluster URL or CWL_CRUNCH_API_URL")
         client = open_client(config)
     except CrunchError as error:
         print(f"cwl-crunch-runner: {error}", file=sys.stderr)
         return 1
+    if args.submit:
+        try:
+            return submit_run(args, client)
+        except (CrunchError, WorkflowException, ValidationException) as error:
+            print(f"cwl-crunch-runner: {error}", file=sys.stderr)
+            return 1
+        finally:
+            client.close()
     progress = Progress(None if args.quiet else sys.stderr)
     containers = RunnerContainers(find_engine(config.container_engine),
-                                  turned_off=config.container_engine == NO_ENGINE) \
+                                  turned_off=config.container_engine == NO_ENGINE,
+                                  remote=bool(config.api_url)) \
         if args.use_container else None
     steps = StepRunner(client, reuse=not args.disable_reuse, progress=progress,
                        containers=containers)
@@ -169,7 +190,7 @@ def _runtime_context(args: argparse.Namespace, client: ClusterClient,
     context.make_fs_access = functools.partial(  # type: ignore[assignment]
         CrunchFsAccess, client=client, updates=steps.updates)
     context.path_mapper = functools.partial(  # type: ignore[assignment]
-        CrunchPathMapper, uploads=Uploads(client), updates=steps.updates)
+        CrunchPathMapper, uploads=Uploads(lambda: steps.client), updates=steps.updates)
     return context
 
 

@@ -17,15 +17,14 @@ from cwl_crunch.client.base import (
     WorkerInfo,
 )
 from cwl_crunch.config import Config
-from cwl_crunch.errors import ConfigError
 
 
 def open_client(config: Config) -> ClusterClient:
     """The client for the configured cluster: HTTP if an API URL is set, else embedded."""
     if config.api_url:
-        raise ConfigError(
-            f"api_url is set ({config.api_url}) but this cwl-crunch has no HTTP client yet"
-        )
+        from cwl_crunch.client.http import HttpClient
+
+        return HttpClient(config)
     from cwl_crunch.client.embedded import EmbeddedClient
 
     return EmbeddedClient(config)

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
-from cwl_crunch.client.base import CollectionMount, JobSpec, LiteralMount, Mount
+from cwl_crunch.client.base import (
+    Claim,
+    CollectionEntry,
+    CollectionMount,
+    JobEvent,
+    JobOutcome,
+    JobRecord,
+    JobSpec,
+    LiteralMount,
+    Mount,
+    WorkerInfo,
+)
 from cwl_crunch.errors import SubmitError
 
 
@@ -80,3 +92,70 @@ def spec_from_dict(data: Mapping[str, Any]) -> JobSpec:
     fields["command"] = tuple(fields["command"])
     fields["mounts"] = mounts_from_dict(fields.get("mounts") or {})
     return JobSpec(**fields)
+
+
+# Records and the other values that cross the HTTP API -----------------------------------
+def _time(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def _datetime(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def record_to_dict(record: JobRecord) -> dict[str, Any]:
+    return {
+        "uuid": record.uuid, "spec": spec_to_dict(record.spec), "state": record.state,
+        "parent_uuid": record.parent_uuid, "reuse_key": record.reuse_key,
+        "created_at": _time(record.created_at), "started_at": _time(record.started_at),
+        "finished_at": _time(record.finished_at), "exit_code": record.exit_code,
+        "output_pdh": record.output_pdh, "log_pdh": record.log_pdh,
+        "failure_reason": record.failure_reason, "reused_job_uuid": record.reused_job_uuid,
+        "cancel_requested": record.cancel_requested, "image_digest": record.image_digest,
+    }
+
+
+def record_from_dict(data: Mapping[str, Any]) -> JobRecord:
+    fields = dict(data)
+    fields["spec"] = spec_from_dict(fields["spec"])
+    created = _datetime(fields["created_at"])
+    assert created is not None
+    fields["created_at"] = created
+    fields["started_at"] = _datetime(fields.get("started_at"))
+    fields["finished_at"] = _datetime(fields.get("finished_at"))
+    return JobRecord(**fields)
+
+
+def claim_to_dict(claim: Claim) -> dict[str, Any]:
+    return {"job": record_to_dict(claim.job), "token": claim.token}
+
+
+def claim_from_dict(data: Mapping[str, Any]) -> Claim:
+    return Claim(record_from_dict(data["job"]), str(data["token"]))
+
+
+def event_to_dict(event: JobEvent) -> dict[str, Any]:
+    return {"id": event.id, "job_uuid": event.job_uuid, "state": event.state,
+            "at": event.at.timestamp()}
+
+
+def event_from_dict(data: Mapping[str, Any]) -> JobEvent:
+    at = _datetime(data["at"])
+    assert at is not None
+    return JobEvent(int(data["id"]), str(data["job_uuid"]), data["state"], at)
+
+
+def entry_to_dict(entry: CollectionEntry) -> dict[str, Any]:
+    return {"path": entry.path, "kind": entry.kind, "size": entry.size}
+
+
+def entry_from_dict(data: Mapping[str, Any]) -> CollectionEntry:
+    return CollectionEntry(str(data["path"]), data["kind"], int(data["size"]))
+
+
+def outcome_to_dict(outcome: JobOutcome) -> dict[str, Any]:
+    return dataclasses.asdict(outcome)
+
+
+def worker_to_dict(worker: WorkerInfo) -> dict[str, Any]:
+    return dataclasses.asdict(worker)

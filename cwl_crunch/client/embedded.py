@@ -8,10 +8,11 @@ reusing or joining a twin) is taken inside one of its write transactions.
 from __future__ import annotations
 
 import atexit
+import copy
 import dataclasses
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from cwl_crunch.client.base import (
@@ -42,7 +43,10 @@ from cwl_crunch.worker.job_worker import JobWorker
 
 
 class EmbeddedClient(ClusterClient):
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *,
+                 job_environment: Mapping[str, str] | None = None) -> None:
+        """``job_environment``: the CWL_CRUNCH_* variables that let a job's programs reach
+        this cluster (default: this home, opened embedded)."""
         self.config = config
         self.cluster_id = config.cluster_id
         self.database = Database(config.database)
@@ -52,12 +56,23 @@ class EmbeddedClient(ClusterClient):
         engine_url = find_engine(config.container_engine)
         self.engine = Engine(engine_url) if engine_url else None
         self.images = Images(self.engine) if self.engine else None
-        worker = JobWorker(self, self.store, config.work, cluster_environment(config),
+        if job_environment is None:
+            job_environment = cluster_environment(config)
+        worker = JobWorker(self, self.store, config.work, job_environment,
                            recycle_dirs=True, engine=self.engine)
         self.dispatcher = LocalDispatcher(self.database, config, self, self.store, worker)
         self._closed = False
         self.dispatcher.reap_orphans()
         atexit.register(self.close)
+
+    def as_caller(self, job_uuid: str | None) -> EmbeddedClient:
+        """This cluster as another caller sees it (the server serves each request so):
+        jobs it submits become ``job_uuid``'s children. Shares everything; closing the
+        view closes nothing."""
+        view = copy.copy(self)
+        view._parent_uuid = job_uuid
+        view._closed = True
+        return view
 
     def _token_job(self, token: str) -> str | None:
         if not token:

@@ -31,9 +31,13 @@ ABSOLUTE_DIR = "abs"
 class RunnerContainers:
     """The run's container settings: ``engine_url`` None means there is no engine."""
 
-    def __init__(self, engine_url: str | None, *, turned_off: bool = False) -> None:
-        """``turned_off``: no engine because the config says ``none``, not for want of one."""
+    def __init__(self, engine_url: str | None, *, turned_off: bool = False,
+                 remote: bool = False) -> None:
+        """``turned_off``: no engine because the config says ``none``, not for want of one;
+        ``remote``: the steps run on a server's cluster, whose engine pulls images (this
+        host needs an engine only to build or load one)."""
         self.engine_url = engine_url
+        self._remote = remote and not turned_off
         self._why_none = "containers are turned off (container_engine = none)" if turned_off \
             else "no container engine found"
         self._images = Images(Engine(engine_url)) if engine_url else None
@@ -46,6 +50,8 @@ class RunnerContainers:
         """The image to run in; None: run on the host (a hint and no engine)."""
         if self._images is None:
             name = requirement.get("dockerPull") or requirement.get("dockerImageId") or ""
+            if self._remote and name and not ({"dockerFile", "dockerLoad"} & set(requirement)):
+                return str(name)
             if required:
                 raise WorkflowException(
                     f"this tool requires a container (DockerRequirement {name}) but "

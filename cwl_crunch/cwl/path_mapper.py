@@ -14,7 +14,7 @@ import os
 import tempfile
 import threading
 import urllib.parse
-from collections.abc import MutableSequence
+from collections.abc import Callable, MutableSequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -30,8 +30,10 @@ from cwl_crunch.errors import CrunchError
 class Uploads:
     """Local files and directories already stored by this run (path -> keep: location)."""
 
-    def __init__(self, client: ClusterClient) -> None:
-        self._client = client
+    def __init__(self, client: ClusterClient | Callable[[], ClusterClient]) -> None:
+        """``client`` or a function giving the client to store with now (a run stores
+        with its own job's token once it has one, so that job may read what it stored)."""
+        self._client_of = client if callable(client) else lambda: client
         self._stored: dict[str, str] = {}
         self._empty: str | None = None
         self._lock = threading.Lock()
@@ -44,7 +46,7 @@ class Uploads:
         if not path.exists():
             raise WorkflowException(f"Input file {local_path} not found")
         try:
-            pdh = self._client.put_paths([path])
+            pdh = self._client_of().put_paths([path])
         except CrunchError as error:
             raise WorkflowException(f"cannot store input {local_path}: {error}") from None
         location = f"{KEEP_PREFIX}{pdh}/{urllib.parse.quote(path.name)}"

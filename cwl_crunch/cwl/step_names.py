@@ -20,6 +20,8 @@ class StepNames:
 
     def __call__(self, step: Any, inputs: Any) -> str:
         fragment = str(step.id).rsplit("#", 1)[-1]
+        if fragment.startswith("main/"):  # a packed workflow (a submitted run) is "main"
+            fragment = self._workflow_name + fragment[len("main"):]
         path = fragment if "/" in fragment else f"{self._workflow_name}/{fragment}"
         if not step.tool.get("scatter"):
             return path

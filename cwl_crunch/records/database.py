@@ -1,14 +1,23 @@
 """Opening the records database: engine settings, schema creation and migration.
 
-SQLite is opened in WAL mode so readers never wait for the writer, and every write
-transaction starts with ``BEGIN IMMEDIATE``: it takes the write lock up front, so two
-processes checking "is there a twin of this job?" or "is there room for this job?"
-serialize instead of both deciding yes.
+Write transactions never run side by side, on either database: two processes checking
+"is there a twin of this job?" or "is there room for this job?" must serialize instead
+of both deciding yes, and event ids must become visible in increasing order (a follower
+resumes after the last id it saw).
 
-Within one process, SQLite is used through a single connection that threads take turns
-on: its page cache stays warm (a pool of connections re-reads pages each time another
-one wrote) and threads queue on a Python lock instead of in SQLite's sleeping busy
-handler. Other databases (PostgreSQL) get an ordinary connection pool.
+SQLite is opened in WAL mode so readers never wait for the writer, and every write
+transaction starts with ``BEGIN IMMEDIATE``: it takes the write lock up front. Within one
+process, SQLite is used through a single connection that threads take turns on: its page
+cache stays warm (a pool of connections re-reads pages each time another one wrote) and
+threads queue on a Python lock instead of in SQLite's sleeping busy handler.
+
+PostgreSQL gets an ordinary connection pool. Its write transactions (READ COMMITTED) take
+one transaction-level advisory lock as their first statement, SQLite's single writer
+again: each statement after it sees every earlier write transaction committed, and
+nothing can commit beside it. Read transactions are REPEATABLE READ (READ ONLY), one
+snapshot as SQLite gives them, and never wait for the writer. Threads of one process
+still queue for writing on a Python lock, so waiting writers hold no pooled connection.
+Other databases are refused: nothing would serialize their writers.
 """
 
 from __future__ import annotations
@@ -29,12 +38,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import StaticPool
 
 from cwl_crunch.errors import RecordsError, SchemaVersionError
-from cwl_crunch.records.models import SCHEMA_VERSION, Base, Meta
+from cwl_crunch.records.models import SCHEMA_VERSION, Base, Meta, Upload
 
 Migration = Callable[[Connection], None]
 
@@ -44,8 +53,9 @@ def _add_job_root(connection: Connection) -> None:
 
 
 def _add_job_self_run(connection: Connection) -> None:
+    # false, not 0: PostgreSQL has no integer-to-boolean default (SQLite reads it as 0).
     connection.exec_driver_sql(
-        "ALTER TABLE jobs ADD COLUMN self_run BOOLEAN NOT NULL DEFAULT 0")
+        "ALTER TABLE jobs ADD COLUMN self_run BOOLEAN NOT NULL DEFAULT false")
 
 
 def _add_job_container_fields(connection: Connection) -> None:
@@ -55,11 +65,28 @@ def _add_job_container_fields(connection: Connection) -> None:
     connection.exec_driver_sql("ALTER TABLE jobs ADD COLUMN image_digest VARCHAR(80)")
 
 
+def _add_uploads_and_output_indexes(connection: Connection) -> None:
+    Upload.__table__.create(connection)  # type: ignore[attr-defined]
+    connection.exec_driver_sql("CREATE INDEX ix_jobs_output ON jobs (output_pdh)")
+    connection.exec_driver_sql("CREATE INDEX ix_jobs_log ON jobs (log_pdh)")
+    if connection.dialect.name == "postgresql":  # SQLite's INTEGER is 64-bit already
+        connection.exec_driver_sql(
+            "ALTER TABLE jobs ALTER COLUMN ram TYPE BIGINT, "
+            "ALTER COLUMN worker_pid_start TYPE BIGINT, "
+            "ALTER COLUMN command_pgid_start TYPE BIGINT")
+
+
 # MIGRATIONS[n] upgrades a database at schema version n to n + 1.
 MIGRATIONS: dict[int, Migration] = {
-    1: _add_job_root, 2: _add_job_self_run, 3: _add_job_container_fields}
+    1: _add_job_root, 2: _add_job_self_run, 3: _add_job_container_fields,
+    4: _add_uploads_and_output_indexes}
 
 _BEGIN_OPTION = "crunch_begin"
+# The key of the advisory lock every PostgreSQL write transaction takes first (any
+# constant: advisory locks are per database). Held until its transaction ends.
+WRITE_LOCK_KEY = 0x63776C63  # "cwlc"
+_TAKE_WRITE_LOCK = f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"
+_SUPPORTED = ("sqlite", "postgresql")
 
 
 class Database:
@@ -70,8 +97,17 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = _make_engine(url)
-        self._write_engine = self.engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
         self._is_sqlite = self.engine.dialect.name == "sqlite"
+        self._read_engine: Engine
+        self._write_engine: Engine
+        if self._is_sqlite:
+            self._read_engine = self.engine
+            self._write_engine = self.engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+        else:
+            # psycopg puts the level in its BEGIN: no extra round trip.
+            self._read_engine = self.engine.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            self._write_engine = self.engine
         self._write_lock = threading.Lock()
         # The transaction this thread is in, so nested use joins it instead of deadlocking.
         self._local = threading.local()
@@ -85,7 +121,7 @@ class Database:
             yield current
             return
         lock = self._write_lock if self._is_sqlite else contextlib.nullcontext()
-        with lock, self.engine.begin() as connection, self._entered(connection, False):
+        with lock, self._read_engine.begin() as connection, self._entered(connection, False):
             yield connection
 
     @contextlib.contextmanager
@@ -99,6 +135,8 @@ class Database:
             return
         with self._write_lock, self._write_engine.begin() as connection, \
                 self._entered(connection, True):
+            if not self._is_sqlite:
+                connection.exec_driver_sql(_TAKE_WRITE_LOCK)
             yield connection
 
     @contextlib.contextmanager
@@ -113,10 +151,27 @@ class Database:
         self.engine.dispose()
 
 
+def shown(url: str | URL) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:  # not a URL at all: SQLAlchemy says so where it is used
+        return str(url)
+
+
 def _make_engine(url: str) -> Engine:
     parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+    backend = parsed.get_backend_name()
+    if backend not in _SUPPORTED:
+        raise RecordsError(f"records database {shown(parsed)}: {backend} is not supported "
+                           "(SQLite or PostgreSQL)")
+    if backend != "sqlite":
+        try:
+            return create_engine(url, pool_pre_ping=True)
+        except ImportError as error:
+            raise RecordsError(
+                f"records database {shown(parsed)}: its driver is missing ({error}); "
+                "for postgresql+psycopg://: pip install 'psycopg[binary]'") from None
     if parsed.database:
         try:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -168,13 +223,14 @@ def ensure_schema(database: Database) -> None:
                 return
             if version > SCHEMA_VERSION:
                 raise SchemaVersionError(
-                    f"{database.url}: schema version {version} is newer than this "
+                    f"{shown(database.url)}: schema version {version} is newer than this "
                     f"cwl-crunch understands ({SCHEMA_VERSION}); upgrade cwl-crunch"
                 )
             _migrate(connection, version)
     except DBAPIError as error:
         database.close()
-        raise RecordsError(f"cannot open records database {database.url}: {error.orig}") from None
+        raise RecordsError(
+            f"cannot open records database {shown(database.url)}: {error.orig}") from None
 
 
 def _migrate(connection: Connection, version: int) -> None:

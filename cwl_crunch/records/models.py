@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class Base(DeclarativeBase):
@@ -47,7 +47,7 @@ class Job(Base):
     properties: Mapped[dict[str, str]] = mapped_column(JSON)
     # How fast: resources.
     cores: Mapped[float] = mapped_column(Float)
-    ram: Mapped[int] = mapped_column(Integer)
+    ram: Mapped[int] = mapped_column(BigInteger)  # 64-bit on PostgreSQL too (since 5)
     gpus: Mapped[int] = mapped_column(Integer, default=0)
     time_limit: Mapped[float | None] = mapped_column(Float)
     priority: Mapped[int] = mapped_column(Integer, default=0)
@@ -73,13 +73,16 @@ class Job(Base):
     # Who runs it: lets any process tell a dead worker from a slow one.
     worker_host: Mapped[str | None] = mapped_column(String(255))
     worker_pid: Mapped[int | None] = mapped_column(Integer)
-    worker_pid_start: Mapped[int | None] = mapped_column(Integer)
+    worker_pid_start: Mapped[int | None] = mapped_column(BigInteger)
     command_pgid: Mapped[int | None] = mapped_column(Integer)
-    command_pgid_start: Mapped[int | None] = mapped_column(Integer)
+    command_pgid_start: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
         Index("ix_jobs_queue", "state", priority.desc(), "created_at"),
         Index("ix_jobs_reuse", "reuse_key", "state"),
+        # Since schema version 5: which job made a collection (a job token's reads).
+        Index("ix_jobs_output", "output_pdh"),
+        Index("ix_jobs_log", "log_pdh"),
     )
 
 
@@ -92,6 +95,18 @@ class Collection(Base):
     pdh: Mapped[str] = mapped_column(String(80), index=True)
     properties: Mapped[dict[str, str]] = mapped_column(JSON)
     created_at: Mapped[float] = mapped_column(Float)
+
+
+class Upload(Base):
+    """A collection a job's token stored (since schema version 5): that job may read it."""
+
+    __tablename__ = "uploads"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_uuid: Mapped[str] = mapped_column(String(40))
+    pdh: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_uploads_job_pdh", "job_uuid", "pdh"),)
 
 
 class Token(Base):

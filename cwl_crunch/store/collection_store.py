@@ -33,7 +33,7 @@ from cwl_crunch.errors import PathNotFound, StoreError
 from cwl_crunch.store.blocks import BlockStore
 from cwl_crunch.store.ingest import manifest_of_directory, manifest_of_paths
 from cwl_crunch.store.listing import CollectionEntry, checked_path, entry_at, list_entries
-from cwl_crunch.store.locators import BLOCK_SIZE
+from cwl_crunch.store.locators import BLOCK_SIZE, parse_locator
 from cwl_crunch.store.manifest import Manifest
 from cwl_crunch.store.manifest_files import ManifestFiles
 from cwl_crunch.store.put_cache import PutCache
@@ -89,6 +89,11 @@ class CollectionStore:
                 f"a block must hold 1 to {self.block_size} bytes, not {len(data)}"
             )
         return self._blocks.put(data)
+
+    def read_block(self, locator: str, pdh: str | None = None) -> bytes:
+        """One block's bytes, verified against its locator (``pdh``: for messages)."""
+        parse_locator(locator)
+        return self._blocks.read_verified(locator, pdh)
 
     # Looking -----------------------------------------------------------------------
     def has_collection(self, pdh: str) -> bool:

@@ -25,19 +25,24 @@ def manifest_of_paths(
     blocks: BlockStore, paths: Sequence[Path], block_size: int, cache: PutCache
 ) -> Manifest:
     """Copy files and directories in, each at the top level by its basename."""
+    with cache.session() as session:
+        return Manifest(entries_of_named_paths(paths, _copier(blocks, block_size, session)))
+
+
+def entries_of_named_paths(paths: Sequence[Path], store_file: StoreFile) -> list[ManifestEntry]:
+    """The entries of files and directories each put at the top level by its basename."""
     sources_by_name: dict[str, Path] = {}
     entries: list[ManifestEntry] = []
-    with cache.session() as session:
-        for path in paths:
-            name = _top_level_name(path)
-            if name in sources_by_name:
-                raise StoreError(
-                    f"cannot put both {sources_by_name[name]} and {path}: "
-                    f"each would be {name!r} at the top of the collection"
-                )
-            sources_by_name[name] = path
-            entries.extend(_entries_of_path(path, name, _copier(blocks, block_size, session)))
-    return Manifest(entries)
+    for path in paths:
+        name = _top_level_name(path)
+        if name in sources_by_name:
+            raise StoreError(
+                f"cannot put both {sources_by_name[name]} and {path}: "
+                f"each would be {name!r} at the top of the collection"
+            )
+        sources_by_name[name] = path
+        entries.extend(_entries_of_path(path, name, store_file))
+    return entries
 
 
 def manifest_of_directory(

@@ -1,20 +1,29 @@
-"""cwl_crunch.records.database: schema creation, versioning, WAL, write serialization."""
+"""cwl_crunch.records.database: schema creation, versioning and migration, and write
+serialization, on SQLite (WAL, BEGIN IMMEDIATE) and PostgreSQL (an advisory lock).
+
+Tests taking ``database_url`` or ``db`` run on both (tests/records/conftest.py); those
+taking ``sqlite_db`` or ``tmp_path`` alone check what only SQLite has (its file, WAL).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import sqlite3
 import threading
 import time
 
 import pytest
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import create_engine, insert, inspect, select, text, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from cwl_crunch.client.base import JobSpec
 from cwl_crunch.errors import RecordsError, SchemaVersionError
 from cwl_crunch.records import database as database_module
 from cwl_crunch.records import jobs
-from cwl_crunch.records.database import Database, schema_version
-from cwl_crunch.records.models import SCHEMA_VERSION, Meta
+from cwl_crunch.records.database import WRITE_LOCK_KEY, Database, schema_version, shown
+from cwl_crunch.records.models import SCHEMA_VERSION, Base, Meta
 from cwl_crunch.records.reuse_key import reuse_key
 
 META = Meta.__table__
@@ -25,7 +34,7 @@ def url(tmp_path, name="r.sqlite"):
 
 
 @pytest.fixture
-def db(tmp_path):
+def sqlite_db(tmp_path):
     database = Database(url(tmp_path))
     yield database
     database.close()
@@ -37,6 +46,36 @@ def meta_value(connection, key):
 
 def raw(tmp_path, name="r.sqlite", timeout=5.0):
     return sqlite3.connect(tmp_path / name, timeout=timeout, isolation_level=None)
+
+
+@contextlib.contextmanager
+def plain(database_url):
+    """A connection of its own, not through Database (so taking none of its locks),
+    each statement committed at once."""
+    engine = create_engine(database_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            yield connection
+    finally:
+        engine.dispose()
+
+
+def another_writer_can_start(database_url):
+    """Whether a write transaction of another process could begin now."""
+    if database_url.startswith("sqlite"):
+        other = sqlite3.connect(make_url(database_url).database, timeout=0.05,
+                                isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            assert "locked" in str(error)
+            return False
+        finally:
+            other.close()  # rolls back
+        return True
+    with plain(database_url) as connection:
+        return bool(connection.execute(
+            text(f"SELECT pg_try_advisory_xact_lock({WRITE_LOCK_KEY})")).scalar())
 
 
 def test_new_file_gets_schema_version(tmp_path):
@@ -60,12 +99,21 @@ def test_new_file_gets_schema_version(tmp_path):
     assert {"meta", "jobs", "collections", "tokens", "events"} <= tables
 
 
-def test_reopening_keeps_data(tmp_path):
-    first = Database(url(tmp_path))
+def test_new_database_gets_every_table_and_the_schema_version(db, database_url):
+    with plain(database_url) as connection:
+        tables = set(inspect(connection).get_table_names())
+        versions = connection.execute(
+            text("SELECT value FROM meta WHERE key = 'schema_version'")).scalars().all()
+    assert set(Base.metadata.tables) <= tables
+    assert versions == [str(SCHEMA_VERSION)]
+
+
+def test_reopening_keeps_data(database_url):
+    first = Database(database_url)
     with first.writing() as connection:
         connection.execute(insert(META).values(key="marker", value="kept"))
     first.close()
-    second = Database(url(tmp_path))
+    second = Database(database_url)
     try:
         with second.reading() as connection:
             assert meta_value(connection, "marker") == "kept"
@@ -88,53 +136,48 @@ def test_writing_commits_and_rolls_back_on_error(db):
         assert meta_value(connection, "gone") is None
 
 
-def set_version(tmp_path, version):
-    connection = sqlite3.connect(tmp_path / "r.sqlite")
-    with connection:
-        connection.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
-                           (str(version),))
-    connection.close()
+def set_version(database_url, version):
+    with plain(database_url) as connection:
+        connection.execute(text("UPDATE meta SET value = :v WHERE key = 'schema_version'"),
+                           {"v": str(version)})
 
 
-def stored_version(tmp_path):
-    connection = sqlite3.connect(tmp_path / "r.sqlite")
-    try:
-        (value,) = connection.execute(
-            "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    finally:
-        connection.close()
-    return value
+def stored_version(database_url):
+    with plain(database_url) as connection:
+        return connection.execute(
+            text("SELECT value FROM meta WHERE key = 'schema_version'")).scalar_one()
 
 
-def test_newer_schema_is_refused(tmp_path):
-    Database(url(tmp_path)).close()
-    set_version(tmp_path, SCHEMA_VERSION + 1)
+def test_newer_schema_is_refused(database_url):
+    Database(database_url).close()
+    set_version(database_url, SCHEMA_VERSION + 1)
     with pytest.raises(SchemaVersionError) as info:
-        Database(url(tmp_path))
+        Database(database_url)
     message = str(info.value)
     assert str(SCHEMA_VERSION + 1) in message
-    assert "r.sqlite" in message
+    assert shown(database_url) in message  # names the database, not its password
+    assert make_url(database_url).database in message
 
 
-def test_refusal_leaves_the_version_alone(tmp_path):
-    Database(url(tmp_path)).close()
-    set_version(tmp_path, SCHEMA_VERSION + 5)
+def test_refusal_leaves_the_version_alone(database_url):
+    Database(database_url).close()
+    set_version(database_url, SCHEMA_VERSION + 5)
     with pytest.raises(SchemaVersionError):
-        Database(url(tmp_path))
-    assert stored_version(tmp_path) == str(SCHEMA_VERSION + 5)
+        Database(database_url)
+    assert stored_version(database_url) == str(SCHEMA_VERSION + 5)
 
 
-def test_older_schema_without_migration_is_refused(tmp_path, monkeypatch):
-    Database(url(tmp_path)).close()
+def test_older_schema_without_migration_is_refused(database_url, monkeypatch):
+    Database(database_url).close()
     monkeypatch.setattr(database_module, "MIGRATIONS", {})
-    set_version(tmp_path, SCHEMA_VERSION - 1)
+    set_version(database_url, SCHEMA_VERSION - 1)
     with pytest.raises(SchemaVersionError, match=f"schema version {SCHEMA_VERSION - 1}"):
-        Database(url(tmp_path))
-    assert stored_version(tmp_path) == str(SCHEMA_VERSION - 1)
+        Database(database_url)
+    assert stored_version(database_url) == str(SCHEMA_VERSION - 1)
 
 
-def test_older_schema_is_migrated_step_by_step(tmp_path, monkeypatch):
-    Database(url(tmp_path)).close()
+def test_older_schema_is_migrated_step_by_step(database_url, monkeypatch):
+    Database(database_url).close()
     ran = []
 
     def step(n):
@@ -148,7 +191,7 @@ def test_older_schema_is_migrated_step_by_step(tmp_path, monkeypatch):
     monkeypatch.setattr(database_module, "MIGRATIONS",
                         {SCHEMA_VERSION: step(SCHEMA_VERSION),
                          SCHEMA_VERSION + 1: step(SCHEMA_VERSION + 1)})
-    database = Database(url(tmp_path))
+    database = Database(database_url)
     try:
         with database.reading() as connection:
             assert schema_version(connection) == target
@@ -158,8 +201,24 @@ def test_older_schema_is_migrated_step_by_step(tmp_path, monkeypatch):
     assert ran == [SCHEMA_VERSION, SCHEMA_VERSION + 1]
 
 
-def test_wal_mode_is_on(db, tmp_path):
-    with db.reading() as connection:
+def test_a_failed_migration_changes_nothing(database_url, monkeypatch):
+    Database(database_url).close()
+
+    def half_done(connection):
+        connection.exec_driver_sql("CREATE TABLE half_done (x INTEGER)")
+        connection.exec_driver_sql("SELECT no_such_column FROM meta")
+
+    monkeypatch.setattr(database_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setattr(database_module, "MIGRATIONS", {SCHEMA_VERSION: half_done})
+    with pytest.raises(RecordsError):
+        Database(database_url)
+    assert stored_version(database_url) == str(SCHEMA_VERSION)
+    with plain(database_url) as connection:
+        assert "half_done" not in inspect(connection).get_table_names()
+
+
+def test_wal_mode_is_on(sqlite_db, tmp_path):
+    with sqlite_db.reading() as connection:
         mode = connection.execute(text("PRAGMA journal_mode")).scalar()
     assert mode.lower() == "wal"
     # Persistent: a plain connection sees it too.
@@ -173,46 +232,51 @@ def test_wal_mode_is_on(db, tmp_path):
 def test_foreign_keys_are_enforced(db):
     from sqlalchemy.exc import IntegrityError
 
-    from cwl_crunch.client.base import JobSpec
-    from cwl_crunch.records import jobs
-
     with pytest.raises(IntegrityError), db.writing() as connection:
         jobs.insert_job(connection, "local", JobSpec(command=("true",)),
                         parent_uuid="local-job-doesnotexist0000", key="k",
                         output_present=lambda pdh: True)
 
 
-def test_write_transaction_takes_the_lock_at_its_first_statement(db, tmp_path):
-    other = raw(tmp_path, timeout=0.05)
-    try:
-        with db.writing() as connection:
-            connection.execute(select(META.c.value)).all()  # only a read: lock held anyway
-            with pytest.raises(sqlite3.OperationalError, match="locked"):
-                other.execute("BEGIN IMMEDIATE")
-            # Readers are not blocked.
-            assert other.execute("SELECT count(*) FROM meta").fetchone()[0] >= 1
-        other.execute("BEGIN IMMEDIATE")  # free again once the transaction ended
-        other.execute("ROLLBACK")
-    finally:
-        other.close()
+def test_write_transaction_takes_the_lock_at_its_first_statement(db, database_url):
+    with db.writing() as connection:
+        connection.execute(select(META.c.value)).all()  # only a read: lock held anyway
+        assert not another_writer_can_start(database_url)
+        # Readers are not blocked.
+        with plain(database_url) as other:
+            assert other.execute(text("SELECT count(*) FROM meta")).scalar() >= 1
+    assert another_writer_can_start(database_url)  # free again once the transaction ended
+    with pytest.raises(RuntimeError), db.writing():
+        raise RuntimeError("boom")
+    assert another_writer_can_start(database_url)  # and once one rolled back
 
 
-def test_reading_does_not_take_the_write_lock(db, tmp_path):
-    other = raw(tmp_path, timeout=0.05)
+def test_reading_does_not_take_the_write_lock(db, database_url):
+    with db.reading() as connection:
+        connection.execute(select(META.c.value)).all()
+        assert another_writer_can_start(database_url)
+        with plain(database_url) as other:
+            other.execute(text("INSERT INTO meta (key, value) VALUES ('w', '1')"))
+
+
+def test_a_read_transaction_sees_one_snapshot(db, database_url):
+    writer = Database(database_url)
     try:
         with db.reading() as connection:
-            connection.execute(select(META.c.value)).all()
-            other.execute("BEGIN IMMEDIATE")
-            other.execute("INSERT INTO meta (key, value) VALUES ('w', '1')")
-            other.execute("COMMIT")
+            assert meta_value(connection, "late") is None
+            with writer.writing() as other:  # another process's write commits meanwhile
+                other.execute(insert(META).values(key="late", value="1"))
+            assert meta_value(connection, "late") is None
+        with db.reading() as connection:
+            assert meta_value(connection, "late") == "1"
     finally:
-        other.close()
+        writer.close()
 
 
-def test_write_transactions_of_two_databases_serialize(tmp_path):
-    first = Database(url(tmp_path))
-    second = Database(url(tmp_path))
-    bystander = Database(url(tmp_path))
+def test_write_transactions_of_two_databases_serialize(database_url):
+    first = Database(database_url)
+    second = Database(database_url)
+    bystander = Database(database_url)
     acquired = threading.Event()
     seen: dict[str, object] = {}
 
@@ -283,29 +347,59 @@ def test_non_sqlite_url_is_not_given_sqlite_options(monkeypatch):
     assert "connect_args" not in made["kwargs"]
 
 
+def test_a_database_nothing_serializes_is_refused():
+    with pytest.raises(RecordsError, match=r"mysql is not supported") as info:
+        Database("mysql://user:hunter2@host/db")
+    assert "hunter2" not in str(info.value)
+
+
+def test_shown_hides_the_password():
+    assert shown("postgresql+psycopg://u:hunter2@h:5/d") == "postgresql+psycopg://u:***@h:5/d"
+    assert shown("sqlite:////tmp/r.sqlite") == "sqlite:////tmp/r.sqlite"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pg8000") is not None,
+                    reason="needs a PostgreSQL driver that is not installed")
+def test_a_missing_driver_is_a_records_error():
+    with pytest.raises(RecordsError, match=r"driver is missing.*psycopg"):
+        Database("postgresql+pg8000://u@127.0.0.1/d")
+
+
+def test_no_server_answering_is_a_records_error_without_the_password():
+    pytest.importorskip("psycopg")
+    # Port 1 on loopback: refused at once.
+    with pytest.raises(RecordsError, match=r"cannot open records database") as info:
+        Database("postgresql+psycopg://crunch:hunter2@127.0.0.1:1/d")
+    assert "127.0.0.1:1" in str(info.value)
+    assert "hunter2" not in str(info.value)
+
+
 def test_file_that_is_not_a_database_raises_records_error(tmp_path):
     (tmp_path / "r.sqlite").write_bytes(b"this is not a sqlite file\0" * 200)
     with pytest.raises(RecordsError, match=r"r\.sqlite"):
         Database(url(tmp_path))
 
 
-def test_a_version_1_database_is_migrated_and_keeps_its_jobs(tmp_path):
+def test_a_version_1_database_is_migrated_and_keeps_its_jobs(database_url):
     # Make a database as schema version 1 left it: no jobs.root column.
-    database = Database(url(tmp_path))
+    database = Database(database_url)
     spec = JobSpec(("echo", "old"))
     with database.writing() as connection:
         uuid = jobs.insert_job(connection, "local", spec, parent_uuid=None,
                                key=reuse_key(spec), output_present=lambda pdh: True)["uuid"]
     database.close()
-    connection = raw(tmp_path)
-    connection.execute("ALTER TABLE jobs DROP COLUMN root")
-    connection.execute("ALTER TABLE jobs DROP COLUMN self_run")
-    for column in ("binds", "network", "image_digest"):
-        connection.execute(f"ALTER TABLE jobs DROP COLUMN {column}")
-    connection.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
-    connection.close()
+    # DROP COLUMN: SQLite 3.35 and later, and PostgreSQL alike.
+    with plain(database_url) as connection:
+        connection.execute(text("ALTER TABLE jobs DROP COLUMN root"))
+        connection.execute(text("ALTER TABLE jobs DROP COLUMN self_run"))
+        connection.execute(text("DROP INDEX ix_jobs_output"))
+        connection.execute(text("DROP INDEX ix_jobs_log"))
+        connection.execute(text("DROP TABLE uploads"))
+        for column in ("binds", "network", "image_digest"):
+            connection.execute(text(f"ALTER TABLE jobs DROP COLUMN {column}"))
+        connection.execute(text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
 
-    migrated = Database(url(tmp_path))
+    migrated = Database(database_url)
     try:
         with migrated.reading() as connection:
             assert schema_version(connection) == SCHEMA_VERSION
@@ -323,3 +417,11 @@ def test_a_version_1_database_is_migrated_and_keeps_its_jobs(tmp_path):
         assert new["root"] == "/tmp/job"
     finally:
         migrated.close()
+    # The migrated schema is the one a new database gets.
+    with plain(database_url) as connection:
+        inspector = inspect(connection)
+        for name, table in Base.metadata.tables.items():
+            columns = {column["name"] for column in inspector.get_columns(name)}
+            assert columns == set(table.columns.keys()), name
+            indexes = {index["name"] for index in inspector.get_indexes(name)}
+            assert {index.name for index in table.indexes} <= indexes, name

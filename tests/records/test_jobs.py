@@ -17,7 +17,6 @@ from cwl_crunch.client.base import (
 )
 from cwl_crunch.errors import IllegalTransition, JobNotFound, TokenError
 from cwl_crunch.records import jobs
-from cwl_crunch.records.database import Database
 from cwl_crunch.records.models import Job
 from cwl_crunch.records.reuse_key import reuse_key
 from cwl_crunch.records.tokens import create_token, resolve_token
@@ -43,11 +42,7 @@ def spec(**changes):
     return dataclasses.replace(SPEC, **changes)
 
 
-@pytest.fixture
-def db(tmp_path):
-    database = Database(f"sqlite:///{tmp_path}/r.sqlite")
-    yield database
-    database.close()
+# db: a Database on SQLite and on PostgreSQL (tests/records/conftest.py).
 
 
 def insert(db, job_spec=SPEC, parent=None, present=lambda pdh: True):
@@ -575,6 +570,22 @@ def test_set_process_records_the_group_and_reports_a_pending_cancel(db):
     cancel(db, uuid)
     with db.writing() as connection:
         assert jobs.set_process(connection, uuid, 5556, 67) is True
+
+
+def test_large_ram_and_clock_ticks_round_trip(db, request):
+    """RAM in bytes passes 2**31 at 2 GiB; start times in clock ticks since boot pass it
+    after 248 days of uptime (100 Hz): the columns must hold 64-bit integers."""
+    big_ram = 64 << 30
+    ticks = 3_000_000_000
+    uuid = insert(db, spec(ram=big_ram))
+    claim(db, uuid, WorkerInfo("hosta", 4242, ticks))
+    with db.writing() as connection:
+        jobs.set_process(connection, uuid, 5555, ticks + 1)
+    job = row(db, uuid)
+    assert (job.ram, job.worker_pid_start, job.command_pgid_start) == \
+        (big_ram, ticks, ticks + 1)
+    with db.reading() as connection:
+        assert jobs.usage_on_host(connection, "hosta") == (0.5, big_ram)
 
 
 def test_list_jobs_filters_and_orders_newest_first(db):

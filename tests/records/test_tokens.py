@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
-from sqlalchemy import select
+from sqlalchemy import column, inspect, select, table
 
 from cwl_crunch.errors import RecordsError, TokenError
-from cwl_crunch.records.database import Database
 from cwl_crunch.records.models import Token
 from cwl_crunch.records.tokens import create_token, resolve_token, revoke_job_tokens
 
@@ -16,11 +13,7 @@ JOB = "local-job-aaaaaaaaaaaaaaa"
 OTHER_JOB = "local-job-bbbbbbbbbbbbbbb"
 
 
-@pytest.fixture
-def db(tmp_path):
-    database = Database(f"sqlite:///{tmp_path}/r.sqlite")
-    yield database
-    database.close()
+# db: a Database on SQLite and on PostgreSQL (tests/records/conftest.py).
 
 
 def make(db, job_uuid=None, cluster_id="local"):
@@ -126,17 +119,15 @@ def test_no_plaintext_secret_is_stored(db, tmp_path):
     assert len(values) == len(Token.__table__.columns)
     assert all(secret not in value for value in values)
     assert all(token not in value for value in values)
-    # The raw SQLite rows, every column of every table, and the file bytes.
-    db.close()
-    connection = sqlite3.connect(tmp_path / "r.sqlite")
-    try:
-        tables = [name for (name,) in connection.execute(
-            "SELECT name FROM sqlite_master WHERE type='table'")]
-        for table in tables:
-            for raw in connection.execute(f'SELECT * FROM "{table}"'):
+    # Every column of every table, as the database holds them.
+    with db.reading() as connection:
+        for name in inspect(connection).get_table_names():
+            columns = [info["name"] for info in inspect(connection).get_columns(name)]
+            for raw in connection.execute(select(table(name, *map(column, columns)))):
                 assert all(secret not in str(cell) for cell in raw)
-    finally:
-        connection.close()
-    for path in tmp_path.iterdir():
-        if path.name.startswith("r.sqlite"):
-            assert secret.encode() not in path.read_bytes()
+    db.close()
+    if db.engine.dialect.name == "sqlite":
+        # And the file's bytes.
+        for path in tmp_path.iterdir():
+            if path.name.startswith("r.sqlite"):
+                assert secret.encode() not in path.read_bytes()

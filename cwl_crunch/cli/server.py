@@ -1,0 +1,55 @@
+"""``cwl-crunch server``: serve this cluster's records, store and dispatcher over HTTP.
+
+Clients reach it with ``CWL_CRUNCH_API_URL`` and a token from ``cwl-crunch token create``
+(run where the server's database is). The process tree page is at the same URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import uvicorn
+
+from cwl_crunch.config import Config
+from cwl_crunch.server.app import create_app
+from cwl_crunch.server.serve import bound_socket, open_core, parse_listen
+
+DEFAULT_LISTEN = "127.0.0.1:8642"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("server", help="serve this cluster over HTTP")
+    parser.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
+                        help=f"address to serve on (default {DEFAULT_LISTEN})")
+    parser.add_argument("--database", metavar="URL",
+                        help="records database: sqlite:///PATH or postgresql://... "
+                             "(default: the config's database_url)")
+    parser.add_argument("--store", metavar="DIR", help="collection store directory "
+                                                       "(default: the config's store_dir)")
+    parser.add_argument("--url", help="URL jobs use to reach this server (default: "
+                                      "http://HOST:PORT of --listen)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    host, port = parse_listen(args.listen)
+    changes = {}
+    if args.database:
+        changes["database_url"] = args.database
+    if args.store:
+        changes["store_dir"] = args.store
+    config = config.replace(**changes, api_url="", api_token="")
+    sock = bound_socket(host, port)
+    url = args.url or f"http://{host}:{sock.getsockname()[1]}"
+    core = open_core(config, url)
+    print(f"cwl-crunch server for cluster {core.cluster_id} at {url} "
+          f"(database {core.database.url}, store {config.store})", file=sys.stderr, flush=True)
+    try:
+        server = uvicorn.Server(uvicorn.Config(create_app(core), log_level="warning",
+                                               lifespan="off", timeout_graceful_shutdown=5))
+        server.run(sockets=[sock])
+    finally:
+        core.close()
+        sock.close()
+    return 0

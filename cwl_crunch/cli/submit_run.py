@@ -1,0 +1,160 @@
+"""``cwl-crunch-runner --cluster URL --submit``: the runner itself as a job on the cluster.
+
+The workflow is packed into one document, local input files are stored on the cluster
+(only blocks it lacks travel), and a job runs ``cwl-crunch-runner`` there with its own
+token, like any program: its steps become its children. Its output collection is the
+workflow's output files; its stdout (in its log collection) the output object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from cwltool.context import LoadingContext
+from cwltool.load_tool import fetch_document, resolve_and_validate_document
+from cwltool.main import load_job_order, print_pack
+from cwltool.utils import visit_class
+
+from cwl_crunch.client.base import ClusterClient, CollectionMount, JobFilter, JobRecord, JobSpec
+from cwl_crunch.cwl.layout import JOB_ROOT, KEEP_PREFIX
+from cwl_crunch.cwl.path_mapper import Uploads
+
+RUNNER_CORES = 0.25
+RUNNER_RAM = 1 << 30
+OUT_PREFIX = f"file://{JOB_ROOT}/out"
+
+
+def submit_run(args: argparse.Namespace, client: ClusterClient) -> int:
+    """Submit the run; with ``--wait``, wait and fetch its outputs like a local run."""
+    client.caller_job()  # a refused token is said before any upload
+    packed, inputs = _packed_workflow(args), _stored_inputs(args, client)
+    # The run's token reads what its job was given: every stored input is mounted too.
+    given = {f"inputs/{index}": CollectionMount(pdh)
+             for index, pdh in enumerate(sorted(_referenced(inputs)))}
+    with tempfile.TemporaryDirectory(prefix="cwl-crunch-submit-") as scratch:
+        folder = Path(scratch) / "run"
+        folder.mkdir()
+        (folder / "workflow.cwl").write_text(packed)
+        (folder / "inputs.json").write_text(json.dumps(inputs, indent=2))
+        pdh = client.put_paths([folder / "workflow.cwl", folder / "inputs.json"])
+    flags = [flag for flag, wanted in (("--disable-reuse", args.disable_reuse),
+                                       ("--no-container", not args.use_container)) if wanted]
+    record = client.submit(JobSpec(
+        command=("cwl-crunch-runner", "--quiet", *flags, "--outdir", "out",
+                 "in/workflow.cwl", "in/inputs.json"),
+        name=Path(str(args.workflow)).name, mounts={"in": CollectionMount(pdh), **given},
+        root=JOB_ROOT, stdout="cwl.output.json", cores=RUNNER_CORES, ram=RUNNER_RAM,
+        reuse=not args.disable_reuse))
+    if not args.wait:
+        print(record.uuid)
+        return 0
+    print(f"cwl-crunch-runner: run {record.uuid} submitted; waiting (Ctrl-C stops waiting, "
+          "not the run)", file=sys.stderr)
+    final = _wait_with_progress(client, record, quiet=args.quiet)
+    return _report(client, final, Path(args.outdir or os.getcwd()))
+
+
+def _packed_workflow(args: argparse.Namespace) -> str:
+    loading = LoadingContext(vars(args))
+    loading, document, uri = fetch_document(str(args.workflow), loading)
+    loading, uri = resolve_and_validate_document(loading, document, uri)
+    return print_pack(loading, uri)
+
+
+def _stored_inputs(args: argparse.Namespace, client: ClusterClient) -> dict[str, Any]:
+    """The input object with every local File and Directory stored on the cluster."""
+    job_order, basedir, _ = load_job_order(args, sys.stdin, None, [], str(args.workflow))
+    inputs: dict[str, Any] = dict(job_order or {})
+    uploads = Uploads(client)
+
+    def store(obj: dict[str, Any]) -> None:
+        location = str(obj.get("location") or obj.get("path") or "")
+        if not location or location.startswith((KEEP_PREFIX, "_:", "http:", "https:")):
+            return
+        local = urllib.parse.unquote(urllib.parse.urlsplit(location).path) \
+            if location.startswith("file://") else os.path.join(basedir, location)
+        obj["location"] = uploads.keep_location(local)
+        obj.pop("path", None)
+        obj.pop("listing", None)  # the stored directory brings its own
+
+    visit_class(inputs, ("File", "Directory"), store)
+    inputs.pop("id", None)
+    inputs["$namespaces"] = {"keep": KEEP_PREFIX}  # so cwltool takes keep: as a scheme
+    return inputs
+
+
+def _referenced(inputs: dict[str, Any]) -> set[str]:
+    pdhs: set[str] = set()
+
+    def note(obj: dict[str, Any]) -> None:
+        location = str(obj.get("location", ""))
+        if location.startswith(KEEP_PREFIX):
+            pdhs.add(location[len(KEEP_PREFIX):].split("/", 1)[0])
+
+    visit_class(inputs, ("File", "Directory"), note)
+    return pdhs
+
+
+def _wait_with_progress(client: ClusterClient, record: JobRecord, *, quiet: bool) -> JobRecord:
+    show = not quiet and sys.stderr.isatty()
+    while True:
+        final = client.wait([record.uuid], timeout=2.0)[0]
+        if final.finished:
+            break
+        if show:
+            steps = client.list_jobs(JobFilter(parent_uuid=record.uuid, limit=10_000))
+            done = sum(step.finished for step in steps)
+            sys.stderr.write(f"\rrun {record.uuid} {final.state}: {len(steps)} steps, "
+                             f"{done} done ")
+            sys.stderr.flush()
+    if show:
+        sys.stderr.write("\n")
+    return final
+
+
+def _report(client: ClusterClient, run: JobRecord, outdir: Path) -> int:
+    if run.state != "Complete" or run.log_pdh is None:
+        print(f"cwl-crunch-runner: run {run.uuid} ended {run.state}"
+              f"{': ' + run.failure_reason if run.failure_reason else ''} "
+              f"(its log: cwl-crunch jobs logs {run.uuid})", file=sys.stderr)
+        return 1 if run.exit_code in (None, 0) else run.exit_code
+    if run.exit_code != 0 or run.output_pdh is None:
+        print(f"cwl-crunch-runner: run {run.uuid} failed (exit code {run.exit_code}; its "
+              f"log: cwl-crunch jobs logs {run.uuid})", file=sys.stderr)
+        return run.exit_code or 1
+    outputs = json.loads(b"".join(client.read_file(run.log_pdh, "stdout.txt")))
+    outdir.mkdir(parents=True, exist_ok=True)
+    client.get_collection(run.output_pdh, "", outdir)
+    local = outdir.resolve().as_uri()
+    print(json.dumps(_relocated(outputs, local), indent=4))
+    return 0
+
+
+def _relocated(value: Any, local: str) -> Any:
+    """Output locations in the run's job dir, moved to where they were copied here."""
+    if isinstance(value, dict):
+        moved = {key: _relocated(item, local) for key, item in value.items()}
+        for key in ("location", "path"):
+            text = moved.get(key)
+            if isinstance(text, str):
+                moved[key] = _moved(text, local, as_path=key == "path")
+        return moved
+    if isinstance(value, list):
+        return [_relocated(item, local) for item in value]
+    return value
+
+
+def _moved(text: str, local: str, *, as_path: bool) -> str:
+    remote = OUT_PREFIX[len("file://"):] if as_path else OUT_PREFIX
+    if not text.startswith(remote):
+        return text
+    rest = text[len(remote):]
+    return (urllib.parse.unquote(urllib.parse.urlsplit(local).path) if as_path else local) \
+        + rest

@@ -1,0 +1,230 @@
+"""The ClusterClient of a ``cwl-crunch server``: the same interface over its HTTP API.
+
+Collections move block by block: the client hashes what it puts, asks which blocks the
+server lacks and sends only those; it verifies every block it reads against its hash
+(the server did too, before sending). Waiting follows the server-sent event stream,
+resuming after the last event seen when the connection drops.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from cwl_crunch.client.base import (
+    Claim,
+    ClusterClient,
+    CollectionEntry,
+    JobEvent,
+    JobFilter,
+    JobOutcome,
+    JobRecord,
+    JobSpec,
+    WorkerInfo,
+)
+from cwl_crunch.client.codec import (
+    claim_from_dict,
+    entry_from_dict,
+    event_from_dict,
+    outcome_to_dict,
+    record_from_dict,
+    spec_to_dict,
+    worker_to_dict,
+)
+from cwl_crunch.client.http_cache import ContentCache
+from cwl_crunch.client.http_events import EventFollower
+from cwl_crunch.client.http_transport import Transport
+from cwl_crunch.client.validation import check_spec
+from cwl_crunch.config import Config
+from cwl_crunch.errors import ApiError, CollectionNotFound, CorruptBlock
+from cwl_crunch.store import Manifest, locator_for
+from cwl_crunch.store.upload_plan import plan_upload
+
+_UUIDS_PER_REQUEST = 200
+"""Job UUIDs per ``GET /jobs?uuid=...``: keeps URLs well under servers' limits."""
+_UNSET = object()
+_PATIENCE = 0.25
+"""Seconds wait() gives the event follower to see a job before reading its record."""
+
+
+class HttpClient(ClusterClient):
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._transport = Transport(config.api_url, config.api_token)
+        self.cluster_id = str(self._transport.json("GET", "/cluster")["cluster_id"])
+        self._caller: Any = _UNSET
+        self._events = EventFollower(self._transport, self.last_event_id)
+        self._cache = ContentCache()
+
+    # Jobs -------------------------------------------------------------------------
+    def submit(self, spec: JobSpec) -> JobRecord:
+        check_spec(spec)  # what can be refused here needs no round trip (NaN is not JSON)
+        return record_from_dict(self._transport.json("POST", "/jobs", json=spec_to_dict(spec)))
+
+    def start_own_job(self, spec: JobSpec, worker: WorkerInfo) -> Claim:
+        check_spec(spec)
+        body = {"spec": spec_to_dict(spec), "worker": worker_to_dict(worker)}
+        return claim_from_dict(self._transport.json("POST", "/jobs/own", json=body))
+
+    def caller_job(self) -> str | None:
+        if self._caller is _UNSET:
+            self._caller = self._transport.json("GET", "/caller")["job_uuid"]
+        job: str | None = self._caller
+        return job
+
+    def get_job(self, uuid: str) -> JobRecord:
+        return record_from_dict(self._transport.json("GET", f"/jobs/{uuid}"))
+
+    def get_jobs(self, uuids: Sequence[str]) -> list[JobRecord]:
+        found: list[JobRecord] = []
+        for start in range(0, len(uuids), _UUIDS_PER_REQUEST):
+            batch = list(uuids[start:start + _UUIDS_PER_REQUEST])
+            found += [record_from_dict(data) for data in
+                      self._transport.json("GET", "/jobs", params={"uuid": batch})]
+        return found
+
+    def list_jobs(self, job_filter: JobFilter) -> list[JobRecord]:
+        params: dict[str, Any] = {"limit": job_filter.limit,
+                                  "top_level": job_filter.top_level}
+        if job_filter.parent_uuid is not None:
+            params["parent"] = job_filter.parent_uuid
+        if job_filter.states:
+            params["state"] = sorted(job_filter.states)
+        return [record_from_dict(data)
+                for data in self._transport.json("GET", "/jobs", params=params)]
+
+    def cancel(self, uuid: str) -> JobRecord:
+        return record_from_dict(self._transport.json("POST", f"/jobs/{uuid}/cancel"))
+
+    def events(self, after_id: int, timeout: float) -> list[JobEvent]:
+        timeout = max(0.0, min(timeout, 30.0))
+        body = self._transport.json("GET", "/events", params={"after": after_id,
+                                                               "timeout": timeout},
+                                    timeout=timeout + 30)
+        return [event_from_dict(data) for data in body["events"]]
+
+    def last_event_id(self) -> int:
+        return int(self._transport.json("GET", "/events/last")["last"])
+
+    def wait(self, uuids: Sequence[str], timeout: float | None = None) -> list[JobRecord]:
+        """Block until every job is finished (or timeout), following the event stream."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._events.start()  # before reading the records: no end can slip between
+        wanted = set(uuids)
+        # A job the follower has an event of needs no first read: its end will come by.
+        unseen = self._events.unseen(wanted, _PATIENCE)
+        records = {r.uuid: r for r in self.get_jobs(sorted(unseen))}
+        pending = {uuid for uuid in wanted if uuid not in records or not records[uuid].finished}
+        while pending and (deadline is None or time.monotonic() < deadline):
+            ended = self._events.wait_any(pending, deadline)
+            if self._events.error is not None:
+                raise self._events.error
+            if self._events.stopped:
+                raise ApiError("the client was closed while waiting for jobs")
+            for record in self.get_jobs(sorted(ended)):
+                records[record.uuid] = record
+            pending -= ended
+        unread = sorted(wanted - set(records))  # still running at the timeout
+        records.update((record.uuid, record) for record in self.get_jobs(unread))
+        return [records[uuid] for uuid in uuids]
+
+    # Collections --------------------------------------------------------------------
+    def put_paths(self, paths: Sequence[Path]) -> str:
+        plan = plan_upload(paths)
+        wanted = sorted(plan.sources)
+        missing = self._transport.json("POST", "/blocks/missing",
+                                       json={"locators": wanted})["missing"] if wanted else []
+        for locator in missing:
+            self._transport.call("PUT", f"/blocks/{locator}", content=plan.read_block(locator),
+                                 headers={"Content-Type": "application/octet-stream"})
+        body = self._transport.json("POST", "/collections", content=plan.manifest.text,
+                                    headers={"Content-Type": "text/plain"})
+        pdh: str = body["pdh"]
+        return pdh
+
+    def list_collection(self, pdh: str, path: str = "") -> list[CollectionEntry]:
+        return [entry_from_dict(data) for data in self._transport.json(
+            "GET", f"/collections/{pdh}/entries", params={"path": path})]
+
+    def _manifest(self, pdh: str) -> Manifest:
+        cached = self._cache.manifest(pdh)
+        if cached is not None:
+            return cached
+        text = self._transport.call("GET", f"/collections/{pdh}/manifest").content
+        manifest = Manifest.from_text(text)  # checks the text against the PDH
+        self._cache.keep_manifest(pdh, manifest)
+        return manifest
+
+    def read_file(self, pdh: str, path: str) -> Iterator[bytes]:
+        manifest = self._manifest(pdh)
+        file = manifest.file(path.strip("/"))
+        if file is None:
+            self.list_collection(pdh, path)  # the server's own error for the path
+            raise CollectionNotFound(f"collection {pdh} has no file {path!r}")
+        return self._blocks(pdh, file.locators)
+
+    def _blocks(self, pdh: str, locators: Sequence[str]) -> Iterator[bytes]:
+        for locator in locators:
+            data = self._cache.block(locator)
+            if data is None:
+                data = self._transport.call(
+                    "GET", f"/collections/{pdh}/blocks/{locator}").content
+                if locator_for(data) != locator:
+                    raise CorruptBlock(locator, pdh, "the bytes received do not match its hash")
+                self._cache.keep_block(locator, data)
+            yield data
+
+    def get_collection(self, pdh: str, path: str, dest: Path) -> None:
+        manifest = self._manifest(pdh)
+        path = path.strip("/")
+        single = manifest.file(path)
+        if single is not None:
+            target = dest / path.rsplit("/", 1)[-1] if dest.is_dir() else dest
+            self._write(pdh, single.locators, target)
+            return
+        entries = self.list_collection(pdh, path)  # the server's errors for a bad path
+        root = dest / path.rsplit("/", 1)[-1] if dest.is_dir() and path else dest
+        root.mkdir(parents=True, exist_ok=True)
+        for entry in entries:
+            relative = entry.path[len(path) + 1:] if path else entry.path
+            target = root / relative
+            if entry.kind == "dir":
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            file = manifest.file(entry.path)
+            assert file is not None
+            self._write(pdh, file.locators, target, executable=file.executable)
+
+    def _write(self, pdh: str, locators: Sequence[str], target: Path,
+               executable: bool = False) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("wb") as out:
+            for data in self._blocks(pdh, locators):
+                out.write(data)
+        if executable:
+            target.chmod(0o755)
+
+    def has_collection(self, pdh: str) -> bool:
+        response = self._transport.call("GET", f"/collections/{pdh}", ok=(200, 404))
+        return response.status_code == 200
+
+    # Worker side ----------------------------------------------------------------------
+    def claim_job(self, uuid: str, worker: WorkerInfo) -> Claim | None:
+        response = self._transport.call("POST", f"/jobs/{uuid}/claim", ok=(200, 204),
+                                        json=worker_to_dict(worker))
+        return None if response.status_code == 204 else claim_from_dict(response.json())
+
+    def set_job_process(self, uuid: str, pgid: int, pgid_start: int) -> bool:
+        body = self._transport.json("POST", f"/jobs/{uuid}/process",
+                                    json={"pgid": pgid, "pgid_start": pgid_start})
+        return bool(body["cancel_requested"])
+
+    def finish_job(self, uuid: str, outcome: JobOutcome) -> JobRecord:
+        return record_from_dict(self._transport.json("POST", f"/jobs/{uuid}/finish",
+                                                     json=outcome_to_dict(outcome)))
+
+    def close(self) -> None:
+        self._events.stop()
+        self._transport.close()

@@ -1,0 +1,121 @@
+"""One event stream per HTTP client, shared by every thread that waits on it.
+
+A workflow runner waits on hundreds of steps at once; a stream each would cost the
+server a poller each. The follower thread reads ``/events/stream`` (resuming after the
+last event id it saw when the connection drops) and wakes the waiters whose jobs ended.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import httpx
+
+from cwl_crunch.client.base import FINAL_STATES
+from cwl_crunch.client.codec import event_from_dict
+from cwl_crunch.client.http_transport import Transport, decode, error_of, server_sent_events
+
+_READ_TIMEOUT = 40.0
+"""Seconds without a byte before the stream counts as dropped (the server sends a
+heartbeat every 15 s)."""
+_RETRY_PAUSE = 1.0
+
+
+class EventFollower:
+    def __init__(self, transport: Transport, start_after: Callable[[], int]) -> None:
+        self._transport = transport
+        self._start_after = start_after
+        self._changed = threading.Condition()
+        self._ended: set[str] = set()
+        self._seen: set[str] = set()
+        """Jobs with an event since following began: their end cannot be missed."""
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._response: httpx.Response | None = None
+        self.error: Exception | None = None
+
+    def start(self) -> None:
+        """Begin following from now (idempotent); events before now are not needed:
+        the caller reads the records afterwards."""
+        with self._changed:
+            if self._thread is None:
+                position = self._start_after()
+                self._thread = threading.Thread(target=self._run, args=(position,),
+                                                name="event-follower", daemon=True)
+                self._thread.start()
+
+    def unseen(self, uuids: set[str], patience: float) -> set[str]:
+        """Those of ``uuids`` the follower has no event of yet, after waiting up to
+        ``patience`` seconds for them (a job submitted a moment ago shows up soon): for
+        those, the caller must read the record to know it did not end before."""
+        deadline = time.monotonic() + patience
+        with self._changed:
+            while True:
+                missing = uuids - self._seen
+                remaining = deadline - time.monotonic()
+                if not missing or remaining <= 0 or self._stopping.is_set():
+                    return missing
+                self._changed.wait(remaining)
+
+    def wait_any(self, uuids: set[str], deadline: float | None) -> set[str]:
+        """Those of ``uuids`` that ended since following began; waits for at least one
+        (or the deadline)."""
+        with self._changed:
+            while True:
+                ended = uuids & self._ended
+                if ended or self._stopping.is_set():
+                    return ended
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return set()
+                self._changed.wait(5.0 if remaining is None else min(remaining, 5.0))
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopping.is_set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._changed:
+            self._changed.notify_all()
+            response = self._response
+        if response is not None:
+            response.close()  # the server sees the stream end now, not at its next write
+
+    def _run(self, position: int) -> None:
+        while not self._stopping.is_set():
+            try:
+                position = self._read(position)
+            except (httpx.TransportError, httpx.StreamError):
+                pass  # dropped: resume after the last event seen
+            except Exception as error:  # noqa: BLE001 - kept for the waiters to see
+                self.error = error
+            if not self._stopping.wait(_RETRY_PAUSE):
+                continue
+
+    def _read(self, position: int) -> int:
+        with self._transport.http.stream(
+                "GET", "/events/stream", headers={"Last-Event-ID": str(position)},
+                timeout=httpx.Timeout(_READ_TIMEOUT, connect=10.0)) as response:
+            with self._changed:
+                self._response = response
+            if self._stopping.is_set():
+                return position
+            if response.status_code != 200:
+                response.read()
+                raise error_of(response)
+            for event_id, kind, data in server_sent_events(response):
+                if self._stopping.is_set():
+                    break
+                if kind != "job" or event_id is None:
+                    continue
+                event = event_from_dict(decode(data))
+                position = event.id
+                with self._changed:
+                    self._seen.add(event.job_uuid)
+                    if event.state in FINAL_STATES:
+                        self._ended.add(event.job_uuid)
+                    self._changed.notify_all()
+        return position

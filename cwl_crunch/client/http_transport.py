@@ -1,0 +1,91 @@
+"""Requests to ``cwl-crunch server``: the token on every call, errors turned back into
+the exception classes the server raised, and server-sent events parsed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from cwl_crunch import errors
+
+# Seconds: connecting is quick or the server is not there; reads may be long polls.
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 300.0
+
+
+class Transport:
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(
+            base_url=f"{self.url}/api/v1", headers=headers,
+            timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT))
+
+    def call(self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201),
+             timeout: float | None = None, **kwargs: Any) -> httpx.Response:
+        """One request; an exception unless the status is in ``ok``."""
+        if timeout is not None:
+            kwargs["timeout"] = httpx.Timeout(timeout, connect=CONNECT_TIMEOUT)
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.TransportError as error:
+            raise errors.ApiError(f"cannot reach the cluster at {self.url}: "
+                                  f"{error or type(error).__name__}") from None
+        if response.status_code not in ok:
+            raise error_of(response)
+        return response
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self.call(method, path, **kwargs).json()
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def error_of(response: httpx.Response) -> errors.CrunchError:
+    """The exception the server reported, as its own class where it is one of ours."""
+    try:
+        body = response.json()
+        name, detail = str(body.get("error", "")), str(body.get("detail", ""))
+    except (ValueError, AttributeError):
+        name, detail = "", response.text[:500]
+    kind = getattr(errors, name, None)
+    message = detail or f"HTTP {response.status_code}"
+    if kind is errors.CorruptBlock:
+        return errors.CorruptBlock(str(body.get("block")), body.get("collection"),
+                                   str(body.get("reason")))
+    if isinstance(kind, type) and issubclass(kind, errors.CrunchError) \
+            and kind not in (errors.CorruptBlock, errors.JobFailed, errors.ApiError):
+        return kind(message)
+    return errors.ApiError(f"{response.request.method} {response.request.url.path}: "
+                           f"HTTP {response.status_code}: {message}", response.status_code)
+
+
+def server_sent_events(response: httpx.Response) -> Iterator[tuple[str | None, str, str]]:
+    """``(id, event, data)`` of each event in a ``text/event-stream`` response; a
+    heartbeat comment yields ``(None, "", "")`` so a reader can check its deadline."""
+    event_id: str | None = None
+    kind, data = "message", list[str]()
+    for line in response.iter_lines():
+        if line == "":
+            if data:
+                yield event_id, kind, "\n".join(data)
+            event_id, kind, data = None, "message", []
+        elif line.startswith(":"):
+            yield None, "", ""
+        else:
+            field, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if field == "id":
+                event_id = value
+            elif field == "event":
+                kind = value
+            elif field == "data":
+                data.append(value)
+
+
+def decode(data: str) -> Any:
+    return json.loads(data)

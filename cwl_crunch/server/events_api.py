@@ -1,0 +1,119 @@
+"""Job state changes: a long poll (``GET /events``) and a server-sent event stream
+(``GET /events/stream``) that resumes after ``Last-Event-ID`` without missing or
+repeating an event: event ids come from the records database and only grow."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy import BigInteger
+from starlette.concurrency import run_in_threadpool
+
+from cwl_crunch.client.base import JobEvent
+from cwl_crunch.client.codec import event_to_dict
+from cwl_crunch.client.embedded import EmbeddedClient
+from cwl_crunch.records.jobs import EVENTS
+from cwl_crunch.server.auth import Caller, caller, core_of
+from cwl_crunch.server.jobs_api import access_of
+
+router = APIRouter(prefix="/api/v1", tags=["events"])
+Who = Annotated[Caller, Depends(caller)]
+MAX_WAIT = 30.0
+HEARTBEAT = 15.0
+MAX_ID = (1 << 63) - 1
+"""The largest ``after`` taken: no database compares with a larger number (a 500)."""
+
+
+def _comparable(core: EmbeddedClient, after: int) -> int:
+    """``after`` as the events table can compare it: PostgreSQL refuses a number wider
+    than the id column (a 500), and no id is larger than that column holds anyway."""
+    if core.database.engine.dialect.name == "sqlite" or isinstance(EVENTS.c.id.type,
+                                                                   BigInteger):
+        return after
+    return min(after, (1 << 31) - 1)
+
+
+def _visible(request: Request, who: Caller, events: list[JobEvent]) -> list[JobEvent]:
+    """A job's token sees the events of its own jobs only."""
+    if who.job_uuid is None:
+        return events
+    access, shown = access_of(request), []
+    for event in events:
+        try:
+            access.check_job(who, event.job_uuid)
+        except HTTPException:
+            continue
+        shown.append(event)
+    return shown
+
+
+def _after(after: int | None, last_event_id: str | None) -> int:
+    if after is not None:
+        return after
+    if last_event_id is None or last_event_id == "":
+        return 0
+    try:
+        value = int(last_event_id)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_ID:
+        raise HTTPException(400, f"Last-Event-ID must be an event id (a number from 0 to "
+                                 f"{MAX_ID}), not {last_event_id[:100]!r}")
+    return value
+
+
+@router.get("/events")
+def events(request: Request, who: Who,
+           after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+           timeout: Annotated[float, Query(ge=0, le=MAX_WAIT)] = 0) -> dict[str, Any]:
+    """Events with id > ``after``, waiting up to ``timeout`` seconds for the first.
+    ``last`` is the id to ask after next time (events a job's token may not see are
+    skipped, not repeated)."""
+    core = core_of(request)
+    found = core.events(_comparable(core, after), timeout)
+    last = found[-1].id if found else after
+    return {"events": [event_to_dict(e) for e in _visible(request, who, found)], "last": last}
+
+
+@router.get("/events/last")
+def last_event(request: Request, who: Who) -> dict[str, int]:
+    """The newest event id, to follow from now on."""
+    return {"last": core_of(request).last_event_id()}
+
+
+@router.get("/events/stream", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}}})
+async def stream(request: Request, who: Who,
+                 after: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
+                 last_event_id: Annotated[str | None, Header()] = None) -> StreamingResponse:
+    """Server-sent events, one per job state change (``event: job``, ``id``: the event
+    id). Reconnect with ``Last-Event-ID`` (or ``?after=``) to resume."""
+    core = core_of(request)
+    start = _comparable(core, _after(after, last_event_id))
+
+    async def lines() -> AsyncIterator[str]:
+        # Polls with no wait, sleeping between polls in the event loop: a stream must
+        # not hold one of the few worker threads for as long as it is open.
+        position, quiet_since = start, time.monotonic()
+        yield ": cwl-crunch job events\n\n"
+        while not await request.is_disconnected():
+            found = await run_in_threadpool(core.events, position, 0)
+            if not found:
+                if time.monotonic() - quiet_since > HEARTBEAT:
+                    yield ": still here\n\n"
+                    quiet_since = time.monotonic()
+                await asyncio.sleep(core.config.poll_interval)
+                continue
+            for event in _visible(request, who, found):
+                yield (f"id: {event.id}\nevent: job\n"
+                       f"data: {json.dumps(event_to_dict(event))}\n\n")
+            position, quiet_since = found[-1].id, time.monotonic()
+
+    return StreamingResponse(lines(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store"})

@@ -1,0 +1,140 @@
+"""Routes for jobs: submit, read, list, cancel; and the worker's side of a job."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from pydantic import Field
+
+from cwl_crunch.client.base import JobFilter, JobOutcome, WorkerInfo
+from cwl_crunch.client.codec import claim_to_dict, record_to_dict, spec_from_dict
+from cwl_crunch.server.access import Access
+from cwl_crunch.server.auth import Caller, caller, core_of, person
+from cwl_crunch.server.schemas import (
+    JobSpecBody,
+    OutcomeBody,
+    OwnJobBody,
+    ProcessBody,
+    WorkerBody,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["jobs"])
+Who = Annotated[Caller, Depends(caller)]
+Person = Annotated[Caller, Depends(person)]
+MAX_LIST = 10_000
+NO_NUL = r"^[^\x00]*$"
+"""PostgreSQL refuses a NUL in any text it is asked to compare (a 500): a 422 instead."""
+JobUuid = Annotated[str, Path(pattern=NO_NUL)]
+Plain = Annotated[str, Field(pattern=NO_NUL)]
+
+
+def access_of(request: Request) -> Access:
+    access: Access = request.app.state.access
+    return access
+
+
+def _check_mounts(request: Request, who: Caller, body: JobSpecBody) -> None:
+    """A job's token may mount only what it can read itself."""
+    for mount in body.mounts.values():
+        if mount.kind == "collection":
+            access_of(request).check_collection(who, mount.pdh)
+
+
+@router.post("/jobs", status_code=201)
+def submit(request: Request, body: JobSpecBody, who: Who) -> dict[str, Any]:
+    """Create a job (or reuse or join identical work). A job's token makes it the parent."""
+    _check_mounts(request, who, body)
+    spec = spec_from_dict(body.model_dump())
+    return record_to_dict(core_of(request).as_caller(who.job_uuid).submit(spec))
+
+
+@router.post("/jobs/own", status_code=201)
+def start_own_job(request: Request, body: OwnJobBody, who: Who) -> dict[str, Any]:
+    """Record work the caller does itself (a workflow runner) as a Running job."""
+    _check_mounts(request, who, body.spec)
+    spec = spec_from_dict(body.spec.model_dump())
+    worker = WorkerInfo(**body.worker.model_dump())
+    return claim_to_dict(core_of(request).as_caller(who.job_uuid).start_own_job(spec, worker))
+
+
+@router.get("/caller")
+def caller_job(who: Who) -> dict[str, Any]:
+    """The job whose token this is (null for a person's token)."""
+    return {"job_uuid": who.job_uuid, "token_uuid": who.token_uuid}
+
+
+@router.get("/jobs/{uuid}")
+def get_job(request: Request, uuid: JobUuid, who: Who) -> dict[str, Any]:
+    access_of(request).check_job(who, uuid)
+    return record_to_dict(core_of(request).get_job(uuid))
+
+
+@router.get("/jobs")
+def list_jobs(
+    request: Request, who: Who,
+    uuid: Annotated[list[Plain] | None, Query(max_length=MAX_LIST)] = None,
+    parent: Annotated[str | None, Query(pattern=NO_NUL)] = None,
+    top_level: bool = False,
+    state: Annotated[list[Plain] | None, Query(max_length=10)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 100,
+) -> list[dict[str, Any]]:
+    """Jobs by UUID (in the order asked), or by filter (newest first)."""
+    core, access = core_of(request), access_of(request)
+    if uuid:
+        for one in uuid:
+            access.check_job(who, one)
+        return [record_to_dict(record) for record in core.get_jobs(uuid)]
+    if who.job_uuid is not None:
+        if top_level or parent is None:
+            raise HTTPException(403, "a job's token lists only the children of its jobs: "
+                                     "give ?parent=")
+        access.check_job(who, parent)
+    job_filter = JobFilter(parent_uuid=parent, top_level=top_level,
+                           states=frozenset(state) if state else None, limit=limit)
+    return [record_to_dict(record) for record in core.list_jobs(job_filter)]
+
+
+@router.post("/jobs/{uuid}/cancel")
+def cancel(request: Request, uuid: JobUuid, who: Who) -> dict[str, Any]:
+    """Cancel a job and its unfinished descendants."""
+    access_of(request).check_job(who, uuid)
+    return record_to_dict(core_of(request).cancel(uuid))
+
+
+# The worker's side ------------------------------------------------------------------------
+@router.post("/jobs/{uuid}/claim",
+             responses={204: {"description": "not queued: someone else has it"}})
+def claim(request: Request, uuid: JobUuid, body: WorkerBody, who: Person) -> Any:
+    """Mark a queued job Running for a worker (a person's token: a dispatcher's)."""
+    got = core_of(request).claim_job(uuid, WorkerInfo(**body.model_dump()))
+    return Response(status_code=204) if got is None else claim_to_dict(got)
+
+
+@router.post("/jobs/{uuid}/process")
+def set_process(request: Request, uuid: JobUuid, body: ProcessBody, who: Who) -> dict[str, Any]:
+    """Record the command's process group (the job's own token, or a person's)."""
+    _own_or_person(who, uuid)
+    core = core_of(request)
+    core.get_job(uuid)  # a 404 for no such job (the update alone would change nothing)
+    requested = core.set_job_process(uuid, body.pgid, body.pgid_start)
+    return {"cancel_requested": requested}
+
+
+@router.post("/jobs/{uuid}/finish")
+def finish(request: Request, uuid: JobUuid, body: OutcomeBody, who: Who) -> dict[str, Any]:
+    """Record the end of a job (the job's own token, or a person's)."""
+    _own_or_person(who, uuid)
+    # A job's token names as its results only what it may read: a job's output is
+    # readable by its ancestors, so any other PDH would hand them a collection.
+    for pdh in (body.output_pdh, body.log_pdh):
+        if pdh is not None:
+            access_of(request).check_collection(who, pdh)
+    outcome = JobOutcome(**body.model_dump())
+    return record_to_dict(core_of(request).finish_job(uuid, outcome))
+
+
+def _own_or_person(who: Caller, uuid: str) -> None:
+    if who.job_uuid is not None and who.job_uuid != uuid:
+        raise HTTPException(403, f"job {who.job_uuid}'s token cannot report on job {uuid}")
+

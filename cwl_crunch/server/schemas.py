@@ -1,0 +1,116 @@
+"""Request bodies of the HTTP API, as pydantic models: they make the OpenAPI spec, and
+anything else (unknown fields, wrong types, numbers or text the records database cannot
+store) is refused with a 422 naming the field."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+)
+
+
+def _unicode(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be Unicode text (no lone surrogates)") from None
+    return value
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return _unicode(value)
+
+
+Text = Annotated[StrictStr, AfterValidator(_no_nul)]
+"""A string a database text column holds: neither SQLite nor PostgreSQL stores a lone
+surrogate, nor PostgreSQL a NUL (either would be a 500); no command, environment or path
+can hold a NUL anyway."""
+Int = Annotated[StrictInt, Field(ge=-(1 << 63), le=(1 << 63) - 1)]
+"""What a 64-bit database column holds (a bigger number would fail to store: a 500)."""
+Int32 = Annotated[StrictInt, Field(ge=-(1 << 31), le=(1 << 31) - 1)]
+"""What a 32-bit one holds (an INTEGER column on PostgreSQL)."""
+Number = Int | StrictFloat
+
+
+class Strict(BaseModel):
+    # NaN and the infinities are not JSON: a record holding one could not be sent back.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class CollectionMountBody(Strict):
+    kind: Literal["collection"]
+    pdh: Text
+    path: Text = ""
+    writable: StrictBool = False
+
+
+class LiteralMountBody(Strict):
+    kind: Literal["literal"]
+    content: Annotated[StrictStr, AfterValidator(_unicode), Field(max_length=1 << 20)]
+    writable: StrictBool = False
+    executable: StrictBool = False
+
+
+MountBody = Annotated[CollectionMountBody | LiteralMountBody, Field(discriminator="kind")]
+
+
+class JobSpecBody(Strict):
+    command: Annotated[list[Text], Field(min_length=1, max_length=100_000)]
+    name: Text = ""
+    environment: dict[Text, Text] = {}
+    mounts: dict[Text, MountBody] = {}
+    output_path: Text = "out"
+    cwd: Text = "."
+    root: Text | None = None
+    stdin: Text | None = None
+    stdout: Text | None = None
+    stderr: Text | None = None
+    image: Text | None = None
+    binds: dict[Text, Text] = {}
+    network: StrictBool = False
+    cores: Number = 1.0
+    ram: Int = 256 << 20
+    gpus: Int32 = 0
+    time_limit: Number | None = None
+    priority: Int32 = 0
+    reuse: StrictBool = True
+    properties: dict[Text, Text] = {}
+
+
+class WorkerBody(Strict):
+    host: Text
+    pid: Int32
+    pid_start: Int
+
+
+class OwnJobBody(Strict):
+    spec: JobSpecBody
+    worker: WorkerBody
+
+
+class ProcessBody(Strict):
+    pgid: Int32
+    pgid_start: Int
+
+
+class OutcomeBody(Strict):
+    state: Literal["Complete", "Failed", "Cancelled"]
+    exit_code: Int32 | None
+    output_pdh: Text | None
+    log_pdh: Text | None
+    failure_reason: Text | None = None
+
+
+class LocatorsBody(Strict):
+    locators: Annotated[list[Text], Field(max_length=100_000)]

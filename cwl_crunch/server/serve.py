@@ -1,0 +1,78 @@
+"""Running the app with uvicorn: in the foreground (``cwl-crunch server``) or in a
+background thread (tests, benchmarks)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from types import TracebackType
+
+import uvicorn
+
+from cwl_crunch.client.embedded import EmbeddedClient
+from cwl_crunch.config import Config
+from cwl_crunch.errors import ConfigError
+from cwl_crunch.server.app import create_app
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(f"--listen {listen!r}: expected HOST:PORT, e.g. 127.0.0.1:8642")
+    return host, int(port)
+
+
+def bound_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket. Made with ``IPPROTO_TCP`` spelled out: asyncio turns Nagle
+    off only on sockets whose protocol says TCP, and with Nagle on every keep-alive
+    response waits ~40 ms for the client's delayed ACK."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+    except OSError as error:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    return sock
+
+
+def open_core(config: Config, url: str) -> EmbeddedClient:
+    """The cluster behind the API; its jobs' programs reach it through the API too."""
+    return EmbeddedClient(config, job_environment={"CWL_CRUNCH_API_URL": url})
+
+
+class ServerThread:
+    """The API on a free port of 127.0.0.1, served from a background thread."""
+
+    def __init__(self, config: Config) -> None:
+        self._sock = bound_socket("127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self.core = open_core(config, self.url)
+        self._server = uvicorn.Server(uvicorn.Config(
+            create_app(self.core), log_level="warning", lifespan="off",
+            timeout_graceful_shutdown=2))
+        self._thread = threading.Thread(target=self._server.run,
+                                        kwargs={"sockets": [self._sock]},
+                                        name="api-server", daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the API server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()
+        self.core.close()
+
+    def create_token(self) -> str:
+        return self.core.create_token()

@@ -137,8 +137,11 @@ class HttpClient(ClusterClient):
         missing = self._transport.json("POST", "/blocks/missing",
                                        json={"locators": wanted})["missing"] if wanted else []
         for locator in missing:
-            self._transport.call("PUT", f"/blocks/{locator}", content=plan.read_block(locator),
-                                 headers={"Content-Type": "application/octet-stream"})
+            # Streamed from the file: the block is never held whole on this side.
+            self._transport.call("PUT", f"/blocks/{locator}",
+                                 content=plan.sources[locator].chunks(),
+                                 headers={"Content-Type": "application/octet-stream",
+                                          "Content-Length": locator.split("+")[1]})
         body = self._transport.json("POST", "/collections", content=plan.manifest.text,
                                     headers={"Content-Type": "text/plain"})
         pdh: str = body["pdh"]
@@ -167,14 +170,11 @@ class HttpClient(ClusterClient):
 
     def _blocks(self, pdh: str, locators: Sequence[str]) -> Iterator[bytes]:
         for locator in locators:
-            data = self._cache.block(locator)
-            if data is None:
-                data = self._transport.call(
-                    "GET", f"/collections/{pdh}/blocks/{locator}").content
-                if locator_for(data) != locator:
-                    raise CorruptBlock(locator, pdh, "the bytes received do not match its hash")
-                self._cache.keep_block(locator, data)
-            yield data
+            data = self._transport.read_body(f"/collections/{pdh}/blocks/{locator}")
+            if locator_for(data) != locator:
+                raise CorruptBlock(locator, pdh, "the bytes received do not match its hash")
+            yield bytes(data)
+            del data
 
     def get_collection(self, pdh: str, path: str, dest: Path) -> None:
         manifest = self._manifest(pdh)

@@ -7,6 +7,8 @@ last event id it saw when the connection drops) and wakes the waiters whose jobs
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +35,7 @@ class EventFollower:
         """Jobs with an event since following began: their end cannot be missed."""
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
-        self._response: httpx.Response | None = None
+        self._socket: socket.socket | None = None
         self.error: Exception | None = None
 
     def start(self) -> None:
@@ -80,9 +82,12 @@ class EventFollower:
         self._stopping.set()
         with self._changed:
             self._changed.notify_all()
-            response = self._response
-        if response is not None:
-            response.close()  # the server sees the stream end now, not at its next write
+            sock = self._socket
+        if sock is not None:
+            # Closing the response from here would not wake the thread blocked reading
+            # it; shutting the socket down does, and the server sees the stream end.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def _run(self, position: int) -> None:
         while not self._stopping.is_set():
@@ -99,8 +104,9 @@ class EventFollower:
         with self._transport.http.stream(
                 "GET", "/events/stream", headers={"Last-Event-ID": str(position)},
                 timeout=httpx.Timeout(_READ_TIMEOUT, connect=10.0)) as response:
+            stream = response.extensions.get("network_stream")
             with self._changed:
-                self._response = response
+                self._socket = stream.get_extra_info("socket") if stream is not None else None
             if self._stopping.is_set():
                 return position
             if response.status_code != 200:

@@ -38,6 +38,23 @@ class Transport:
             raise error_of(response)
         return response
 
+    def read_body(self, path: str) -> bytearray:
+        """A GET's body read in chunks into one buffer that nothing else refers to (an
+        httpx response and its stream refer to each other: a body kept there would
+        live until the cycle collector runs, so big downloads would pile up)."""
+        body = bytearray()
+        try:
+            with self.http.stream("GET", path) as response:
+                if response.status_code != 200:
+                    response.read()
+                    raise error_of(response)
+                for chunk in response.iter_bytes():
+                    body += chunk
+        except httpx.TransportError as error:
+            raise errors.ApiError(f"cannot reach the cluster at {self.url}: "
+                                  f"{error or type(error).__name__}") from None
+        return body
+
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.call(method, path, **kwargs).json()
 

@@ -202,10 +202,6 @@ def test_the_server_moves_a_big_file_in_bounded_memory(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "HttpClient keeps every 64 MiB block it sends or receives alive until Python's cyclic "
-    "GC runs (an httpx Response and its BoundSyncStream refer to each other), so its "
-    "memory grows with the file: about twice the file's size at peak"))
 def test_the_client_moves_a_big_file_in_bounded_memory(
         peak_growth: dict[str, dict[int, int]]) -> None:
     assert_bounded(peak_growth["client"], "client")

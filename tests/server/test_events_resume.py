@@ -241,10 +241,6 @@ def connections_to(server: ServerThread) -> int:
     return count
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HttpClient.close() stops the event follower's loop but not its read: the stream's "
-    "connection stays open (the server keeps polling for it) until the 40 s read "
-    "timeout, and a server shutting down waits for it"))
 def test_closing_a_client_that_waited_closes_its_event_stream(
         api_server: ServerThread, api_token: str) -> None:
     client = http_client(api_server, api_token)

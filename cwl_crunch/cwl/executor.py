@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,35 @@ from cwl_crunch.cwl.steps import StepRunner
 _CWLTOOL_LOGGER = logging.getLogger("cwltool")
 
 
+STEPS_IN_FLIGHT = 100
+"""Steps submitted and not yet done, at most (one thread each)."""
+
+
 class CrunchExecutor(MultithreadedJobExecutor):
+    """cwltool's executor admits a step only if it fits this host's cores and RAM, and
+    runs as many threads as the host has cores. The steps run on the cluster, which packs
+    them itself: that limit only kept steps waiting here (2 in flight on 2 cores, each a
+    round trip to a server). Admission is a cap on steps in flight instead; the resources
+    a step is given (``runtime.cores``, so its reuse key) are still computed against this
+    host, as cwltool does."""
+
     def __init__(self, steps: StepRunner, before_run: Callable[[Process], None]) -> None:
         """``before_run`` is called once a run really starts (not for --validate)."""
         super().__init__()
         self._steps = steps
         self._before_run = before_run
+        self._host_limits = (self.max_cores, self.max_ram)
+        self._limits_lock = threading.Lock()
+        self.max_cores, self.max_ram = float(STEPS_IN_FLIGHT), 1 << 40
+
+    def select_resources(self, request: Any, runtime_context: RuntimeContext) -> Any:
+        with self._limits_lock:
+            admission = (self.max_cores, self.max_ram)
+            self.max_cores, self.max_ram = self._host_limits
+            try:
+                return super().select_resources(request, runtime_context)
+            finally:
+                self.max_cores, self.max_ram = admission
 
     def run_jobs(
         self,

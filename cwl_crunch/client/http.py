@@ -26,7 +26,6 @@ from cwl_crunch.client.base import (
 )
 from cwl_crunch.client.codec import (
     claim_from_dict,
-    entry_from_dict,
     event_from_dict,
     outcome_to_dict,
     record_from_dict,
@@ -40,6 +39,7 @@ from cwl_crunch.client.validation import check_spec
 from cwl_crunch.config import Config
 from cwl_crunch.errors import ApiError, CollectionNotFound, CorruptBlock
 from cwl_crunch.store import Manifest, locator_for
+from cwl_crunch.store.listing import list_entries
 from cwl_crunch.store.upload_plan import plan_upload
 
 _UUIDS_PER_REQUEST = 200
@@ -123,8 +123,10 @@ class HttpClient(ClusterClient):
                 raise self._events.error
             if self._events.stopped:
                 raise ApiError("the client was closed while waiting for jobs")
-            for record in self.get_jobs(sorted(ended)):
-                records[record.uuid] = record
+            carried = {uuid: self._events.final_record(uuid) for uuid in ended}
+            records.update((uuid, r) for uuid, r in carried.items() if r is not None)
+            unknown = sorted(uuid for uuid, r in carried.items() if r is None)
+            records.update((record.uuid, record) for record in self.get_jobs(unknown))
             pending -= ended
         unread = sorted(wanted - set(records))  # still running at the timeout
         records.update((record.uuid, record) for record in self.get_jobs(unread))
@@ -148,8 +150,9 @@ class HttpClient(ClusterClient):
         return pdh
 
     def list_collection(self, pdh: str, path: str = "") -> list[CollectionEntry]:
-        return [entry_from_dict(data) for data in self._transport.json(
-            "GET", f"/collections/{pdh}/entries", params={"path": path})]
+        # From the (checked, cached) manifest: the listing the server would send, and
+        # the manifest is needed anyway to read the files found.
+        return list_entries(self._manifest(pdh), path)
 
     def _manifest(self, pdh: str) -> Manifest:
         cached = self._cache.manifest(pdh)

@@ -11,18 +11,25 @@ import contextlib
 import socket
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 import httpx
 
-from cwl_crunch.client.base import FINAL_STATES
-from cwl_crunch.client.codec import event_from_dict
+from cwl_crunch.client.base import FINAL_STATES, JobRecord
+from cwl_crunch.client.codec import event_from_dict, record_from_dict
 from cwl_crunch.client.http_transport import Transport, decode, error_of, server_sent_events
 
 _READ_TIMEOUT = 40.0
 """Seconds without a byte before the stream counts as dropped (the server sends a
 heartbeat every 15 s)."""
 _RETRY_PAUSE = 1.0
+_RECORDS_KEPT = 20_000
+
+
+def _record_in(data: str) -> JobRecord | None:
+    carried = decode(data).get("record")
+    return record_from_dict(carried) if isinstance(carried, dict) else None
 
 
 class EventFollower:
@@ -32,6 +39,8 @@ class EventFollower:
         self._changed = threading.Condition()
         self._ended: set[str] = set()
         self._seen: set[str] = set()
+        self._records: OrderedDict[str, JobRecord] = OrderedDict()
+        """Final records the stream carried, so a waiter needs no second request."""
         """Jobs with an event since following began: their end cannot be missed."""
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -73,6 +82,10 @@ class EventFollower:
                 if remaining is not None and remaining <= 0:
                     return set()
                 self._changed.wait(5.0 if remaining is None else min(remaining, 5.0))
+
+    def final_record(self, uuid: str) -> JobRecord | None:
+        with self._changed:
+            return self._records.get(uuid)
 
     @property
     def stopped(self) -> bool:
@@ -119,9 +132,14 @@ class EventFollower:
                     continue
                 event = event_from_dict(decode(data))
                 position = event.id
+                record = _record_in(data)
                 with self._changed:
                     self._seen.add(event.job_uuid)
                     if event.state in FINAL_STATES:
                         self._ended.add(event.job_uuid)
+                    if record is not None:
+                        self._records[record.uuid] = record
+                        while len(self._records) > _RECORDS_KEPT:
+                            self._records.popitem(last=False)
                     self._changed.notify_all()
         return position

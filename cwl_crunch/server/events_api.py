@@ -15,8 +15,8 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import BigInteger
 from starlette.concurrency import run_in_threadpool
 
-from cwl_crunch.client.base import JobEvent
-from cwl_crunch.client.codec import event_to_dict
+from cwl_crunch.client.base import FINAL_STATES, JobEvent
+from cwl_crunch.client.codec import event_to_dict, record_to_dict
 from cwl_crunch.client.embedded import EmbeddedClient
 from cwl_crunch.records.jobs import EVENTS
 from cwl_crunch.server.auth import Caller, caller, core_of
@@ -68,6 +68,15 @@ def _after(after: int | None, last_event_id: str | None) -> int:
     return value
 
 
+def _final_records(core: EmbeddedClient, events: list[JobEvent]) -> dict[int, dict[str, Any]]:
+    """The records of jobs that ended, by event id: a waiter needs no second request."""
+    final = {event.job_uuid: event.id for event in events if event.state in FINAL_STATES}
+    if not final:
+        return {}
+    records = core.get_jobs(sorted(final))
+    return {final[record.uuid]: record_to_dict(record) for record in records}
+
+
 @router.get("/events")
 def events(request: Request, who: Who,
            after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
@@ -110,9 +119,13 @@ async def stream(request: Request, who: Who,
                     quiet_since = time.monotonic()
                 await asyncio.sleep(core.config.poll_interval)
                 continue
-            for event in _visible(request, who, found):
-                yield (f"id: {event.id}\nevent: job\n"
-                       f"data: {json.dumps(event_to_dict(event))}\n\n")
+            shown = _visible(request, who, found)
+            ended = await run_in_threadpool(_final_records, core, shown)
+            for event in shown:
+                data = event_to_dict(event)
+                if event.id in ended:
+                    data["record"] = ended[event.id]
+                yield f"id: {event.id}\nevent: job\ndata: {json.dumps(data)}\n\n"
             position, quiet_since = found[-1].id, time.monotonic()
 
     return StreamingResponse(lines(), media_type="text/event-stream",

@@ -29,7 +29,7 @@ from cwl_crunch.config import Config, load_config
 from cwl_crunch.containers import find_engine
 from cwl_crunch.containers.engine import NO_ENGINE
 from cwl_crunch.cwl.containers import RunnerContainers
-from cwl_crunch.cwl.executor import CrunchExecutor
+from cwl_crunch.cwl.executor import REMOTE_STEPS_IN_FLIGHT, CrunchExecutor
 from cwl_crunch.cwl.fs_access import CrunchFsAccess
 from cwl_crunch.cwl.path_mapper import CrunchPathMapper, Uploads
 from cwl_crunch.cwl.step_names import StepNames
@@ -158,7 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     exit_code, interrupted = 1, False
     try:
         exit_code = cwltool.main.main(
-            args=args, executor=CrunchExecutor(steps, session.begin),
+            args=args, executor=CrunchExecutor(
+                steps, session.begin,
+                steps_in_flight=REMOTE_STEPS_IN_FLIGHT if config.api_url else None),
             loadingContext=_loading_context(args, steps),
             runtimeContext=_runtime_context(args, client, steps))
     except KeyboardInterrupt:

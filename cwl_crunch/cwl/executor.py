@@ -25,26 +25,29 @@ from cwl_crunch.cwl.steps import StepRunner
 _CWLTOOL_LOGGER = logging.getLogger("cwltool")
 
 
-STEPS_IN_FLIGHT = 100
-"""Steps submitted and not yet done, at most (one thread each)."""
+REMOTE_STEPS_IN_FLIGHT = 100
+"""Steps submitted to a server and not yet done, at most (one thread each)."""
 
 
 class CrunchExecutor(MultithreadedJobExecutor):
     """cwltool's executor admits a step only if it fits this host's cores and RAM, and
-    runs as many threads as the host has cores. The steps run on the cluster, which packs
-    them itself: that limit only kept steps waiting here (2 in flight on 2 cores, each a
-    round trip to a server). Admission is a cap on steps in flight instead; the resources
-    a step is given (``runtime.cores``, so its reuse key) are still computed against this
-    host, as cwltool does."""
+    runs as many threads as the host has cores. When the steps run on a server's cluster,
+    which packs them itself, that limit only kept steps waiting here (2 in flight on 2
+    cores, each a round trip to the server): ``steps_in_flight`` replaces it with a cap
+    on steps in flight. The resources a step is given (``runtime.cores``, so its reuse
+    key) are still computed against this host, as cwltool does. Embedded, the host's
+    limit stays: the steps run here, and more waiting threads only slow it down."""
 
-    def __init__(self, steps: StepRunner, before_run: Callable[[Process], None]) -> None:
+    def __init__(self, steps: StepRunner, before_run: Callable[[Process], None],
+                 steps_in_flight: int | None = None) -> None:
         """``before_run`` is called once a run really starts (not for --validate)."""
         super().__init__()
         self._steps = steps
         self._before_run = before_run
         self._host_limits = (self.max_cores, self.max_ram)
         self._limits_lock = threading.Lock()
-        self.max_cores, self.max_ram = float(STEPS_IN_FLIGHT), 1 << 40
+        if steps_in_flight is not None:
+            self.max_cores, self.max_ram = float(steps_in_flight), 1 << 40
 
     def select_resources(self, request: Any, runtime_context: RuntimeContext) -> Any:
         with self._limits_lock:

@@ -23,25 +23,15 @@ from pathlib import Path
 
 from cwl_crunch.containers import find_engine
 
-SCATTER_WF = """\
-cwlVersion: v1.2
-class: Workflow
-requirements: {ScatterFeatureRequirement: {}}
-inputs: {words: 'string[]'}
-steps:
-  say:
-    run:
-      class: CommandLineTool
-      hints: {DockerRequirement: {dockerPull: docker.io/debian:stable-slim}}
-      baseCommand: echo
-      inputs: {word: {type: string, inputBinding: {position: 1}}}
-      stdout: said.txt
-      outputs: {said: stdout}
-    scatter: word
-    in: {word: words}
-    out: [said]
-outputs: {said: {type: 'File[]', outputSource: say/said}}
-"""
+sys.path.insert(0, str(Path(__file__).parent))
+from runner import SCATTER_WF as RUNNER_SCATTER_WF  # a sibling script
+
+# bench/runner.py's scatter, with the tool hinting at an image.
+SCATTER_WF = RUNNER_SCATTER_WF.replace(
+    "      class: CommandLineTool\n",
+    "      class: CommandLineTool\n"
+    "      hints: {DockerRequirement: {dockerPull: docker.io/debian:stable-slim}}\n", 1)
+assert SCATTER_WF != RUNNER_SCATTER_WF
 
 
 def timed(command: list[str], env: dict[str, str]) -> float:

@@ -9,11 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-import uvicorn
-
 from cwl_crunch.config import Config
-from cwl_crunch.server.app import create_app
-from cwl_crunch.server.serve import bound_socket, open_core, parse_listen
+from cwl_crunch.server.serve import bound_socket, make_server, open_core, parse_listen
 
 DEFAULT_LISTEN = "127.0.0.1:8642"
 
@@ -46,9 +43,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     print(f"cwl-crunch server for cluster {core.cluster_id} at {url} "
           f"(database {core.database.url}, store {config.store})", file=sys.stderr, flush=True)
     try:
-        server = uvicorn.Server(uvicorn.Config(create_app(core), log_level="warning",
-                                               lifespan="off", timeout_graceful_shutdown=5))
-        server.run(sockets=[sock])
+        make_server(core, grace=5).run(sockets=[sock])
     finally:
         core.close()
         sock.close()

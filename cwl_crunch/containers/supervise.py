@@ -53,7 +53,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def supervise(run: ContainerRun, stdin: BinaryIO, stdout: BinaryIO, stderr: BinaryIO) -> int:
     import docker
-    import docker.errors
 
     container = None
     try:
@@ -81,15 +80,12 @@ def supervise(run: ContainerRun, stdin: BinaryIO, stdout: BinaryIO, stderr: Bina
             feeder.join(timeout=5)
         status: int = container.wait()["StatusCode"]
         return status
-    except docker.errors.DockerException as error:
-        _explain(run, error)
-        return SETUP_FAILED
     except Exception as error:  # noqa: BLE001 - the engine's HTTP errors come in many kinds
         _explain(run, error)
         return SETUP_FAILED
     finally:
-        # Signals wait until the container is gone: this is the one chance to remove it.
-        with _signals_deferred():
+        # No signal may interrupt this: it is the one chance to remove the container.
+        with _signals_ignored():
             if container is not None:
                 _remove_quietly(container.client, container_id)
 
@@ -143,9 +139,8 @@ def _remove_quietly(client: Any, name_or_id: str) -> None:
 
 
 @contextlib.contextmanager
-def _signals_deferred() -> Any:
-    caught: list[int] = []
-    previous = {signum: signal.signal(signum, lambda s, f: caught.append(s))
+def _signals_ignored() -> Any:
+    previous = {signum: signal.signal(signum, signal.SIG_IGN)
                 for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     try:
         yield

@@ -65,7 +65,8 @@ async def put_manifest(request: Request, who: Who) -> dict[str, str]:
     return {"pdh": pdh}
 
 
-def _readable(request: Request, who: Caller, pdh: str) -> None:
+def check_readable(request: Request, who: Caller, pdh: str) -> None:
+    """400 for a malformed PDH, 404 for one the store lacks, then 403 unless readable."""
     parse_pdh(pdh)
     core_of(request).store.manifest_text(pdh)  # CollectionNotFound first: a 404
     access_of(request).check_collection(who, pdh)
@@ -74,14 +75,14 @@ def _readable(request: Request, who: Caller, pdh: str) -> None:
 @router.get("/collections/{pdh}")
 def get_collection(request: Request, pdh: str, who: Who) -> dict[str, Any]:
     """Whether the server holds the collection (404 if not)."""
-    _readable(request, who, pdh)
+    check_readable(request, who, pdh)
     return {"pdh": pdh}
 
 
 @router.get("/collections/{pdh}/manifest", response_class=Response,
             responses={200: {"content": {"text/plain": {}}}})
 def get_manifest(request: Request, pdh: str, who: Who) -> Response:
-    _readable(request, who, pdh)
+    check_readable(request, who, pdh)
     return Response(core_of(request).store.manifest_text(pdh), media_type="text/plain")
 
 
@@ -89,7 +90,7 @@ def get_manifest(request: Request, pdh: str, who: Who) -> Response:
 def list_entries(request: Request, pdh: str, who: Who,
                  path: Annotated[str, Query(max_length=4096)] = "") -> list[dict[str, Any]]:
     """Files and directories below ``path``, recursively, sorted."""
-    _readable(request, who, pdh)
+    check_readable(request, who, pdh)
     return [entry_to_dict(entry) for entry in core_of(request).store.list(pdh, path)]
 
 
@@ -97,7 +98,7 @@ def list_entries(request: Request, pdh: str, who: Who,
             responses={200: {"content": {OCTETS: {}}}})
 def get_block(request: Request, pdh: str, locator: str, who: Who) -> Response:
     """One block of the collection, verified."""
-    _readable(request, who, pdh)
+    check_readable(request, who, pdh)
     parse_locator(locator)
     store = core_of(request).store
     if not any(locator in file.locators for file in store.manifest(pdh).files()):

@@ -26,8 +26,9 @@ from cwl_crunch.client.base import JobRecord
 from cwl_crunch.client.embedded import EmbeddedClient
 from cwl_crunch.errors import PathNotFound
 from cwl_crunch.server.auth import Caller, caller, core_of
+from cwl_crunch.server.collections_api import check_readable
 from cwl_crunch.server.jobs_api import access_of
-from cwl_crunch.store.locators import parse_locator, parse_pdh
+from cwl_crunch.store.locators import parse_locator
 
 router = APIRouter(prefix="/api/v1", tags=["logs"])
 Who = Annotated[Caller, Depends(caller)]
@@ -170,10 +171,8 @@ def _complete_characters(data: bytes) -> bytes:
             responses={200: {"content": {"application/octet-stream": {}}}})
 def download(request: Request, pdh: str, path: str, who: Who) -> StreamingResponse:
     """One file of a collection, streamed block by block (each verified), as a download."""
-    parse_pdh(pdh)
+    check_readable(request, who, pdh)
     store = core_of(request).store
-    store.manifest_text(pdh)  # CollectionNotFound (a 404) before any 403
-    access_of(request).check_collection(who, pdh)
     entry = store.entry(pdh, path)
     if entry.kind != "file":
         raise PathNotFound(f"{path!r} of collection {pdh} is a directory, not a file")

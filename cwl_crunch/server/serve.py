@@ -44,6 +44,12 @@ def open_core(config: Config, url: str) -> EmbeddedClient:
     return EmbeddedClient(config, job_environment={"CWL_CRUNCH_API_URL": url})
 
 
+def make_server(core: EmbeddedClient, *, grace: int) -> uvicorn.Server:
+    """The app over ``core``, ready to run on sockets bound by ``bound_socket``."""
+    return uvicorn.Server(uvicorn.Config(create_app(core), log_level="warning",
+                                         lifespan="off", timeout_graceful_shutdown=grace))
+
+
 class ServerThread:
     """The API on a free port of 127.0.0.1, served from a background thread."""
 
@@ -51,9 +57,7 @@ class ServerThread:
         self._sock = bound_socket("127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
         self.core = open_core(config, self.url)
-        self._server = uvicorn.Server(uvicorn.Config(
-            create_app(self.core), log_level="warning", lifespan="off",
-            timeout_graceful_shutdown=2))
+        self._server = make_server(self.core, grace=2)
         self._thread = threading.Thread(target=self._server.run,
                                         kwargs={"sockets": [self._sock]},
                                         name="api-server", daemon=True)

@@ -36,26 +36,12 @@ class BlockSource:
                 left -= len(piece)
                 yield piece
 
-    def read(self) -> bytes:
-        with self.path.open("rb") as source:
-            source.seek(self.offset)
-            data = source.read(self.length)
-        if len(data) != self.length:
-            raise StoreError(f"{self.path} changed while it was being stored")
-        return data
-
 
 @dataclasses.dataclass
 class UploadPlan:
     manifest: Manifest
     sources: dict[str, BlockSource]
     """Where each block's bytes are, by locator."""
-
-    def read_block(self, locator: str) -> bytes:
-        data = self.sources[locator].read()
-        if locator_for(data) != locator:
-            raise StoreError(f"{self.sources[locator].path} changed while it was being stored")
-        return data
 
 
 def plan_upload(paths: Sequence[Path], block_size: int = BLOCK_SIZE) -> UploadPlan:

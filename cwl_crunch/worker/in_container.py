@@ -9,21 +9,17 @@ from pathlib import Path
 from cwl_crunch.client.base import JobRecord
 from cwl_crunch.containers import Engine, plan_container, remove_job_containers
 from cwl_crunch.containers.engine import HOW_TO_GET_ONE
-from cwl_crunch.errors import ContainerError
+from cwl_crunch.errors import ContainerError, EngineUnavailable
 from cwl_crunch.worker.joblog import JobLog
 
 SUPERVISOR_MODULE = "cwl_crunch.containers.supervise"
-
-
-class NoEngine(Exception):
-    """This worker cannot run the job's image."""
 
 
 def supervisor_command(job: JobRecord, engine: Engine | None, host_dir: Path,
                        environment: dict[str, str]) -> list[str]:
     """Write the job's container plan next to its job dir; the command that runs it."""
     if engine is None:
-        raise NoEngine(f"the job runs in image {job.spec.image} but this worker has no "
+        raise EngineUnavailable(f"the job runs in image {job.spec.image} but this worker has no "
                        f"container engine: {HOW_TO_GET_ONE}")
     assert job.image_digest is not None
     run = plan_container(

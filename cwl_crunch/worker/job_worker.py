@@ -30,7 +30,6 @@ from cwl_crunch.errors import CrunchError
 from cwl_crunch.records import states
 from cwl_crunch.store import CollectionStore
 from cwl_crunch.worker.in_container import (
-    NoEngine,
     container_failure,
     remove_leftovers,
     supervisor_command,
@@ -135,7 +134,7 @@ class JobWorker:
             try:
                 supervisor = supervisor_command(job, self.engine, job_run.host_dir,
                                                 environment)
-            except (NoEngine, CrunchError) as error:
+            except CrunchError as error:
                 log.write(str(error))
                 job_run.early_outcome = _failed(str(error))
                 return

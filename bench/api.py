@@ -33,7 +33,7 @@ from runner import SCATTER_WF  # the same workflow as bench/runner.py
 
 def submissions(home: Path, clients: int, jobs: int, database_url: str = "") -> float:
     config = load_config(home=home, database_url=database_url, poll_interval=0.05)
-    with ServerThread(config) as server:
+    with ServerThread(config, dispatch_in_child=True) as server:
         token = server.create_token()
         per_client = jobs // clients
         barrier = threading.Barrier(clients + 1)
@@ -74,7 +74,7 @@ def scatter(work: Path, n: int) -> None:
     job.write_text("words:\n" + "".join(f"  - w{i}\n" for i in range(n)))
     config = load_config(home=work / "server-home", poll_interval=0.05)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CWL_CRUNCH_")}
-    with ServerThread(config) as server:
+    with ServerThread(config, dispatch_in_child=True) as server:
         env.update(CWL_CRUNCH_HOME=str(work / "client-home"),
                    CWL_CRUNCH_API_TOKEN=server.create_token())
         ours = _timed(["cwl-crunch-runner", "--quiet", "--cluster", server.url, "--outdir",

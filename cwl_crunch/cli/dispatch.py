@@ -2,16 +2,22 @@
 
 Programs using the SDK run a dispatcher while they wait; this command is for jobs left
 queued when such a program ended, or to keep a cluster home busy from a terminal.
+``cwl-crunch server`` runs it as its child (``--parent``, ``--job-env``): SIGUSR1 wakes
+it, SIGTERM stops it after its running jobs end.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
-import time
+import threading
+from types import FrameType
 
 from cwl_crunch.client.embedded import EmbeddedClient
 from cwl_crunch.config import Config
+from cwl_crunch.dispatch.child import READY, WAKE_SIGNAL
 from cwl_crunch.dispatch.processes import this_worker
 from cwl_crunch.records import jobs
 
@@ -20,27 +26,63 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser("dispatch", help="run queued jobs until interrupted")
     parser.add_argument("--until-idle", action="store_true",
                         help="return once no job is queued or running here")
+    parser.add_argument("--parent", type=int, metavar="PID",
+                        help="stop once process PID (a cwl-crunch server) has ended")
+    parser.add_argument("--job-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="set in every job's environment (a server passes its URL)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    client = EmbeddedClient(config)
-    progress = sys.stderr.isatty()
+    job_environment = _job_environment(args.job_env)
+    client = EmbeddedClient(config, job_environment=job_environment)
+    progress = sys.stderr.isatty() and args.parent is None
+    stopping = threading.Event()
+    _handle_signals(client, stopping)
+    if args.parent is not None:
+        sys.stdout.buffer.write(READY + b"\n")
+        sys.stdout.flush()
     try:
         client.dispatcher.start()
-        while True:
+        while not stopping.is_set():
             queued, running, ended = _counts(client)
             if progress:
                 print(f"\rjobs: {queued} queued, {running} running here, {ended} ended "
                       "since start", end="", file=sys.stderr, flush=True)
             if args.until_idle and not queued and not running:
                 break
-            time.sleep(max(config.poll_interval, 0.5 if progress else 0.2))
+            if args.parent is not None and os.getppid() != args.parent:
+                break  # the server is gone: its jobs' programs could not reach it
+            stopping.wait(max(config.poll_interval, 0.5 if progress else 0.2))
     finally:
         if progress:
             print(file=sys.stderr)
         client.close()
     return 0
+
+
+def _job_environment(assignments: list[str]) -> dict[str, str] | None:
+    if not assignments:
+        return None  # the default: this home, opened embedded
+    environment = {}
+    for assignment in assignments:
+        name, equals, value = assignment.partition("=")
+        if not equals or not name:
+            raise SystemExit(f"cwl-crunch dispatch: --job-env {assignment!r}: expected "
+                             "NAME=VALUE")
+        environment[name] = value
+    return environment
+
+
+def _handle_signals(client: EmbeddedClient, stopping: threading.Event) -> None:
+    def wake(signum: int, frame: FrameType | None) -> None:
+        client.dispatcher.wake()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(WAKE_SIGNAL, wake)
+    signal.signal(signal.SIGTERM, stop)
 
 
 def _counts(client: EmbeddedClient) -> tuple[int, int, int]:

@@ -162,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 steps, session.begin,
                 steps_in_flight=REMOTE_STEPS_IN_FLIGHT if config.api_url else None),
             loadingContext=_loading_context(args, steps),
-            runtimeContext=_runtime_context(args, client, steps))
+            runtimeContext=_runtime_context(args, steps))
     except KeyboardInterrupt:
         interrupted, exit_code = True, 130
     finally:
@@ -183,14 +183,16 @@ def _loading_context(args: argparse.Namespace, steps: StepRunner) -> LoadingCont
     return context
 
 
-def _runtime_context(args: argparse.Namespace, client: ClusterClient,
+def _runtime_context(args: argparse.Namespace,
                      steps: StepRunner) -> RuntimeContext:
     context = RuntimeContext(vars(args))
     context.workflow_job_step_name_callback = StepNames(
         Path(str(args.workflow)).stem or "main")
     # cwltool types these as classes but only ever calls them: factories with our client.
-    context.make_fs_access = functools.partial(  # type: ignore[assignment]
-        CrunchFsAccess, client=client, updates=steps.updates)
+    # steps.client is read at each call: once the run is a job, the run's own token (and
+    # that client's cache, which the copy-out to --outdir reads from) is used.
+    context.make_fs_access = lambda basedir: CrunchFsAccess(  # type: ignore[assignment]
+        basedir, client=steps.client, updates=steps.updates)
     context.path_mapper = functools.partial(  # type: ignore[assignment]
         CrunchPathMapper, uploads=Uploads(lambda: steps.client), updates=steps.updates)
     return context

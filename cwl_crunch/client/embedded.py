@@ -31,6 +31,8 @@ from cwl_crunch.client.validation import check_spec
 from cwl_crunch.config import Config
 from cwl_crunch.containers import Engine, Images, find_engine
 from cwl_crunch.containers.engine import HOW_TO_GET_ONE
+from cwl_crunch.dispatch.base import Dispatcher
+from cwl_crunch.dispatch.child import ChildProcessDispatcher
 from cwl_crunch.dispatch.local import LocalDispatcher
 from cwl_crunch.dispatch.processes import terminate_group, this_worker
 from cwl_crunch.errors import ContainerError, StoreError, SubmitError
@@ -44,9 +46,11 @@ from cwl_crunch.worker.job_worker import JobWorker
 
 class EmbeddedClient(ClusterClient):
     def __init__(self, config: Config, *,
-                 job_environment: Mapping[str, str] | None = None) -> None:
+                 job_environment: Mapping[str, str] | None = None,
+                 dispatch_in_child: bool = False) -> None:
         """``job_environment``: the CWL_CRUNCH_* variables that let a job's programs reach
-        this cluster (default: this home, opened embedded)."""
+        this cluster (default: this home, opened embedded). ``dispatch_in_child``: run
+        the jobs from a child process (a server does: see dispatch.child)."""
         self.config = config
         self.cluster_id = config.cluster_id
         self.database = Database(config.database)
@@ -60,7 +64,11 @@ class EmbeddedClient(ClusterClient):
             job_environment = cluster_environment(config)
         worker = JobWorker(self, self.store, config.work, job_environment,
                            recycle_dirs=True, engine=self.engine)
-        self.dispatcher = LocalDispatcher(self.database, config, self, self.store, worker)
+        self.dispatcher: Dispatcher = LocalDispatcher(self.database, config, self,
+                                                      self.store, worker)
+        if dispatch_in_child:
+            self.dispatcher = ChildProcessDispatcher(
+                self.dispatcher, config, cluster_environment(config), job_environment)
         self._closed = False
         self.dispatcher.reap_orphans()
         atexit.register(self.close)

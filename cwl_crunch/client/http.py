@@ -173,11 +173,17 @@ class HttpClient(ClusterClient):
 
     def _blocks(self, pdh: str, locators: Sequence[str]) -> Iterator[bytes]:
         for locator in locators:
+            kept = self._cache.block(locator)
+            if kept is not None:
+                yield kept
+                continue
             data = self._transport.read_body(f"/collections/{pdh}/blocks/{locator}")
             if locator_for(data) != locator:
                 raise CorruptBlock(locator, pdh, "the bytes received do not match its hash")
-            yield bytes(data)
+            received = bytes(data)
             del data
+            self._cache.keep_block(locator, received)
+            yield received
 
     def get_collection(self, pdh: str, path: str, dest: Path) -> None:
         manifest = self._manifest(pdh)

@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 
@@ -36,7 +36,11 @@ class EventFollower:
     def __init__(self, transport: Transport, start_after: Callable[[], int]) -> None:
         self._transport = transport
         self._start_after = start_after
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
+        # Waiters by the jobs they wait on: an event wakes only those (a runner has a
+        # hundred threads waiting; waking all of them for every event cost it more CPU
+        # than anything else it did).
+        self._interested: dict[str, set[threading.Condition]] = {}
         self._ended: set[str] = set()
         self._seen: set[str] = set()
         self._records: OrderedDict[str, JobRecord] = OrderedDict()
@@ -50,7 +54,7 @@ class EventFollower:
     def start(self) -> None:
         """Begin following from now (idempotent); events before now are not needed:
         the caller reads the records afterwards."""
-        with self._changed:
+        with self._lock:
             if self._thread is None:
                 position = self._start_after()
                 self._thread = threading.Thread(target=self._run, args=(position,),
@@ -62,18 +66,18 @@ class EventFollower:
         ``patience`` seconds for them (a job submitted a moment ago shows up soon): for
         those, the caller must read the record to know it did not end before."""
         deadline = time.monotonic() + patience
-        with self._changed:
+        with self._lock, self._waiting_on(uuids) as waiter:
             while True:
                 missing = uuids - self._seen
                 remaining = deadline - time.monotonic()
                 if not missing or remaining <= 0 or self._stopping.is_set():
                     return missing
-                self._changed.wait(remaining)
+                waiter.wait(remaining)
 
     def wait_any(self, uuids: set[str], deadline: float | None) -> set[str]:
         """Those of ``uuids`` that ended since following began; waits for at least one
         (or the deadline)."""
-        with self._changed:
+        with self._lock, self._waiting_on(uuids) as waiter:
             while True:
                 ended = uuids & self._ended
                 if ended or self._stopping.is_set():
@@ -81,10 +85,26 @@ class EventFollower:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return set()
-                self._changed.wait(5.0 if remaining is None else min(remaining, 5.0))
+                waiter.wait(5.0 if remaining is None else min(remaining, 5.0))
+
+    @contextlib.contextmanager
+    def _waiting_on(self, uuids: set[str]) -> Iterator[threading.Condition]:
+        """A condition notified on any event of ``uuids`` (and at stop); with _lock held."""
+        waiter = threading.Condition(self._lock)
+        for uuid in uuids:
+            self._interested.setdefault(uuid, set()).add(waiter)
+        try:
+            yield waiter
+        finally:
+            for uuid in uuids:
+                waiters = self._interested.get(uuid)
+                if waiters is not None:
+                    waiters.discard(waiter)
+                    if not waiters:
+                        del self._interested[uuid]
 
     def final_record(self, uuid: str) -> JobRecord | None:
-        with self._changed:
+        with self._lock:
             return self._records.get(uuid)
 
     @property
@@ -93,8 +113,10 @@ class EventFollower:
 
     def stop(self) -> None:
         self._stopping.set()
-        with self._changed:
-            self._changed.notify_all()
+        with self._lock:
+            for waiters in self._interested.values():
+                for waiter in waiters:
+                    waiter.notify()
             sock = self._socket
         if sock is not None:
             # Closing the response from here would not wake the thread blocked reading
@@ -118,7 +140,7 @@ class EventFollower:
                 "GET", "/events/stream", headers={"Last-Event-ID": str(position)},
                 timeout=httpx.Timeout(_READ_TIMEOUT, connect=10.0)) as response:
             stream = response.extensions.get("network_stream")
-            with self._changed:
+            with self._lock:
                 self._socket = stream.get_extra_info("socket") if stream is not None else None
             if self._stopping.is_set():
                 return position
@@ -133,7 +155,7 @@ class EventFollower:
                 event = event_from_dict(decode(data))
                 position = event.id
                 record = _record_in(data)
-                with self._changed:
+                with self._lock:
                     self._seen.add(event.job_uuid)
                     if event.state in FINAL_STATES:
                         self._ended.add(event.job_uuid)
@@ -141,5 +163,6 @@ class EventFollower:
                         self._records[record.uuid] = record
                         while len(self._records) > _RECORDS_KEPT:
                             self._records.popitem(last=False)
-                    self._changed.notify_all()
+                    for waiter in self._interested.get(event.job_uuid, ()):
+                        waiter.notify()
         return position

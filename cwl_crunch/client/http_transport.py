@@ -71,6 +71,8 @@ def error_of(response: httpx.Response) -> errors.CrunchError:
         name, detail = "", response.text[:500]
     kind = getattr(errors, name, None)
     message = detail or f"HTTP {response.status_code}"
+    if response.status_code == 401:  # as the embedded client says of a bad token
+        return errors.TokenError(message)
     if kind is errors.CorruptBlock:
         return errors.CorruptBlock(str(body.get("block")), body.get("collection"),
                                    str(body.get("reason")))

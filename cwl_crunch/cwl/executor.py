@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +93,22 @@ class CrunchExecutor(MultithreadedJobExecutor):
             fs_access = MaterializingFsAccess("", client=self._steps.client,
                                               staging_dir=Path(stage),
                                               updates=self._steps.updates)
+            fs_access.prefetch(_locations(output))
             output = relocateOutputs(
                 output, str(Path(final_outdir).resolve()), {stage}, "move", fs_access,
                 bool(runtime_context.compute_checksum), path_mapper=PathMapper)
         return output, status
+
+
+def _locations(value: Any) -> Iterator[str]:
+    """The locations of the Files and Directories in an output object (secondary files
+    and listings too)."""
+    if isinstance(value, dict):
+        if value.get("class") in ("File", "Directory") and isinstance(value.get("location"),
+                                                                       str):
+            yield value["location"]
+        for item in value.values():
+            yield from _locations(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _locations(item)

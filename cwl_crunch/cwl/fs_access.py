@@ -20,7 +20,8 @@ import shutil
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -41,6 +42,7 @@ _CACHED_COLLECTIONS = 256
 """Trees kept per client: enough for a workflow's working set, bounded for huge scatters."""
 
 _GLOB_MAGIC = re.compile(r"[*?[]")
+PREFETCH_THREADS = 8
 
 
 class _Tree:
@@ -268,13 +270,27 @@ class MaterializingFsAccess(CrunchFsAccess):
         self.staging_dir = Path(staging_dir)
         self._copied: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
+        self._collection_locks: dict[str, threading.Lock] = {}  # guarded by _lock
 
     def realpath(self, path: str) -> str:
         if not path.startswith(KEEP_PREFIX):
             return super().realpath(path)
         pdh, inner = split_keep_location(self.updates.current(path))
         with self._lock:
+            collection_lock = self._collection_locks.setdefault(pdh, threading.Lock())
+        with collection_lock:  # copies out of one collection may nest: one at a time
             return str(self._materialize(pdh, inner))
+
+    def prefetch(self, locations: Iterable[str]) -> None:
+        """Copy these out now, several at a time, so that cwltool's relocation, which
+        asks for them one after another, finds them copied. Each copy is a few file
+        system calls (and a request, unless the client kept the bytes): one after
+        another, a 500-file output took 0.8 s on a disk where a file costs ~1 ms."""
+        wanted = sorted({location for location in locations
+                         if location.startswith(KEEP_PREFIX)})
+        with ThreadPoolExecutor(PREFETCH_THREADS) as pool:
+            for _ in pool.map(self.realpath, wanted):
+                pass
 
     def _materialize(self, pdh: str, path: str) -> Path:
         """``staging_dir/<pdh>/<path>``, copied unless it or a parent dir was already."""

@@ -12,6 +12,8 @@ class Dispatcher(abc.ABC):
     """Starts queued jobs somewhere and notices when they end or their worker dies."""
 
     name: ClassVar[str]
+    jobs_ended: int = 0
+    """Jobs this dispatcher ran to their end (for progress displays)."""
 
     @abc.abstractmethod
     def check_fits(self, spec: JobSpec) -> None:

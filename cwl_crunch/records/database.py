@@ -43,6 +43,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import StaticPool
 
 from cwl_crunch.errors import RecordsError, SchemaVersionError
+from cwl_crunch.records.file_lock import WriterLock
 from cwl_crunch.records.models import SCHEMA_VERSION, Base, Meta, Upload
 
 Migration = Callable[[Connection], None]
@@ -109,6 +110,9 @@ class Database:
                 isolation_level="REPEATABLE READ", postgresql_readonly=True)
             self._write_engine = self.engine
         self._write_lock = threading.Lock()
+        database_file = self.engine.url.database if self._is_sqlite else None
+        self._writer_lock = (WriterLock(Path(f"{database_file}.lock"))
+                             if database_file and database_file != ":memory:" else None)
         # The transaction this thread is in, so nested use joins it instead of deadlocking.
         self._local = threading.local()
         ensure_schema(self)
@@ -133,7 +137,9 @@ class Database:
                 raise RecordsError("a write transaction cannot start inside a read transaction")
             yield current
             return
-        with self._write_lock, self._write_engine.begin() as connection, \
+        other_processes = (self._writer_lock.held() if self._writer_lock is not None
+                           else contextlib.nullcontext())
+        with self._write_lock, other_processes, self._write_engine.begin() as connection, \
                 self._entered(connection, True):
             if not self._is_sqlite:
                 connection.exec_driver_sql(_TAKE_WRITE_LOCK)
@@ -149,6 +155,9 @@ class Database:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._writer_lock is not None:
+            with self._write_lock:
+                self._writer_lock.close()
 
 
 def shown(url: str | URL) -> str:

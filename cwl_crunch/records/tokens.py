@@ -56,5 +56,11 @@ def revoke_job_tokens(connection: Connection, job_uuid: str) -> None:
     connection.execute(_REVOKE, {"job": job_uuid})
 
 
+def is_revoked(connection: Connection, token_uuid: str) -> bool:
+    """Whether the token was revoked (or is gone) since it was resolved."""
+    revoked = connection.scalar(select(TOKENS.c.revoked).where(TOKENS.c.uuid == token_uuid))
+    return revoked is None or bool(revoked)
+
+
 def job_token_uuids(connection: Connection, job_uuid: str) -> list[str]:
     return list(connection.scalars(select(TOKENS.c.uuid).where(TOKENS.c.job_uuid == job_uuid)))

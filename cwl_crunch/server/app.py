@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cwl_crunch import errors
 from cwl_crunch.client.embedded import EmbeddedClient
@@ -99,24 +99,39 @@ def _add_meta_routes(app: FastAPI) -> None:
 
 
 class BodyLimit:
-    """413 for a declared body larger than the limit (blocks and manifests check their
-    own, larger limits while they read)."""
+    """413 for a body larger than the limit: refused unread when its declared length is,
+    and as soon as the limit is passed when it is sent in chunks of undeclared length
+    (blocks and manifests check their own, larger limits while they read)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not _streams_its_body(scope["path"]):
-            declared = dict(scope["headers"]).get(b"content-length")
-            if declared is not None and (not declared.isdigit()
-                                         or int(declared) > MAX_JSON_BODY):
-                response = JSONResponse(
-                    {"error": "HTTPError",
-                     "detail": f"request body larger than {MAX_JSON_BODY} bytes"},
-                    status_code=413)
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http" or _streams_its_body(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_JSON_BODY):
+            response = JSONResponse({"error": "HTTPError", "detail": _TOO_LARGE},
+                                    status_code=413)
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > MAX_JSON_BODY:
+                # Raised where the app reads the body, before any answer is sent: the
+                # app's exception handler answers it.
+                raise HTTPException(413, _TOO_LARGE)
+            return message
+
+        await self.app(scope, counted, send)
+
+
+_TOO_LARGE = f"request body larger than {MAX_JSON_BODY} bytes"
 
 
 def _streams_its_body(path: str) -> bool:

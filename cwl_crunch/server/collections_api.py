@@ -22,7 +22,7 @@ OCTETS = "application/octet-stream"
 MAX_MANIFEST = 256 << 20
 
 
-@router.post("/blocks/missing")
+@router.post("/blocks/missing", response_model=None)
 def missing_blocks(request: Request, body: LocatorsBody, who: Who) -> dict[str, list[str]]:
     """Which of these blocks the server lacks: only those need uploading."""
     for locator in body.locators:
@@ -30,7 +30,7 @@ def missing_blocks(request: Request, body: LocatorsBody, who: Who) -> dict[str, 
     return {"missing": core_of(request).store.missing_blocks(body.locators)}
 
 
-@router.put("/blocks/{locator}", status_code=201,
+@router.put("/blocks/{locator}", response_model=None, status_code=201,
             openapi_extra={"requestBody": {"content": {OCTETS: {"schema": {
                 "type": "string", "format": "binary"}}}, "required": True}})
 async def put_block(request: Request, locator: str, who: Who) -> dict[str, str]:
@@ -50,7 +50,7 @@ async def put_block(request: Request, locator: str, who: Who) -> dict[str, str]:
     return {"locator": locator}
 
 
-@router.post("/collections", status_code=201,
+@router.post("/collections", response_model=None, status_code=201,
              openapi_extra={"requestBody": {"content": {"text/plain": {"schema": {
                  "type": "string"}}}, "required": True}})
 async def put_manifest(request: Request, who: Who) -> dict[str, str]:
@@ -72,7 +72,7 @@ def check_readable(request: Request, who: Caller, pdh: str) -> None:
     access_of(request).check_collection(who, pdh)
 
 
-@router.get("/collections/{pdh}")
+@router.get("/collections/{pdh}", response_model=None)
 def get_collection(request: Request, pdh: str, who: Who) -> dict[str, Any]:
     """Whether the server holds the collection (404 if not)."""
     check_readable(request, who, pdh)
@@ -86,7 +86,7 @@ def get_manifest(request: Request, pdh: str, who: Who) -> Response:
     return Response(core_of(request).store.manifest_text(pdh), media_type="text/plain")
 
 
-@router.get("/collections/{pdh}/entries")
+@router.get("/collections/{pdh}/entries", response_model=None)
 def list_entries(request: Request, pdh: str, who: Who,
                  path: Annotated[str, Query(max_length=4096)] = "") -> list[dict[str, Any]]:
     """Files and directories below ``path``, recursively, sorted."""

@@ -19,6 +19,7 @@ from cwl_crunch.client.base import FINAL_STATES, JobEvent
 from cwl_crunch.client.codec import event_to_dict, record_to_dict
 from cwl_crunch.client.embedded import EmbeddedClient
 from cwl_crunch.records.jobs import EVENTS
+from cwl_crunch.records.tokens import is_revoked
 from cwl_crunch.server.auth import Caller, caller, core_of
 from cwl_crunch.server.jobs_api import access_of
 
@@ -26,6 +27,9 @@ router = APIRouter(prefix="/api/v1", tags=["events"])
 Who = Annotated[Caller, Depends(caller)]
 MAX_WAIT = 30.0
 HEARTBEAT = 15.0
+TOKEN_RECHECK = 15.0
+"""Seconds between checks that a stream's token is still valid (a job's token is revoked
+when the job ends: its stream then ends too)."""
 MAX_ID = (1 << 63) - 1
 """The largest ``after`` taken: no database compares with a larger number (a 500)."""
 
@@ -37,6 +41,11 @@ def _comparable(core: EmbeddedClient, after: int) -> int:
                                                                    BigInteger):
         return after
     return min(after, (1 << 31) - 1)
+
+
+def _revoked(core: EmbeddedClient, who: Caller) -> bool:
+    with core.database.reading() as connection:
+        return is_revoked(connection, who.token_uuid)
 
 
 def _visible(request: Request, who: Caller, events: list[JobEvent]) -> list[JobEvent]:
@@ -77,7 +86,7 @@ def _final_records(core: EmbeddedClient, events: list[JobEvent]) -> dict[int, di
     return {final[record.uuid]: record_to_dict(record) for record in records}
 
 
-@router.get("/events")
+@router.get("/events", response_model=None)
 def events(request: Request, who: Who,
            after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
            timeout: Annotated[float, Query(ge=0, le=MAX_WAIT)] = 0) -> dict[str, Any]:
@@ -90,7 +99,7 @@ def events(request: Request, who: Who,
     return {"events": [event_to_dict(e) for e in _visible(request, who, found)], "last": last}
 
 
-@router.get("/events/last")
+@router.get("/events/last", response_model=None)
 def last_event(request: Request, who: Who) -> dict[str, int]:
     """The newest event id, to follow from now on."""
     return {"last": core_of(request).last_event_id()}
@@ -102,7 +111,8 @@ async def stream(request: Request, who: Who,
                  after: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
                  last_event_id: Annotated[str | None, Header()] = None) -> StreamingResponse:
     """Server-sent events, one per job state change (``event: job``, ``id``: the event
-    id). Reconnect with ``Last-Event-ID`` (or ``?after=``) to resume."""
+    id). Reconnect with ``Last-Event-ID`` (or ``?after=``) to resume. The stream of a
+    job's token ends soon after the job does (its token is then revoked)."""
     core = core_of(request)
     start = _comparable(core, _after(after, last_event_id))
 
@@ -110,8 +120,15 @@ async def stream(request: Request, who: Who,
         # Polls with no wait, sleeping between polls in the event loop: a stream must
         # not hold one of the few worker threads for as long as it is open.
         position, quiet_since = start, time.monotonic()
+        checked_at = quiet_since
         yield ": cwl-crunch job events\n\n"
-        while not await request.is_disconnected():
+        revoked = False
+        while not revoked and not await request.is_disconnected():
+            if time.monotonic() - checked_at > TOKEN_RECHECK:
+                # Before reading: the events up to the revocation (the job's end, in the
+                # same transaction) are still sent.
+                revoked = await run_in_threadpool(_revoked, core, who)
+                checked_at = time.monotonic()
             found = await run_in_threadpool(core.events, position, 0)
             if not found:
                 if time.monotonic() - quiet_since > HEARTBEAT:

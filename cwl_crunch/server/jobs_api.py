@@ -41,7 +41,7 @@ def _check_mounts(request: Request, who: Caller, body: JobSpecBody) -> None:
             access_of(request).check_collection(who, mount.pdh)
 
 
-@router.post("/jobs", status_code=201)
+@router.post("/jobs", response_model=None, status_code=201)
 def submit(request: Request, body: JobSpecBody, who: Who) -> dict[str, Any]:
     """Create a job (or reuse or join identical work). A job's token makes it the parent."""
     _check_mounts(request, who, body)
@@ -49,7 +49,7 @@ def submit(request: Request, body: JobSpecBody, who: Who) -> dict[str, Any]:
     return record_to_dict(core_of(request).as_caller(who.job_uuid).submit(spec))
 
 
-@router.post("/jobs/own", status_code=201)
+@router.post("/jobs/own", response_model=None, status_code=201)
 def start_own_job(request: Request, body: OwnJobBody, who: Who) -> dict[str, Any]:
     """Record work the caller does itself (a workflow runner) as a Running job."""
     _check_mounts(request, who, body.spec)
@@ -58,19 +58,19 @@ def start_own_job(request: Request, body: OwnJobBody, who: Who) -> dict[str, Any
     return claim_to_dict(core_of(request).as_caller(who.job_uuid).start_own_job(spec, worker))
 
 
-@router.get("/caller")
+@router.get("/caller", response_model=None)
 def caller_job(who: Who) -> dict[str, Any]:
     """The job whose token this is (null for a person's token)."""
     return {"job_uuid": who.job_uuid, "token_uuid": who.token_uuid}
 
 
-@router.get("/jobs/{uuid}")
+@router.get("/jobs/{uuid}", response_model=None)
 def get_job(request: Request, uuid: JobUuid, who: Who) -> dict[str, Any]:
     access_of(request).check_job(who, uuid)
     return record_to_dict(core_of(request).get_job(uuid))
 
 
-@router.get("/jobs")
+@router.get("/jobs", response_model=None)
 def list_jobs(
     request: Request, who: Who,
     uuid: Annotated[list[Plain] | None, Query(max_length=MAX_LIST)] = None,
@@ -95,7 +95,7 @@ def list_jobs(
     return [record_to_dict(record) for record in core.list_jobs(job_filter)]
 
 
-@router.post("/jobs/{uuid}/cancel")
+@router.post("/jobs/{uuid}/cancel", response_model=None)
 def cancel(request: Request, uuid: JobUuid, who: Who) -> dict[str, Any]:
     """Cancel a job and its unfinished descendants."""
     access_of(request).check_job(who, uuid)
@@ -103,7 +103,7 @@ def cancel(request: Request, uuid: JobUuid, who: Who) -> dict[str, Any]:
 
 
 # The worker's side ------------------------------------------------------------------------
-@router.post("/jobs/{uuid}/claim",
+@router.post("/jobs/{uuid}/claim", response_model=None,
              responses={204: {"description": "not queued: someone else has it"}})
 def claim(request: Request, uuid: JobUuid, body: WorkerBody, who: Person) -> Any:
     """Mark a queued job Running for a worker (a person's token: a dispatcher's)."""
@@ -111,7 +111,7 @@ def claim(request: Request, uuid: JobUuid, body: WorkerBody, who: Person) -> Any
     return Response(status_code=204) if got is None else claim_to_dict(got)
 
 
-@router.post("/jobs/{uuid}/process")
+@router.post("/jobs/{uuid}/process", response_model=None)
 def set_process(request: Request, uuid: JobUuid, body: ProcessBody, who: Who) -> dict[str, Any]:
     """Record the command's process group (the job's own token, or a person's)."""
     _own_or_person(who, uuid)
@@ -121,7 +121,7 @@ def set_process(request: Request, uuid: JobUuid, body: ProcessBody, who: Who) ->
     return {"cancel_requested": requested}
 
 
-@router.post("/jobs/{uuid}/finish")
+@router.post("/jobs/{uuid}/finish", response_model=None)
 def finish(request: Request, uuid: JobUuid, body: OutcomeBody, who: Who) -> dict[str, Any]:
     """Record the end of a job (the job's own token, or a person's)."""
     _own_or_person(who, uuid)

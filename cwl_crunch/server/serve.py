@@ -39,9 +39,11 @@ def bound_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def open_core(config: Config, url: str) -> EmbeddedClient:
-    """The cluster behind the API; its jobs' programs reach it through the API too."""
-    return EmbeddedClient(config, job_environment={"CWL_CRUNCH_API_URL": url})
+def open_core(config: Config, url: str, *, dispatch_in_child: bool = True) -> EmbeddedClient:
+    """The cluster behind the API, its jobs run by a child process (see dispatch.child);
+    their programs reach it through the API too."""
+    return EmbeddedClient(config, job_environment={"CWL_CRUNCH_API_URL": url},
+                          dispatch_in_child=dispatch_in_child)
 
 
 def make_server(core: EmbeddedClient, *, grace: int) -> uvicorn.Server:
@@ -51,12 +53,14 @@ def make_server(core: EmbeddedClient, *, grace: int) -> uvicorn.Server:
 
 
 class ServerThread:
-    """The API on a free port of 127.0.0.1, served from a background thread."""
+    """The API on a free port of 127.0.0.1, served from a background thread. Its jobs
+    run in this process unless ``dispatch_in_child`` (as ``cwl-crunch server`` runs
+    them), so that tests can change how this process runs them."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, dispatch_in_child: bool = False) -> None:
         self._sock = bound_socket("127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        self.core = open_core(config, self.url)
+        self.core = open_core(config, self.url, dispatch_in_child=dispatch_in_child)
         self._server = make_server(self.core, grace=2)
         self._thread = threading.Thread(target=self._server.run,
                                         kwargs={"sockets": [self._sock]},

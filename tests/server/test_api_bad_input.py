@@ -419,3 +419,22 @@ def test_the_widest_numbers_the_api_takes_are_stored(either_server: ServerThread
                              headers={"Last-Event-ID": str(after)}) as streamed:
                 assert streamed.status_code == 200
                 assert next(streamed.iter_lines()).startswith(":")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/jobs", "/api/v1/blocks/missing"])
+def test_a_json_body_sent_in_chunks_past_the_limit_is_refused(
+        api_http: httpx.Client, unchanged: None, path: str) -> None:
+    sent = 0
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: chunked transfer encoding
+        nonlocal sent
+        yield b'{"command": ["true"], "colour": "'
+        while sent < 4 * MAX_JSON_BODY:
+            sent += 1 << 20
+            yield b"x" * (1 << 20)
+        yield b'"}'
+
+    answer = api_http.post(path.removeprefix("/api/v1"), content=chunks(),
+                           headers={"Content-Type": "application/json"})
+    found = error_body(answer, 413)
+    assert str(MAX_JSON_BODY) in found["detail"], found

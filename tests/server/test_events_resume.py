@@ -21,9 +21,11 @@ import pytest
 from api_helpers import error_body, http_client, raw_http
 from polling import wait_until
 
-from cwl_crunch.client.base import FINAL_STATES, JobSpec
+from cwl_crunch.client.base import FINAL_STATES, JobOutcome, JobSpec
 from cwl_crunch.client.http import HttpClient
 from cwl_crunch.dispatch.processes import this_worker
+from cwl_crunch.records import states
+from cwl_crunch.server import events_api
 from cwl_crunch.server.serve import ServerThread
 
 QUICK = {"cores": 0.05, "ram": 1 << 20, "reuse": False}
@@ -249,3 +251,26 @@ def test_closing_a_client_that_waited_closes_its_event_stream(
     client.close()
     wait_until(lambda: connections_to(api_server) == 0, timeout=3,
                what="the client's connections to close")
+
+
+def test_a_job_tokens_stream_ends_once_the_job_ends(
+        api_server: ServerThread, api_client: HttpClient,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The server runs in this process: a short recheck instead of the 15 s one.
+    monkeypatch.setattr(events_api, "TOKEN_RECHECK", 0.2)
+    claim = api_client.start_own_job(JobSpec(command=("runner",)), this_worker())
+    headers = {"Authorization": f"Bearer {claim.token}"}
+    # Well under the 15 s heartbeat: a stream still open then fails the read.
+    timeout = httpx.Timeout(8.0, connect=10)
+    with httpx.stream("GET", f"{api_server.url}/api/v1/events/stream", headers=headers,
+                      timeout=timeout) as response:
+        assert response.status_code == 200
+        lines = response.iter_lines()
+        assert next(lines).startswith(": cwl-crunch")
+        api_client.finish_job(claim.job.uuid, JobOutcome(states.COMPLETE, 0, None, None))
+        ended_at = time.monotonic()
+        rest = list(lines)  # ends when the server closes the stream
+    assert time.monotonic() - ended_at < 5
+    assert any(f'"job_uuid": "{claim.job.uuid}"' in line for line in rest)  # its own end
+    with raw_http(api_server, claim.token) as http:
+        error_body(http.get("/events/last"), 401)

@@ -8,8 +8,9 @@ resuming after the last event seen when the connection drops.
 
 from __future__ import annotations
 
+import base64
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,13 @@ from cwl_crunch.client.http_events import EventFollower
 from cwl_crunch.client.http_transport import Transport
 from cwl_crunch.client.validation import check_spec
 from cwl_crunch.config import Config
-from cwl_crunch.errors import ApiError, CollectionNotFound, CorruptBlock
+from cwl_crunch.errors import (
+    ApiError,
+    CollectionNotFound,
+    CorruptBlock,
+    CrunchError,
+    InvalidManifest,
+)
 from cwl_crunch.store import Manifest, locator_for
 from cwl_crunch.store.listing import list_entries
 from cwl_crunch.store.upload_plan import plan_upload
@@ -55,8 +62,9 @@ class HttpClient(ClusterClient):
         self._transport = Transport(config.api_url, config.api_token)
         self.cluster_id = str(self._transport.json("GET", "/cluster")["cluster_id"])
         self._caller: Any = _UNSET
-        self._events = EventFollower(self._transport, self.last_event_id)
         self._cache = ContentCache()
+        self._events = EventFollower(self._transport, self.last_event_id,
+                                     keep_output=self._keep_carried_output)
 
     # Jobs -------------------------------------------------------------------------
     def submit(self, spec: JobSpec) -> JobRecord:
@@ -159,9 +167,23 @@ class HttpClient(ClusterClient):
         if cached is not None:
             return cached
         text = self._transport.call("GET", f"/collections/{pdh}/manifest").content
-        manifest = Manifest.from_text(text)  # checks the text against the PDH
+        manifest = _checked_manifest(pdh, text)
         self._cache.keep_manifest(pdh, manifest)
         return manifest
+
+    def _keep_carried_output(self, pdh: str, carried: Mapping[str, Any]) -> None:
+        """Keep the small output an event carried, checked as if read; anything that
+        does not check out is left for a reader to ask for (and be told about)."""
+        try:
+            manifest = _checked_manifest(pdh, str(carried["manifest"]).encode())
+            blocks = {locator: base64.b64decode(encoded, validate=True)
+                      for locator, encoded in dict(carried["blocks"]).items()}
+        except (CrunchError, KeyError, TypeError, ValueError):
+            return
+        self._cache.keep_manifest(pdh, manifest)
+        for locator, data in blocks.items():
+            if locator_for(data) == locator:
+                self._cache.keep_block(locator, data)
 
     def read_file(self, pdh: str, path: str) -> Iterator[bytes]:
         manifest = self._manifest(pdh)
@@ -237,3 +259,12 @@ class HttpClient(ClusterClient):
     def close(self) -> None:
         self._events.stop()
         self._transport.close()
+
+
+def _checked_manifest(pdh: str, text: bytes) -> Manifest:
+    """The manifest ``text`` if it is the one ``pdh`` names; InvalidManifest otherwise."""
+    manifest = Manifest.from_text(text)
+    if manifest.pdh != pdh:
+        raise InvalidManifest(f"the cluster sent a manifest for {pdh} that hashes to "
+                              f"{manifest.pdh}")
+    return manifest

@@ -12,7 +12,8 @@ import socket
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import httpx
 
@@ -27,15 +28,22 @@ _RETRY_PAUSE = 1.0
 _RECORDS_KEPT = 20_000
 
 
-def _record_in(data: str) -> JobRecord | None:
-    carried = decode(data).get("record")
+def _record_in(payload: Mapping[str, Any]) -> JobRecord | None:
+    carried = payload.get("record")
     return record_from_dict(carried) if isinstance(carried, dict) else None
 
 
+KeepOutput = Callable[[str, Mapping[str, Any]], None]
+"""Called with an ended job's output PDH and what its final event carried of it
+(``manifest`` text, base64 ``blocks`` by locator), before its waiters are woken."""
+
+
 class EventFollower:
-    def __init__(self, transport: Transport, start_after: Callable[[], int]) -> None:
+    def __init__(self, transport: Transport, start_after: Callable[[], int],
+                 keep_output: KeepOutput | None = None) -> None:
         self._transport = transport
         self._start_after = start_after
+        self._keep_output = keep_output
         self._lock = threading.Lock()
         # Waiters by the jobs they wait on: an event wakes only those (a runner has a
         # hundred threads waiting; waking all of them for every event cost it more CPU
@@ -152,9 +160,14 @@ class EventFollower:
                     break
                 if kind != "job" or event_id is None:
                     continue
-                event = event_from_dict(decode(data))
+                payload = decode(data)
+                event = event_from_dict(payload)
                 position = event.id
-                record = _record_in(data)
+                record = _record_in(payload)
+                carried = payload.get("output")
+                if record is not None and record.output_pdh and isinstance(carried, dict) \
+                        and self._keep_output is not None:
+                    self._keep_output(record.output_pdh, carried)
                 with self._lock:
                     self._seen.add(event.job_uuid)
                     if event.state in FINAL_STATES:

@@ -5,6 +5,7 @@ repeating an event: event ids come from the records database and only grow."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from collections.abc import AsyncIterator
@@ -18,15 +19,21 @@ from starlette.concurrency import run_in_threadpool
 from cwl_crunch.client.base import FINAL_STATES, JobEvent
 from cwl_crunch.client.codec import event_to_dict, record_to_dict
 from cwl_crunch.client.embedded import EmbeddedClient
+from cwl_crunch.errors import CrunchError
 from cwl_crunch.records.jobs import EVENTS
 from cwl_crunch.records.tokens import is_revoked
 from cwl_crunch.server.auth import Caller, caller, core_of
 from cwl_crunch.server.jobs_api import access_of
+from cwl_crunch.store.locators import parse_locator
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 Who = Annotated[Caller, Depends(caller)]
 MAX_WAIT = 30.0
 HEARTBEAT = 15.0
+INLINE_OUTPUT_BYTES = 4096
+"""An ended job's output travels in its final stream event when its manifest and blocks
+are this small together. A workflow runner reads every step's output (cwltool checksums
+it): for a 500-step scatter of small outputs that saved two requests per step."""
 TOKEN_RECHECK = 15.0
 """Seconds between checks that a stream's token is still valid (a job's token is revoked
 when the job ends: its stream then ends too)."""
@@ -78,12 +85,36 @@ def _after(after: int | None, last_event_id: str | None) -> int:
 
 
 def _final_records(core: EmbeddedClient, events: list[JobEvent]) -> dict[int, dict[str, Any]]:
-    """The records of jobs that ended, by event id: a waiter needs no second request."""
+    """What the final events carry, by event id: the job's record (a waiter needs no
+    second request) and, when it is small, its output (see INLINE_OUTPUT_BYTES)."""
     final = {event.job_uuid: event.id for event in events if event.state in FINAL_STATES}
     if not final:
         return {}
-    records = core.get_jobs(sorted(final))
-    return {final[record.uuid]: record_to_dict(record) for record in records}
+    carried: dict[int, dict[str, Any]] = {}
+    for record in core.get_jobs(sorted(final)):
+        extra: dict[str, Any] = {"record": record_to_dict(record)}
+        output = _small_output(core, record.output_pdh) if record.output_pdh else None
+        if output is not None:
+            extra["output"] = output
+        carried[final[record.uuid]] = extra
+    return carried
+
+
+def _small_output(core: EmbeddedClient, pdh: str) -> dict[str, Any] | None:
+    """The output collection's manifest and blocks (base64), if they are small together;
+    None otherwise, or when a block does not check out (a reader is then told by the
+    block's own request). Whoever may see a job's events may read its output."""
+    try:
+        text = core.store.manifest_text(pdh)
+        locators = sorted({locator for file in core.store.manifest(pdh).files()
+                           for locator in file.locators})
+        if len(text) + sum(parse_locator(loc)[1] for loc in locators) > INLINE_OUTPUT_BYTES:
+            return None
+        blocks = {loc: base64.b64encode(core.store.read_block(loc, pdh)).decode()
+                  for loc in locators}
+    except CrunchError:
+        return None
+    return {"manifest": text.decode(), "blocks": blocks}
 
 
 @router.get("/events", response_model=None)
@@ -111,8 +142,10 @@ async def stream(request: Request, who: Who,
                  after: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
                  last_event_id: Annotated[str | None, Header()] = None) -> StreamingResponse:
     """Server-sent events, one per job state change (``event: job``, ``id``: the event
-    id). Reconnect with ``Last-Event-ID`` (or ``?after=``) to resume. The stream of a
-    job's token ends soon after the job does (its token is then revoked)."""
+    id). Reconnect with ``Last-Event-ID`` (or ``?after=``) to resume. The event of a
+    job's end carries its ``record`` and, when small, its ``output`` (``manifest`` text
+    and base64 ``blocks`` by locator). The stream of a job's token ends soon after the
+    job does (its token is then revoked)."""
     core = core_of(request)
     start = _comparable(core, _after(after, last_event_id))
 
@@ -140,8 +173,7 @@ async def stream(request: Request, who: Who,
             ended = await run_in_threadpool(_final_records, core, shown)
             for event in shown:
                 data = event_to_dict(event)
-                if event.id in ended:
-                    data["record"] = ended[event.id]
+                data.update(ended.get(event.id, {}))
                 yield f"id: {event.id}\nevent: job\ndata: {json.dumps(data)}\n\n"
             position, quiet_since = found[-1].id, time.monotonic()
 

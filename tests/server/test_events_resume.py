@@ -9,6 +9,7 @@ either side cannot hide one on the other.
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -274,3 +275,60 @@ def test_a_job_tokens_stream_ends_once_the_job_ends(
     assert any(f'"job_uuid": "{claim.job.uuid}"' in line for line in rest)  # its own end
     with raw_http(api_server, claim.token) as http:
         error_body(http.get("/events/last"), 401)
+
+
+# Small outputs ride along -------------------------------------------------------------
+def test_a_final_event_carries_a_small_output_and_not_a_large_one(
+        api_server: ServerThread, api_client: HttpClient, api_token: str) -> None:
+    start = api_client.last_event_id()
+    big = events_api.INLINE_OUTPUT_BYTES + 1
+    small_job = api_client.submit(JobSpec(("sh", "-c", "echo said > out/said.txt"), **QUICK))
+    big_job = api_client.submit(JobSpec(("sh", "-c", f"head -c {big} /dev/zero > out/big"),
+                                        **QUICK))
+    small, large = api_client.wait([small_job.uuid, big_job.uuid], timeout=30)
+    ended = {e["job_uuid"]: e for e in read_stream(api_server, api_token, 100, after=start)
+             if e["state"] == "Complete"}
+    carried = ended[small.uuid]["output"]
+    store = api_server.core.store
+    assert carried["manifest"] == store.manifest_text(small.output_pdh or "").decode()
+    [locator] = carried["blocks"]
+    assert base64.b64decode(carried["blocks"][locator]) == b"said\n"
+    assert "output" not in ended[large.uuid]
+    assert ended[large.uuid]["record"]["output_pdh"] == large.output_pdh
+
+
+def test_a_waiter_reads_a_small_output_without_asking_again(
+        api_server: ServerThread, api_token: str) -> None:
+    client = http_client(api_server, api_token)
+    asked: list[str] = []
+    client._transport.http.event_hooks["request"].append(
+        lambda request: asked.append(request.url.path))
+    job = client.submit(JobSpec(("sh", "-c", "echo said > out/said.txt"), **QUICK))
+    [done] = client.wait([job.uuid], timeout=30)
+    # wait() may have read the record itself (the follower had not seen the job yet);
+    # the job's final event comes all the same, carrying the output.
+    wait_until(lambda: client._cache.manifest(done.output_pdh or ""), what="the event")
+    asked.clear()
+    assert b"".join(client.read_file(done.output_pdh or "", "said.txt")) == b"said\n"
+    assert [entry.path for entry in client.list_collection(done.output_pdh or "")] == [
+        "said.txt"]
+    assert asked == []
+    client.close()
+
+
+def test_a_carried_output_that_does_not_check_out_is_not_kept(
+        api_server: ServerThread, api_token: str, tmp_path: Path) -> None:
+    (tmp_path / "said.txt").write_text("said\n")
+    pdh = api_server.core.put_paths([tmp_path / "said.txt"])  # nothing of it kept yet
+    client = http_client(api_server, api_token)
+    # The follower calls this with what a final event carried.
+    client._keep_carried_output(pdh, {"manifest": "cwl-crunch-manifest 1\n", "blocks": {}})
+    assert client._cache.manifest(pdh) is None  # another collection's manifest
+    real = api_server.core.store.manifest_text(pdh).decode()
+    [locator] = {loc for file in api_server.core.store.manifest(pdh).files()
+                 for loc in file.locators}
+    client._keep_carried_output(pdh, {"manifest": real, "blocks": {
+        locator: base64.b64encode(b"lies\n").decode()}})
+    assert client._cache.manifest(pdh) is not None
+    assert client._cache.block(locator) is None  # bytes that are not the block's
+    client.close()

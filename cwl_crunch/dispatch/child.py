@@ -37,7 +37,6 @@ STOP_TIMEOUT = 60.0
 """Seconds to wait for the child's running jobs to end at stop before killing it."""
 RESPAWN_PAUSE = 1.0
 """Seconds between a child's end and the start of its replacement."""
-"""Seconds to wait for the child's running jobs to end at stop before killing it."""
 
 
 def dispatch_command(parent_pid: int, job_environment: Mapping[str, str]) -> list[str]:

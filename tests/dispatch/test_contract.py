@@ -1,0 +1,240 @@
+"""The contract every dispatcher keeps, checked the same way for each kind of dispatcher:
+jobs are submitted, their resources honoured, cancelled, stopped at their time limit,
+their exit codes recorded, and a restart of the cluster's server neither loses nor
+repeats them.
+
+Each kind is reached as its users reach it: through a ClusterClient of a server on a
+fresh cluster home. Everything that depends on the kind is in the ``dispatching``
+fixture; another kind (SLURM) is one more branch there, and the tests stay as they are.
+
+The jobs write what they saw (wall-clock stamps, their pids, one line per run) into
+files: into their output, or to absolute paths under the test's tmp_path, which the
+job's own directory is not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shlex
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from polling import wait_until
+
+from cwl_crunch.client.base import ClusterClient, JobFilter, JobRecord, JobSpec
+from cwl_crunch.client.http import HttpClient
+from cwl_crunch.config import load_config
+from cwl_crunch.dispatch.processes import is_alive, start_ticks
+from cwl_crunch.server.serve import ServerThread
+
+pytestmark = pytest.mark.timeout(90)
+
+WAIT = 30
+"""Seconds a job that should end soon may take before a test fails."""
+
+# Start and end stamps around a sleep; $TAG keeps otherwise equal jobs apart.
+TIMED = 'date +%s.%N > out/start; sleep "$NAP"; date +%s.%N > out/end; echo "$TAG" > out/tag'
+
+
+class Dispatching:
+    """One kind of dispatcher under test.
+
+    ``client`` reaches a cluster whose jobs this dispatcher runs; ``capacity_cores`` is
+    what it may run at once (one machine's worth); ``restart()`` stops the cluster's
+    server and starts another on the same cluster, replacing ``client``.
+    """
+
+    def __init__(self, open_client: Callable[[], tuple[ClusterClient, Callable[[], None]]],
+                 capacity_cores: float) -> None:
+        self._open = open_client
+        self.capacity_cores = capacity_cores
+        self.client, self._close = open_client()
+
+    def restart(self) -> None:
+        self._close()
+        self.client, self._close = self._open()
+
+    def close(self) -> None:
+        """Cancel what a test left unfinished (closing waits for running jobs, and a
+        failed test must not hang on its ``sleep 60``), then close."""
+        try:
+            live = self.client.list_jobs(JobFilter(states=frozenset({"Queued", "Running"}),
+                                                   limit=10_000))
+            for job in live:
+                self.client.cancel(job.uuid)
+        finally:
+            self._close()
+
+
+@pytest.fixture(params=["local"])
+def dispatching(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Dispatching]:
+    if request.param == "local":
+        # As ``cwl-crunch server`` runs it: the local dispatcher in a child process.
+        config = load_config(environ={}, home=tmp_path / "home", poll_interval=0.05,
+                             max_cores=2.0)
+
+        def open_client() -> tuple[ClusterClient, Callable[[], None]]:
+            stack = contextlib.ExitStack()
+            try:
+                server = stack.enter_context(ServerThread(config, dispatch_in_child=True))
+                client = HttpClient(config.replace(api_url=server.url,
+                                                   api_token=server.create_token()))
+            except BaseException:
+                stack.close()
+                raise
+            stack.callback(client.close)  # before the server's close
+            return client, stack.close
+
+        kind = Dispatching(open_client, capacity_cores=2.0)
+    else:
+        raise ValueError(f"no fixture for dispatcher kind {request.param!r}")
+    try:
+        yield kind
+    finally:
+        kind.close()
+
+
+# Helpers ---------------------------------------------------------------------------------
+
+def job(command: str, **fields) -> JobSpec:
+    """A shell command as a job: small, and never reused."""
+    return JobSpec(command=("sh", "-c", command), **{
+        "cores": 0.1, "ram": 16 << 20, "reuse": False, **fields})
+
+
+def ended(client: ClusterClient, uuids: Sequence[str], timeout: float = WAIT
+          ) -> list[JobRecord]:
+    records = client.wait(list(uuids), timeout=timeout)
+    unfinished = [(r.uuid, r.state) for r in records if not r.finished]
+    assert not unfinished, f"not ended in {timeout} s: {unfinished}"
+    return records
+
+
+def running(client: ClusterClient, uuid: str, timeout: float = WAIT) -> JobRecord:
+    return wait_until(lambda: (r := client.get_job(uuid)).state == "Running" and r,
+                      timeout=timeout, what=f"job {uuid} runs")
+
+
+def read(client: ClusterClient, record: JobRecord, path: str) -> str:
+    assert record.output_pdh, record
+    return b"".join(client.read_file(record.output_pdh, path)).decode()
+
+
+def timed(tag: str, nap: float, cores: float) -> JobSpec:
+    return job(TIMED, cores=cores, environment={"TAG": tag, "NAP": str(nap)})
+
+
+def intervals(client: ClusterClient, records: Sequence[JobRecord]
+              ) -> list[tuple[float, float]]:
+    """When each job's command ran, by the stamps the command wrote itself (the records'
+    started_at and finished_at also cover claiming and storing the outputs)."""
+    spans = []
+    for final in ended(client, [r.uuid for r in records]):
+        assert final.succeeded, (final.state, final.exit_code, final.failure_reason)
+        start, end = (float(read(client, final, name)) for name in ("start", "end"))
+        assert start < end
+        spans.append((start, end))
+    return spans
+
+
+def events_of(client: ClusterClient, uuid: str) -> list[str]:
+    return [event.state for event in client.events(0, timeout=0) if event.job_uuid == uuid]
+
+
+# The contract ----------------------------------------------------------------------------
+
+def test_a_submitted_job_runs_and_its_output_is_stored(dispatching):
+    client = dispatching.client
+    record = client.submit(job('echo "$GREETING" > out/said.txt',
+                               environment={"GREETING": "hello from the job"}))
+    assert record.state in ("Queued", "Running")
+    [final] = ended(client, [record.uuid])
+    assert final.succeeded, (final.state, final.exit_code, final.failure_reason)
+    assert final.started_at is not None and final.finished_at is not None
+    assert final.created_at <= final.started_at <= final.finished_at
+    assert read(client, final, "said.txt") == "hello from the job\n"
+    assert final.log_pdh
+
+
+def test_exit_codes_are_recorded(dispatching):
+    client = dispatching.client
+    # The command ran to its end: Complete whatever its exit code; only 0 is success.
+    three, zero = (client.submit(job(command)) for command in ("exit 3", "true"))
+    three, zero = ended(client, [three.uuid, zero.uuid])
+    assert (three.state, three.exit_code, three.succeeded) == ("Complete", 3, False), three
+    assert (zero.state, zero.exit_code, zero.succeeded) == ("Complete", 0, True), zero
+
+
+def test_jobs_needing_the_whole_capacity_never_overlap(dispatching):
+    client, whole = dispatching.client, dispatching.capacity_cores
+    records = [client.submit(timed(f"whole{i}", 1.0, whole)) for i in range(2)]
+    first, second = sorted(intervals(client, records))
+    assert first[1] <= second[0], f"overlapped: {first} and {second}"
+
+
+def test_jobs_that_fit_together_run_together(dispatching):
+    client, half = dispatching.client, dispatching.capacity_cores / 2
+    records = [client.submit(timed(f"half{i}", 1.0, half)) for i in range(2)]
+    first, second = sorted(intervals(client, records))
+    assert second[0] < first[1], f"ran one after the other: {first} and {second}"
+
+
+def test_a_cancelled_job_ends_and_its_processes_are_gone(dispatching, tmp_path):
+    client = dispatching.client
+    pids = tmp_path / "pids"
+    # The shell and the sleep it started: the whole job must go, not only its leader.
+    record = client.submit(job(f'sleep 60 & echo "$$ $!" > {shlex.quote(str(pids))}; wait'))
+    running(client, record.uuid)
+    shell, sleep = (int(p) for p in wait_until(
+        lambda: pids.exists() and pids.read_text().split(), what="the job's pids"))
+    processes = [(pid, start_ticks(pid)) for pid in (shell, sleep)]
+    assert all(ticks is not None for _, ticks in processes), processes
+
+    client.cancel(record.uuid)
+    [final] = ended(client, [record.uuid], timeout=10)
+    assert final.state == "Cancelled", final
+    assert final.output_pdh is None
+    assert [pid for pid, ticks in processes if is_alive(pid, ticks)] == []
+
+
+def test_a_job_over_its_time_limit_is_stopped_and_fails(dispatching):
+    client = dispatching.client
+    record = client.submit(job("sleep 60", time_limit=1))
+    [final] = ended(client, [record.uuid], timeout=15)
+    assert final.state == "Failed", final
+    assert re.search(r"time ?limit", final.failure_reason or "", re.IGNORECASE), final
+    assert final.output_pdh is None
+
+
+def test_a_restart_neither_loses_nor_repeats_jobs(dispatching, tmp_path):
+    """A job running when the server stops ends Complete once (a dispatcher may finish it
+    before stopping, as the local one does, or adopt it again after), and the jobs queued
+    before and after the restart run once each."""
+    client, whole = dispatching.client, dispatching.capacity_cores
+    runs = {name: tmp_path / f"{name}.runs" for name in ("running", "queued", "later")}
+
+    def counting(name: str, command: str = "true", **fields) -> JobSpec:
+        return job(f"echo ran >> {shlex.quote(str(runs[name]))}; {command}", **fields)
+
+    # Running when the server stops (it holds the whole capacity, so the next waits).
+    sleeping = client.submit(counting("running", "sleep 2", cores=whole))
+    running(client, sleeping.uuid)
+    wait_until(runs["running"].exists, what="the running job started")
+    queued = client.submit(counting("queued", cores=whole))
+    assert client.get_job(queued.uuid).state == "Queued"
+    assert client.get_job(sleeping.uuid).state == "Running"
+
+    dispatching.restart()
+    client = dispatching.client
+    later = client.submit(counting("later"))
+    finals = ended(client, [sleeping.uuid, queued.uuid, later.uuid])
+    for final in finals:
+        assert final.succeeded, (final.state, final.exit_code, final.failure_reason)
+    for name, path in runs.items():
+        assert path.read_text() == "ran\n", f"the {name} job ran {path.read_text().count('ran')}x"
+    for final in finals:
+        states = events_of(client, final.uuid)
+        assert states.count("Running") == 1 and states.count("Complete") == 1, states
+

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from leftovers import cancel_unfinished
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 import cwl_crunch
-from cwl_crunch.client import JobFilter
 from cwl_crunch.containers import find_engine
 from cwl_crunch.containers.engine import connect
 from cwl_crunch.errors import EngineUnavailable
@@ -58,10 +58,7 @@ def _cancelling_leftovers(cl: cwl_crunch.Cluster) -> Iterator[cwl_crunch.Cluster
         yield cl
     finally:
         try:
-            live = cl.client.list_jobs(JobFilter(states=frozenset({"Queued", "Running"}),
-                                                 limit=10_000))
-            for job in live:
-                cl.client.cancel(job.uuid)
+            cancel_unfinished(cl.client)
         finally:
             cl.close()
 

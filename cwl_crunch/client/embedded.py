@@ -68,7 +68,7 @@ class EmbeddedClient(ClusterClient):
                                                       self.store, worker)
         if dispatch_in_child:
             self.dispatcher = ChildProcessDispatcher(
-                self.dispatcher, config, cluster_environment(config), job_environment)
+                self.dispatcher, cluster_environment(config), job_environment)
         self._closed = False
         self.dispatcher.reap_orphans()
         atexit.register(self.close)

@@ -8,8 +8,9 @@ in the server's process and 10.5 s with it in its own (``bench/api.py``).
 The child is ``cwl-crunch dispatch --parent PID`` on the same records and store. It finds
 queued jobs as every dispatcher of a cluster home does, through the records; a SIGUSR1
 from the server wakes it at once instead of at its next poll (sent only once the child
-said it is ready: before its handler is in place, the signal would kill it). It ends when asked to
-(SIGTERM: it stops claiming and waits for its running jobs) or when the server is gone.
+said it is ready: before its handler is in place, the signal would kill it). It ends when
+asked to (SIGTERM: it stops claiming and waits for its running jobs) or when the server
+is gone.
 If it dies, a thread of the server starts another, which fails the jobs the dead one ran.
 """
 
@@ -25,7 +26,7 @@ import threading
 from collections.abc import Mapping
 
 from cwl_crunch.client.base import JobSpec
-from cwl_crunch.config import ENV_PREFIX, Config
+from cwl_crunch.config import ENV_PREFIX
 from cwl_crunch.dispatch.base import Dispatcher
 
 logger = logging.getLogger(__name__)
@@ -54,8 +55,7 @@ class ChildProcessDispatcher(Dispatcher):
 
     name = "child-process"
 
-    def __init__(self, here: Dispatcher, config: Config,
-                 cluster_environment: Mapping[str, str],
+    def __init__(self, here: Dispatcher, cluster_environment: Mapping[str, str],
                  job_environment: Mapping[str, str]) -> None:
         self._here = here
         self._environment = {
@@ -64,10 +64,8 @@ class ChildProcessDispatcher(Dispatcher):
             **cluster_environment,
         }
         self._command = dispatch_command(os.getpid(), job_environment)
-        self._config = config
         self._process: subprocess.Popen[bytes] | None = None
-        self._lock = threading.Lock()
-        self._stopped = False  # guarded by _lock
+        self._lock = threading.Lock()  # held while a child is started
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
 
@@ -76,7 +74,7 @@ class ChildProcessDispatcher(Dispatcher):
 
     def start(self) -> None:
         with self._lock:
-            if self._stopped or self._watcher is not None:
+            if self._stopping.is_set() or self._watcher is not None:
                 return
             self._spawn()  # here, not in the watcher: a wake-up right after reaches it
             self._watcher = threading.Thread(target=self._watch, name="dispatcher-child",
@@ -108,7 +106,7 @@ class ChildProcessDispatcher(Dispatcher):
             if self._stopping.wait(RESPAWN_PAUSE):
                 return
             with self._lock:
-                if self._stopped:
+                if self._stopping.is_set():
                     return
                 self._spawn()
 
@@ -122,9 +120,8 @@ class ChildProcessDispatcher(Dispatcher):
         return self._here.reap_orphans()
 
     def stop(self) -> None:
-        self._stopping.set()
-        with self._lock:
-            self._stopped = True
+        with self._lock:  # no child is being started from here on
+            self._stopping.set()
             process = self._process
         self._here.stop()
         if process is None or process.poll() is not None:

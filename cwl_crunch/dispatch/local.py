@@ -24,9 +24,7 @@ import selectors
 import signal
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
 
 from cwl_crunch.client.base import Claim, ClusterClient, JobOutcome, JobSpec, JobState
 from cwl_crunch.config import Config
@@ -50,7 +48,6 @@ from cwl_crunch.worker.job_worker import JobRun, JobWorker, salvage_logs
 from cwl_crunch.worker.process import ProcessResult, time_limit_result
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 # How often (seconds) to look for jobs whose worker process died.
 REAP_INTERVAL = 1.0
@@ -92,10 +89,8 @@ class LocalDispatcher(Dispatcher):
         self._running: dict[int, JobRun] = {}
         self._completing = ThreadPoolExecutor(COMPLETING_THREADS,
                                               thread_name_prefix="cwl-crunch-completing")
-        self._handed_off = 0  # jobs a completing thread has; guarded by _lock
-        # Cores of the jobs this process claimed and has not finished: a lower bound of
-        # what the records say is used here. Guarded by _lock.
-        self._cores_held = 0.0
+        # Jobs handed to a completing thread, by UUID; guarded by _lock.
+        self._ended: dict[str, JobRun] = {}
         self.jobs_ended = 0
 
     def check_fits(self, spec: JobSpec) -> None:
@@ -142,7 +137,7 @@ class LocalDispatcher(Dispatcher):
             # Once the program's main thread has ended, claim nothing new and finish
             # what is running.
             accepting = not self._stopping.is_set() and main.is_alive()
-            if not accepting and not self._running and not self._jobs_handed_off():
+            if not accepting and not self._running and not self._ended_count():
                 return
             try:
                 if time.monotonic() >= next_reap:
@@ -165,11 +160,10 @@ class LocalDispatcher(Dispatcher):
         return max(0.0, min(moments) - now)
 
     def _claim_what_fits(self, woken: bool) -> list[Claim]:
-        with self._lock:
-            if self.capacity.cores - self._cores_held < MIN_CORES:
-                # Full with its own jobs: no need to ask the records (a server wakes this
-                # loop for every job submitted).
-                return []
+        if self.capacity.cores - self._cores_held() < MIN_CORES:
+            # Full with its own jobs: no need to ask the records (a server wakes this
+            # loop for every job submitted).
+            return []
         if not woken:
             # A timed poll: look for other processes' jobs without taking the write lock.
             with self._database.reading() as connection:
@@ -187,45 +181,29 @@ class LocalDispatcher(Dispatcher):
                 jobs.claim(connection, uuid, states.QUEUED, self._me)
                 tokens.append(create_token(connection, self._config.cluster_id, uuid))
             rows = jobs.get_jobs(connection, chosen)
-            claims = [Claim(jobs.to_record(row), token)
-                      for row, token in zip(rows, tokens, strict=True)]
-        with self._lock:
-            self._cores_held += sum(claim.job.spec.cores for claim in claims)
-        return claims
+            return [Claim(jobs.to_record(row), token)
+                    for row, token in zip(rows, tokens, strict=True)]
 
-    # Handed to other threads ------------------------------------------------------------
-    def _hand_off(self, pool: ThreadPoolExecutor, task: Callable[[T], None], job: T) -> None:
+    def _cores_held(self) -> float:
+        """Cores of the jobs this process started and has not finished (the loop's own
+        view: a lower bound of what the records say is used here)."""
         with self._lock:
-            self._handed_off += 1
-        pool.submit(self._run_handed_off, task, job)
+            ended = list(self._ended.values())
+        return sum(run.claim.job.spec.cores for run in [*self._running.values(), *ended])
 
-    def _run_handed_off(self, task: Callable[[T], None], job: T) -> None:
-        try:
-            task(job)
-        except Exception:
-            logger.exception("local dispatcher: unexpected error in %s", task.__name__)
-        finally:
-            with self._lock:
-                self._handed_off -= 1
-            self.wake()
-
-    def _jobs_handed_off(self) -> int:
+    def _ended_count(self) -> int:
         with self._lock:
-            return self._handed_off
+            return len(self._ended)
 
     def _launch(self, claim: Claim) -> None:
         try:
             job_run = self._worker.start(claim)
         except OSError as error:  # the job's host dir or log could not even be made
-            try:
-                self._client.finish_job(claim.job.uuid, JobOutcome(
-                    states.FAILED, None, None, None, f"worker error: {error}"))
-            finally:
-                with self._lock:
-                    self._cores_held -= claim.job.spec.cores
+            self._client.finish_job(claim.job.uuid, JobOutcome(
+                states.FAILED, None, None, None, f"worker error: {error}"))
             return
         if job_run.command is None:
-            self._hand_off(self._completing, self._complete, job_run)
+            self._complete_later(job_run, None)
             return
         pidfd = os.pidfd_open(job_run.command.process.pid)
         self._selector.register(pidfd, selectors.EVENT_READ, job_run)
@@ -245,17 +223,25 @@ class LocalDispatcher(Dispatcher):
             self._selector.unregister(pidfd)
             os.close(pidfd)
             job_run = self._running.pop(pidfd)
-            job_run.result = self._result(job_run)
-            self._hand_off(self._completing, self._complete, job_run)
+            self._complete_later(job_run, self._result(job_run))
         return woken
 
-    def _complete(self, job_run: JobRun) -> None:
+    def _complete_later(self, job_run: JobRun, result: ProcessResult | None) -> None:
+        with self._lock:
+            self._ended[job_run.uuid] = job_run
+        self._completing.submit(self._complete, job_run, result)
+
+    def _complete(self, job_run: JobRun, result: ProcessResult | None) -> None:
+        """In a completing thread; wakes the loop once the job's cores are free."""
         try:
-            self._worker.complete(job_run, job_run.result)
+            self._worker.complete(job_run, result)
+        except Exception:
+            logger.exception("local dispatcher: cannot complete job %s", job_run.uuid)
         finally:
             with self._lock:
+                del self._ended[job_run.uuid]
                 self.jobs_ended += 1
-                self._cores_held -= job_run.claim.job.spec.cores
+            self.wake()
 
     @staticmethod
     def _result(job_run: JobRun) -> ProcessResult:

@@ -24,6 +24,7 @@ from cwl_crunch.records.jobs import EVENTS
 from cwl_crunch.records.tokens import is_revoked
 from cwl_crunch.server.auth import Caller, caller, core_of
 from cwl_crunch.server.jobs_api import access_of
+from cwl_crunch.store import Manifest
 from cwl_crunch.store.locators import parse_locator
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
@@ -106,7 +107,7 @@ def _small_output(core: EmbeddedClient, pdh: str) -> dict[str, Any] | None:
     block's own request). Whoever may see a job's events may read its output."""
     try:
         text = core.store.manifest_text(pdh)
-        locators = sorted({locator for file in core.store.manifest(pdh).files()
+        locators = sorted({locator for file in Manifest.from_text(text).files()
                            for locator in file.locators})
         if len(text) + sum(parse_locator(loc)[1] for loc in locators) > INLINE_OUTPUT_BYTES:
             return None

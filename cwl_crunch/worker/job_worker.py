@@ -70,8 +70,6 @@ class JobRun:
     """After SIGTERM for the time limit: when to SIGKILL what is left."""
     inputs: LinkSnapshot = dataclasses.field(default_factory=dict)
     """Identity of the inputs linked from the store, to notice a job writing into one."""
-    result: ProcessResult | None = None
-    """How the command ended, once it has (None while it runs, or if it never ran)."""
 
     @property
     def uuid(self) -> str:

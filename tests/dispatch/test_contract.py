@@ -21,9 +21,10 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from leftovers import cancel_unfinished
 from polling import wait_until
 
-from cwl_crunch.client.base import ClusterClient, JobFilter, JobRecord, JobSpec
+from cwl_crunch.client.base import ClusterClient, JobRecord, JobSpec
 from cwl_crunch.client.http import HttpClient
 from cwl_crunch.config import load_config
 from cwl_crunch.dispatch.processes import is_alive, start_ticks
@@ -60,10 +61,7 @@ class Dispatching:
         """Cancel what a test left unfinished (closing waits for running jobs, and a
         failed test must not hang on its ``sleep 60``), then close."""
         try:
-            live = self.client.list_jobs(JobFilter(states=frozenset({"Queued", "Running"}),
-                                                   limit=10_000))
-            for job in live:
-                self.client.cancel(job.uuid)
+            cancel_unfinished(self.client)
         finally:
             self._close()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shlex
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +20,8 @@ from typing import Any
 from cwl_crunch.errors import ConfigError
 
 ENV_PREFIX = "CWL_CRUNCH_"
+DISPATCHER_NAMES = ("local", "slurm")
+"""Kept here rather than read from the dispatcher registry, which imports backends."""
 _CLUSTER_ID = re.compile(r"^[a-z0-9]{5}$")
 
 
@@ -51,6 +54,14 @@ class Config:
     """Docker Engine API to run images with (Docker or Podman): a URL such as
     ``unix:///run/podman/podman.sock``; empty finds one (``DOCKER_HOST``, Docker's socket,
     then Podman's); ``none`` runs without containers."""
+    dispatcher: str = "local"
+    """What runs jobs of one core or more: ``local`` (this machine) or ``slurm`` (sbatch,
+    from ``cwl-crunch server``; jobs under one core, workflow runners, stay local)."""
+    slurm_partition: str = ""
+    """Partition for SLURM jobs without a partition hint; empty: SLURM's default."""
+    slurm_options: str = ""
+    """More sbatch options, shell-quoted (``--account=lab --qos=short``); they come
+    last, so they override cwl-crunch's own."""
     api_url: str = ""
     api_token: str = ""
     """Token of the caller; inside a job, the job's own token (makes it the parent)."""
@@ -159,4 +170,11 @@ def _validated(config: Config) -> Config:
         raise ConfigError("max_cores and max_ram must not be negative")
     if config.poll_interval <= 0:
         raise ConfigError("poll_interval must be positive")
+    if config.dispatcher not in DISPATCHER_NAMES:
+        raise ConfigError(f"dispatcher {config.dispatcher!r} is not one of "
+                          f"{', '.join(DISPATCHER_NAMES)}")
+    try:
+        shlex.split(config.slurm_options)
+    except ValueError as error:
+        raise ConfigError(f"slurm_options {config.slurm_options!r}: {error}") from None
     return config

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
@@ -168,3 +169,23 @@ def postgres_fresh_url(postgres_url: str, _postgres_schema_engine: Engine) -> st
         connection.execute(text("DROP SCHEMA public CASCADE"))
         connection.execute(text("CREATE SCHEMA public"))
     return postgres_url
+
+
+# SLURM ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def slurm_cpus() -> int:
+    """CPUs of the node of the SLURM cluster ``scripts/slurm-setup.sh`` starts (one node).
+    No cluster answering: the test is skipped, or fails when TESTS_REQUIRE_SERVICES=1.
+
+    Tests using it also take ``pytest.mark.xdist_group("slurm")``: they share the node,
+    and some take it down on purpose."""
+    try:
+        shown = subprocess.run(["sinfo", "--noheader", "--format", "%c"], text=True,
+                               capture_output=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        _service_missing(f"no SLURM: {error} (scripts/slurm-setup.sh starts one, as root)")
+    if shown.returncode != 0 or not shown.stdout.split():
+        _service_missing(f"no SLURM: sinfo said {shown.stderr.strip()!r} "
+                         "(scripts/slurm-setup.sh starts one, as root)")
+    return int(shown.stdout.split()[0])

@@ -217,6 +217,25 @@ def test_out_of_range_values(tmp_path, name, value):
         load_config(environ={"CWL_CRUNCH_HOME": str(tmp_path), name: value})
 
 
+@pytest.mark.parametrize("name, value, words", [
+    ("CWL_CRUNCH_DISPATCHER", "pbs", "dispatcher 'pbs' is not one of local, slurm"),
+    ("CWL_CRUNCH_SLURM_OPTIONS", "--account='lab", "slurm_options"),
+])
+def test_bad_dispatcher_settings(tmp_path, name, value, words):
+    with pytest.raises(ConfigError, match=words):
+        load_config(environ={"CWL_CRUNCH_HOME": str(tmp_path), name: value})
+
+
+def test_dispatcher_settings(tmp_path):
+    config = load_config(environ={"CWL_CRUNCH_HOME": str(tmp_path),
+                                  "CWL_CRUNCH_DISPATCHER": "slurm",
+                                  "CWL_CRUNCH_SLURM_PARTITION": "long",
+                                  "CWL_CRUNCH_SLURM_OPTIONS": "--account=lab --qos='a b'"})
+    assert (config.dispatcher, config.slurm_partition, config.slurm_options) == (
+        "slurm", "long", "--account=lab --qos='a b'")
+    assert load_config(environ={"CWL_CRUNCH_HOME": str(tmp_path)}).dispatcher == "local"
+
+
 def test_replace_validates(tmp_path):
     config = load_config(environ={"CWL_CRUNCH_HOME": str(tmp_path)})
     changed = config.replace(cluster_id="sitec", max_cores=3.0)

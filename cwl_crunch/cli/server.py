@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cwl_crunch.config import Config
+from cwl_crunch.config import DISPATCHER_NAMES, Config
 from cwl_crunch.server.serve import bound_socket, make_server, open_core, parse_listen
 
 DEFAULT_LISTEN = "127.0.0.1:8642"
@@ -26,6 +26,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                                                        "(default: the config's store_dir)")
     parser.add_argument("--url", help="URL jobs use to reach this server (default: "
                                       "http://HOST:PORT of --listen)")
+    parser.add_argument("--dispatcher", choices=DISPATCHER_NAMES,
+                        help="what runs jobs of one core or more (default: the config's "
+                             "dispatcher, local); with slurm, jobs under one core still "
+                             "run on this host")
     parser.set_defaults(run=run)
 
 
@@ -36,12 +40,15 @@ def run(args: argparse.Namespace, config: Config) -> int:
         changes["database_url"] = args.database
     if args.store:
         changes["store_dir"] = args.store
+    if args.dispatcher:
+        changes["dispatcher"] = args.dispatcher
     config = config.replace(**changes, api_url="", api_token="")
     sock = bound_socket(host, port)
     url = args.url or f"http://{host}:{sock.getsockname()[1]}"
     core = open_core(config, url)
     print(f"cwl-crunch server for cluster {core.cluster_id} at {url} "
-          f"(database {core.database.url}, store {config.store})", file=sys.stderr, flush=True)
+          f"(database {core.database.url}, store {config.store}, "
+          f"dispatcher {config.dispatcher})", file=sys.stderr, flush=True)
     try:
         make_server(core, grace=5).run(sockets=[sock])
     finally:

@@ -1,7 +1,10 @@
-"""``cwl-crunch worker JOB_UUID``: claim one queued job and run it in this process.
+"""``cwl-crunch worker JOB_UUID``: run one job in this process.
 
-This is how a batch system (SLURM) runs a job inside its allocation; locally the
-dispatcher runs the same worker code in a thread.
+This is how a batch system (SLURM) runs a job inside its allocation: with the job's own
+token in ``CWL_CRUNCH_API_TOKEN`` it runs the job a dispatcher handed over, staging from
+and storing into the store directory it shares with the server, and reports through the
+API. Without a server it claims a queued job of the embedded cluster itself. Locally
+the dispatcher runs the same worker code in a thread.
 """
 
 from __future__ import annotations
@@ -9,27 +12,68 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cwl_crunch.client.base import Claim, ClusterClient
 from cwl_crunch.client.embedded import EmbeddedClient, cluster_environment
+from cwl_crunch.client.http import HttpClient
 from cwl_crunch.config import Config
+from cwl_crunch.containers import Engine, find_engine
 from cwl_crunch.dispatch.processes import this_worker
+from cwl_crunch.dispatch.slurm import slurm_output_path
+from cwl_crunch.records import states
+from cwl_crunch.store import CollectionStore
 from cwl_crunch.worker.job_worker import JobWorker
+
+SERVER_RESTART_PATIENCE = 600.0
+"""Seconds a worker keeps trying to reach a server that refuses connections: its job
+should outlive a restart of the server."""
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("worker", help="run one queued job in this process")
+    parser = subparsers.add_parser("worker", help="run one job in this process")
     parser.add_argument("uuid")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
+    if config.api_url:
+        return _run_handed_over(args.uuid, config)
     with EmbeddedClient(config) as client:
         claim = client.claim_job(args.uuid, this_worker())
         if claim is None:
-            job = client.get_job(args.uuid)
-            print(f"job {job.uuid} is {job.state}, not waiting to run", file=sys.stderr)
-            return 1
+            return _not_waiting(client, args.uuid, "not waiting to run")
         worker = JobWorker(client, client.store, config.work, cluster_environment(config),
                            engine=client.engine)
-        record = worker.run(claim)
-        print(f"{record.uuid} {record.state}")
-        return 0 if record.succeeded else 1
+        return _report(worker, claim)
+
+
+def _run_handed_over(uuid: str, config: Config) -> int:
+    """The job a dispatcher claimed for this worker (its token is the job's)."""
+    with HttpClient(config, reconnect_for=SERVER_RESTART_PATIENCE) as client:
+        record = client.get_job(uuid)
+        if record.state != states.RUNNING:
+            return _not_waiting(client, uuid, "not handed to a worker")
+        engine_url = find_engine(config.container_engine)
+        engine = Engine(engine_url) if engine_url else None
+        try:
+            worker = JobWorker(client, CollectionStore(config.store), config.work,
+                               {"CWL_CRUNCH_API_URL": config.api_url}, engine=engine,
+                               publish=client.put_manifest)
+            status = _report(worker, Claim(record, config.api_token))
+        finally:
+            if engine is not None:
+                engine.close()
+    # Reported: what SLURM kept of this worker's output is of no more use.
+    slurm_output_path(config.work, uuid).unlink(missing_ok=True)
+    return status
+
+
+def _report(worker: JobWorker, claim: Claim) -> int:
+    record = worker.run(claim)
+    print(f"{record.uuid} {record.state}")
+    return 0 if record.succeeded else 1
+
+
+def _not_waiting(client: ClusterClient, uuid: str, what: str) -> int:
+    job = client.get_job(uuid)
+    print(f"job {job.uuid} is {job.state}, {what}", file=sys.stderr)
+    return 1

@@ -31,10 +31,12 @@ from cwl_crunch.client.validation import check_spec
 from cwl_crunch.config import Config
 from cwl_crunch.containers import Engine, Images, find_engine
 from cwl_crunch.containers.engine import HOW_TO_GET_ONE
+from cwl_crunch.dispatch import dispatcher_class
 from cwl_crunch.dispatch.base import Dispatcher
 from cwl_crunch.dispatch.child import ChildProcessDispatcher
 from cwl_crunch.dispatch.local import LocalDispatcher
 from cwl_crunch.dispatch.processes import terminate_group, this_worker
+from cwl_crunch.dispatch.split import SplitDispatcher
 from cwl_crunch.errors import ContainerError, StoreError, SubmitError
 from cwl_crunch.records import jobs, states
 from cwl_crunch.records.database import Database
@@ -47,10 +49,12 @@ from cwl_crunch.worker.job_worker import JobWorker
 class EmbeddedClient(ClusterClient):
     def __init__(self, config: Config, *,
                  job_environment: Mapping[str, str] | None = None,
-                 dispatch_in_child: bool = False) -> None:
+                 dispatch_in_child: bool = False, serve_url: str | None = None) -> None:
         """``job_environment``: the CWL_CRUNCH_* variables that let a job's programs reach
         this cluster (default: this home, opened embedded). ``dispatch_in_child``: run
-        the jobs from a child process (a server does: see dispatch.child)."""
+        the jobs from a child process (a server does: see dispatch.child). ``serve_url``:
+        this is the core of the server at that URL, which runs the config's dispatcher
+        for whole-core jobs when that is not ``local`` (see dispatch.split)."""
         self.config = config
         self.cluster_id = config.cluster_id
         self.database = Database(config.database)
@@ -69,6 +73,9 @@ class EmbeddedClient(ClusterClient):
         if dispatch_in_child:
             self.dispatcher = ChildProcessDispatcher(
                 self.dispatcher, cluster_environment(config), job_environment)
+        if serve_url is not None and config.dispatcher != "local":
+            whole = dispatcher_class(config.dispatcher).for_server(self, serve_url)
+            self.dispatcher = SplitDispatcher(self.dispatcher, whole)
         self._closed = False
         self.dispatcher.reap_orphans()
         atexit.register(self.close)
@@ -89,7 +96,7 @@ class EmbeddedClient(ClusterClient):
             job_uuid: str | None = resolve_token(connection, token).job_uuid
             return job_uuid
 
-    def _notify(self) -> None:
+    def notify_changed(self) -> None:
         with self._changed:
             self._changed.notify_all()
 
@@ -110,7 +117,7 @@ class EmbeddedClient(ClusterClient):
                 key=reuse_key(spec, digest), output_present=self.store.has_collection,
                 image_digest=digest,
             ))
-        self._notify()
+        self.notify_changed()
         if not record.finished:
             self.dispatcher.start()
             self.dispatcher.wake()
@@ -144,7 +151,7 @@ class EmbeddedClient(ClusterClient):
             jobs.claim(connection, row["uuid"], states.QUEUED, worker, self_run=True)
             token = create_token(connection, self.cluster_id, row["uuid"])
             claim = Claim(jobs.to_record(jobs.get_job(connection, row["uuid"])), token)
-        self._notify()
+        self.notify_changed()
         return claim
 
     def caller_job(self) -> str | None:
@@ -174,7 +181,8 @@ class EmbeddedClient(ClusterClient):
                 if jobs.request_cancel(connection, target) and target.command_pgid:
                     to_kill.append((target.command_pgid, target.command_pgid_start,
                                     target.worker_host))
-        self._notify()
+        self.notify_changed()
+        self.dispatcher.wake()  # one elsewhere (SLURM) cancels what it started itself
         host = this_worker().host
         for pgid, ticks, worker_host in to_kill:
             if worker_host == host:
@@ -227,7 +235,7 @@ class EmbeddedClient(ClusterClient):
             jobs.claim(connection, uuid, job.state, worker)
             token = create_token(connection, self.cluster_id, uuid)
             claim = Claim(jobs.to_record(jobs.get_job(connection, uuid)), token)
-        self._notify()
+        self.notify_changed()
         return claim
 
     def set_job_process(self, uuid: str, pgid: int, pgid_start: int) -> bool:
@@ -238,7 +246,7 @@ class EmbeddedClient(ClusterClient):
         with self.database.writing() as connection:
             record = jobs.to_record(
                 jobs.finish(connection, jobs.get_job(connection, uuid), outcome))
-        self._notify()
+        self.notify_changed()
         self.dispatcher.wake()
         return record
 
@@ -267,4 +275,6 @@ def cluster_environment(config: Config) -> dict[str, str]:
         environment["CWL_CRUNCH_MAX_CORES"] = repr(config.max_cores)
     if config.max_ram:
         environment["CWL_CRUNCH_MAX_RAM"] = str(config.max_ram)
+    if config.dispatcher != "local":
+        environment["CWL_CRUNCH_DISPATCHER"] = config.dispatcher
     return environment

@@ -57,9 +57,12 @@ _PATIENCE = 0.25
 
 
 class HttpClient(ClusterClient):
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, reconnect_for: float = 0.0) -> None:
+        """``reconnect_for``: seconds to keep trying while the server refuses
+        connections (a worker outliving a restart of its server)."""
         self.config = config
-        self._transport = Transport(config.api_url, config.api_token)
+        self._transport = Transport(config.api_url, config.api_token,
+                                    reconnect_for=reconnect_for)
         self.cluster_id = str(self._transport.json("GET", "/cluster")["cluster_id"])
         self._caller: Any = _UNSET
         self._cache = ContentCache()
@@ -152,7 +155,12 @@ class HttpClient(ClusterClient):
                                  content=plan.sources[locator].chunks(),
                                  headers={"Content-Type": "application/octet-stream",
                                           "Content-Length": locator.split("+")[1]})
-        body = self._transport.json("POST", "/collections", content=plan.manifest.text,
+        return self.put_manifest(plan.manifest.text)
+
+    def put_manifest(self, text: str | bytes) -> str:
+        """Record a manifest whose blocks the server already holds (a worker that wrote
+        them into a store directory shared with the server); returns its PDH."""
+        body = self._transport.json("POST", "/collections", content=text,
                                     headers={"Content-Type": "text/plain"})
         pdh: str = body["pdh"]
         return pdh

@@ -4,6 +4,7 @@ the exception classes the server raised, and server-sent events parsed."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,9 +17,17 @@ CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 300.0
 
 
+RECONNECT_PAUSE = 1.0
+"""Seconds between attempts to connect again (see ``reconnect_for``)."""
+
+
 class Transport:
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(self, url: str, token: str, *, reconnect_for: float = 0.0) -> None:
+        """``reconnect_for``: seconds to keep trying while the server refuses connections
+        (a worker must outlive a restart of its server; a request that could not
+        connect never reached it, so sending it again is safe)."""
         self.url = url.rstrip("/")
+        self._reconnect_for = reconnect_for
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(
             base_url=f"{self.url}/api/v1", headers=headers,
@@ -29,14 +38,24 @@ class Transport:
         """One request; an exception unless the status is in ``ok``."""
         if timeout is not None:
             kwargs["timeout"] = httpx.Timeout(timeout, connect=CONNECT_TIMEOUT)
-        try:
-            response = self.http.request(method, path, **kwargs)
-        except httpx.TransportError as error:
-            raise errors.ApiError(f"cannot reach the cluster at {self.url}: "
-                                  f"{error or type(error).__name__}") from None
+        give_up = time.monotonic() + self._reconnect_for
+        while True:
+            try:
+                response = self.http.request(method, path, **kwargs)
+                break
+            except httpx.ConnectError as error:
+                if time.monotonic() + RECONNECT_PAUSE > give_up:
+                    raise self._unreachable(error) from None
+                time.sleep(RECONNECT_PAUSE)
+            except httpx.TransportError as error:
+                raise self._unreachable(error) from None
         if response.status_code not in ok:
             raise error_of(response)
         return response
+
+    def _unreachable(self, error: httpx.TransportError) -> errors.ApiError:
+        return errors.ApiError(f"cannot reach the cluster at {self.url}: "
+                               f"{error or type(error).__name__}")
 
     def read_body(self, path: str) -> bytearray:
         """A GET's body read in chunks into one buffer that nothing else refers to (an
@@ -51,8 +70,7 @@ class Transport:
                 for chunk in response.iter_bytes():
                     body += chunk
         except httpx.TransportError as error:
-            raise errors.ApiError(f"cannot reach the cluster at {self.url}: "
-                                  f"{error or type(error).__name__}") from None
+            raise self._unreachable(error) from None
         return body
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import urllib.parse
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from cwltool.errors import UnsupportedRequirement, WorkflowException
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("cwl_crunch.cwl")
 
+PARTITION_REQUIREMENT = "http://arvados.org/cwl#PartitionRequirement"
+"""Arvados' hint (``arv:PartitionRequirement: {partition: ...}``): where on SLURM."""
 _READ_ONLY = {"File": False, "Directory": False, "WritableFile": True,
               "WritableDirectory": True}
 
@@ -111,6 +114,7 @@ class CrunchJob(JobBase):
         resources = self.builder.resources
         work_reuse, _ = self.get_requirement("WorkReuse")
         reuse = bool(work_reuse.get("enableReuse", True)) if work_reuse else True
+        partition, _ = self.get_requirement(PARTITION_REQUIREMENT)
         image, paths = self._container(runtimeContext)
         mounts = mounts_of(paths, self.pathmapper, generatemapper)
         return JobSpec(
@@ -131,6 +135,7 @@ class CrunchJob(JobBase):
             ram=max(int(float(resources.get("ram", 256) or 256) * 2**20), 2**20),
             time_limit=float(self.timelimit) if self.timelimit else None,
             reuse=reuse and self._steps.reuse,
+            properties=_partition_property(partition),
         )
 
     def _note_inplace_updates(self, output_pdh: str) -> None:
@@ -177,3 +182,12 @@ class CrunchJob(JobBase):
                            record.uuid)
         outputs = self.collect_outputs(f"{KEEP_PREFIX}{record.output_pdh}", record.exit_code)
         return outputs, status
+
+
+def _partition_property(requirement: Mapping[str, Any] | None) -> dict[str, str]:
+    """Arvados' partition hint, which the SLURM dispatcher honours: one name or a list."""
+    if not requirement or not requirement.get("partition"):
+        return {}
+    names = requirement["partition"]
+    names = [names] if isinstance(names, str) else list(names)
+    return {"partition": ",".join(str(name) for name in names)}

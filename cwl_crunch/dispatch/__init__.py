@@ -12,7 +12,8 @@ from cwl_crunch.dispatch.base import Dispatcher
 from cwl_crunch.errors import ConfigError
 
 # name -> "module:class"
-DISPATCHERS: dict[str, str] = {"local": "cwl_crunch.dispatch.local:LocalDispatcher"}
+DISPATCHERS: dict[str, str] = {"local": "cwl_crunch.dispatch.local:LocalDispatcher",
+                               "slurm": "cwl_crunch.dispatch.slurm:SlurmDispatcher"}
 
 
 def dispatcher_class(name: str) -> type[Dispatcher]:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import abc
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from cwl_crunch.client.base import JobSpec
+from cwl_crunch.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cwl_crunch.client.embedded import EmbeddedClient
 
 
 class Dispatcher(abc.ABC):
@@ -14,6 +18,12 @@ class Dispatcher(abc.ABC):
     name: ClassVar[str]
     jobs_ended: int = 0
     """Jobs this dispatcher ran to their end (for progress displays)."""
+
+    @classmethod
+    def for_server(cls, core: EmbeddedClient, api_url: str) -> Dispatcher:
+        """This dispatcher for the whole-core jobs of a ``cwl-crunch server`` over
+        ``core``; its workers report to ``api_url``."""
+        raise ConfigError(f"the {cls.name} dispatcher cannot run a server's jobs")
 
     @abc.abstractmethod
     def check_fits(self, spec: JobSpec) -> None:

@@ -21,13 +21,13 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Mapping
 
 from cwl_crunch.client.base import JobSpec
 from cwl_crunch.config import ENV_PREFIX
 from cwl_crunch.dispatch.base import Dispatcher
+from cwl_crunch.dispatch.processes import cli_command
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +42,7 @@ RESPAWN_PAUSE = 1.0
 
 def dispatch_command(parent_pid: int, job_environment: Mapping[str, str]) -> list[str]:
     """The child's command line (the same interpreter, so the same cwl-crunch)."""
-    command = [sys.executable, "-c", "from cwl_crunch.cli.main import main; main()",
-               "dispatch", "--parent", str(parent_pid)]
+    command = cli_command("dispatch", "--parent", str(parent_pid))
     for name, value in sorted(job_environment.items()):
         command += ["--job-env", f"{name}={value}"]
     return command

@@ -79,6 +79,8 @@ class LocalDispatcher(Dispatcher):
         self._store = store
         self._worker = worker
         self.capacity = machine_capacity(config)
+        # With another dispatcher for jobs of whole cores, only the smaller ones run here.
+        self._sizes: bool | None = None if config.dispatcher == "local" else False
         self._me = this_worker()
         self._stopping = threading.Event()
         self._loop_thread: threading.Thread | None = None
@@ -94,6 +96,9 @@ class LocalDispatcher(Dispatcher):
         self.jobs_ended = 0
 
     def check_fits(self, spec: JobSpec) -> None:
+        if self._sizes is False and spec.cores >= jobs.WHOLE_CORE:
+            raise SubmitError(f"a {spec.cores:g}-core job goes to the {self._config.dispatcher}"
+                              " dispatcher, which only `cwl-crunch server` runs")
         if spec.gpus:
             raise SubmitError(f"job needs {spec.gpus} GPU(s); the local dispatcher has none")
         if not fits_machine(spec.cores, spec.ram, self.capacity):
@@ -167,14 +172,14 @@ class LocalDispatcher(Dispatcher):
         if not woken:
             # A timed poll: look for other processes' jobs without taking the write lock.
             with self._database.reading() as connection:
-                if not jobs.queued_candidates(connection, 1):
+                if not jobs.queued_candidates(connection, 1, whole_cores=self._sizes):
                     return []
         with self._database.writing() as connection:
             used_cores, used_ram = jobs.usage_on_host(connection, self._me.host)
             free = Capacity(self.capacity.cores - used_cores, self.capacity.ram - used_ram)
             if not fits_machine(MIN_CORES, 1, free):
                 return []
-            queued = jobs.queued_candidates(connection, QUEUE_WINDOW)
+            queued = jobs.queued_candidates(connection, QUEUE_WINDOW, whole_cores=self._sizes)
             chosen = choose_jobs((Candidate(*row) for row in queued), free)
             tokens = []
             for uuid in chosen:

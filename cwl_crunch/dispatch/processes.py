@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -78,3 +79,10 @@ def groups_with_environment(needle: bytes) -> set[int]:
         except (OSError, ProcessLookupError):
             continue  # gone, or not ours to read
     return groups
+
+
+def cli_command(*arguments: str) -> list[str]:
+    """A ``cwl-crunch`` command line on this interpreter (so this same cwl-crunch, with
+    no console script needed on PATH)."""
+    return [sys.executable, "-c", "from cwl_crunch.cli.main import main; main()",
+            *arguments]

@@ -44,6 +44,13 @@ _QUEUED = (
     .order_by(JOBS.c.priority.desc(), JOBS.c.created_at, JOBS.c.uuid)
     .limit(bindparam("limit"))
 )
+WHOLE_CORE = 1 - 1e-9
+"""Cores are floats: a 1-core job must not count as under one core through rounding."""
+_QUEUED_BY_SIZE = {
+    None: _QUEUED,
+    False: _QUEUED.where(JOBS.c.cores < WHOLE_CORE),
+    True: _QUEUED.where(JOBS.c.cores >= WHOLE_CORE),
+}
 # Built once, and without IN (...): an expanding parameter is recompiled per execution.
 _TWINS = (
     select(JOBS.c.uuid, JOBS.c.state, JOBS.c.exit_code, JOBS.c.output_pdh,
@@ -188,12 +195,14 @@ def _follow(connection: Connection, uuid: str, twin: JobRow, now: float) -> dict
     return {"reused_job_uuid": leader}
 
 
-def queued_candidates(connection: Connection, limit: int) -> list[tuple[str, float, int]]:
+def queued_candidates(connection: Connection, limit: int, *, whole_cores: bool | None = None,
+                      ) -> list[tuple[str, float, int]]:
     """(uuid, cores, ram) of queued jobs that run themselves: highest priority, then oldest.
+    ``whole_cores``: only jobs of one core or more (True) or under one core (False).
 
     Only three columns: the dispatcher reads this often and claims few of the rows.
     """
-    rows = connection.execute(_QUEUED, {"limit": limit}).all()
+    rows = connection.execute(_QUEUED_BY_SIZE[whole_cores], {"limit": limit}).all()
     return [(uuid, float(cores), int(ram)) for uuid, cores, ram in rows]
 
 
@@ -217,6 +226,31 @@ def claim(connection: Connection, uuid: str, current: str, worker: WorkerInfo,
                worker_pid=worker.pid, worker_pid_start=worker.pid_start, self_run=self_run)
     for follower, state in _followers(connection, uuid):
         _set_state(connection, follower, state, states.RUNNING, now)
+
+
+def set_worker_pid(connection: Connection, uuid: str, host: str, pid: int) -> bool:
+    """Record the worker's id on ``host`` (a batch system's job id) of a running job that
+    ``host`` runs; False if the job no longer is such (it ended meanwhile)."""
+    changed = connection.execute(
+        update(JOBS).where(JOBS.c.uuid == uuid, JOBS.c.state == states.RUNNING,
+                           JOBS.c.worker_host == host).values(worker_pid=pid))
+    return bool(changed.rowcount)
+
+
+def requeue(connection: Connection, job: JobRow) -> None:
+    """Send a running job back to Queued to be run afresh (its worker was lost, not at
+    fault); the old worker's token stops working."""
+    revoke_job_tokens(connection, job.uuid)
+    _set_state(connection, job.uuid, job.state, states.QUEUED, time.time(),
+               worker_host=None, worker_pid=None, worker_pid_start=None, started_at=None,
+               command_pgid=None, command_pgid_start=None)
+
+
+def times_started(connection: Connection, uuid: str) -> int:
+    """How many times the job went to Running (its events say)."""
+    return int(connection.scalar(
+        select(func.count()).select_from(EVENTS)
+        .where(EVENTS.c.job_uuid == uuid, EVENTS.c.state == states.RUNNING)) or 0)
 
 
 def _followers(connection: Connection, uuid: str) -> list[tuple[str, str]]:

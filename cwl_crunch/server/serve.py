@@ -40,10 +40,15 @@ def bound_socket(host: str, port: int) -> socket.socket:
 
 
 def open_core(config: Config, url: str, *, dispatch_in_child: bool = True) -> EmbeddedClient:
-    """The cluster behind the API, its jobs run by a child process (see dispatch.child);
-    their programs reach it through the API too."""
-    return EmbeddedClient(config, job_environment={"CWL_CRUNCH_API_URL": url},
-                          dispatch_in_child=dispatch_in_child)
+    """The cluster behind the API, its jobs run by a child process (see dispatch.child)
+    and, with a dispatcher other than local, by that one; their programs reach it
+    through the API too."""
+    core = EmbeddedClient(config, job_environment={"CWL_CRUNCH_API_URL": url},
+                          dispatch_in_child=dispatch_in_child, serve_url=url)
+    # At once, not at the first submission: jobs queued (or handed to SLURM) before a
+    # restart must go on.
+    core.dispatcher.start()
+    return core
 
 
 def make_server(core: EmbeddedClient, *, grace: int) -> uvicorn.Server:
@@ -53,12 +58,15 @@ def make_server(core: EmbeddedClient, *, grace: int) -> uvicorn.Server:
 
 
 class ServerThread:
-    """The API on a free port of 127.0.0.1, served from a background thread. Its jobs
+    """The API on a port of 127.0.0.1, served from a background thread. Its jobs
     run in this process unless ``dispatch_in_child`` (as ``cwl-crunch server`` runs
     them), so that tests can change how this process runs them."""
 
-    def __init__(self, config: Config, *, dispatch_in_child: bool = False) -> None:
-        self._sock = bound_socket("127.0.0.1", 0)
+    def __init__(self, config: Config, *, dispatch_in_child: bool = False,
+                 port: int = 0) -> None:
+        """``port``: 0 for a free one; a server restarted on the port of the one it
+        replaces keeps the URL its jobs' workers report to."""
+        self._sock = bound_socket("127.0.0.1", port)
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
         self.core = open_core(config, self.url, dispatch_in_child=dispatch_in_child)
         self._server = make_server(self.core, grace=2)

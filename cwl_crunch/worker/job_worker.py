@@ -19,7 +19,7 @@ import shlex
 import shutil
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from cwl_crunch.client.base import Claim, ClusterClient, JobOutcome, JobRecord
@@ -86,10 +86,14 @@ class JobWorker:
         *,
         recycle_dirs: bool = False,
         engine: Engine | None = None,
+        publish: Callable[[bytes], object] | None = None,
     ) -> None:
         """``cluster_environment`` lets the job's own programs reach this cluster;
         ``recycle_dirs`` keeps emptied host directories for the next jobs (a long-lived
-        process running many jobs); ``engine`` runs the jobs that have an image."""
+        process running many jobs); ``engine`` runs the jobs that have an image;
+        ``publish`` gets the manifest of every collection put in ``store`` before the
+        job's end is reported (for a ``client`` whose server does not know of them)."""
+        self._publish = publish
         self._client = client
         self.engine = engine
         self._store = store
@@ -165,6 +169,10 @@ class JobWorker:
         finally:
             job_run.log.close()
         log_pdh = self._store.ingest_dir(job_run.host_dir / "logs", move=True)
+        if self._publish is not None:
+            for pdh in (outcome.output_pdh, log_pdh):
+                if pdh is not None:
+                    self._publish(self._store.manifest_text(pdh))
         record = self._client.finish_job(
             job_run.uuid, dataclasses.replace(outcome, log_pdh=log_pdh))
         self._dirs.release(job_run.host_dir)

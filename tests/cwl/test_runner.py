@@ -228,3 +228,28 @@ def test_bad_inputs_are_readable_errors(tmp_path, workdir, inputs, expected):
         jobs = cluster.client.list_jobs(JobFilter(limit=10))
         assert all(job.parent_uuid is None and job.state == "Failed" and job.exit_code == 1
                    for job in jobs)
+
+
+PARTITIONED_TOOL = """\
+cwlVersion: v1.2
+class: CommandLineTool
+$namespaces: {arv: "http://arvados.org/cwl#"}
+hints:
+  arv:PartitionRequirement: {partition: [fast, spare]}
+baseCommand: [echo, placed]
+inputs: []
+outputs: []
+"""
+
+
+def test_arvados_partition_hint_is_kept_for_the_slurm_dispatcher(tmp_path):
+    (tmp_path / "tool.cwl").write_text(PARTITIONED_TOOL)
+    done = run_runner(tmp_path / "home", "--outdir", str(tmp_path / "out"),
+                      str(tmp_path / "tool.cwl"))
+    assert done.returncode == 0, done.stderr
+    cluster = cwl_crunch.connect(home=tmp_path / "home")
+    try:
+        [step] = children(cluster, latest_run(cluster).uuid)
+        assert step.spec.properties == {"partition": "fast,spare"}
+    finally:
+        cluster.close()

@@ -78,7 +78,8 @@ def test_a_child_that_dies_is_replaced_and_its_job_fails(core):
     [orphan] = ended(core, [running.uuid])
     assert orphan.state == "Failed"
     assert "died" in (orphan.failure_reason or ""), orphan.failure_reason
-    assert child_pid(core) != first_child
+    # The new child fails the orphan before it says it is ready (and is known here).
+    wait_until(lambda: child_pid(core) != first_child, what="a new child")
     after = core.submit(JobSpec(("true", "after"), **QUICK))
     [done] = ended(core, [after.uuid])
     assert done.succeeded

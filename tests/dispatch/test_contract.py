@@ -5,7 +5,7 @@ repeats them.
 
 Each kind is reached as its users reach it: through a ClusterClient of a server on a
 fresh cluster home. Everything that depends on the kind is in the ``dispatching``
-fixture; another kind (SLURM) is one more branch there, and the tests stay as they are.
+fixture, one branch per kind; the tests are the same for all.
 
 The jobs write what they saw (wall-clock stamps, their pids, one line per run) into
 files: into their output, or to absolute paths under the test's tmp_path, which the
@@ -26,7 +26,7 @@ from polling import wait_until
 
 from cwl_crunch.client.base import ClusterClient, JobRecord, JobSpec
 from cwl_crunch.client.http import HttpClient
-from cwl_crunch.config import load_config
+from cwl_crunch.config import Config, load_config
 from cwl_crunch.dispatch.processes import is_alive, start_ticks
 from cwl_crunch.server.serve import ServerThread
 
@@ -48,10 +48,21 @@ class Dispatching:
     """
 
     def __init__(self, open_client: Callable[[], tuple[ClusterClient, Callable[[], None]]],
-                 capacity_cores: float) -> None:
+                 capacity_cores: float, smallest_cores: float) -> None:
         self._open = open_client
         self.capacity_cores = capacity_cores
+        self.smallest_cores = smallest_cores
+        """Cores of the jobs the tests submit unless they say (the least this kind of
+        dispatcher takes: SLURM allocates whole CPUs)."""
         self.client, self._close = open_client()
+
+    def job(self, command: str, **fields) -> JobSpec:
+        """A shell command as a job: small, and never reused."""
+        return JobSpec(command=("sh", "-c", command), **{
+            "cores": self.smallest_cores, "ram": 16 << 20, "reuse": False, **fields})
+
+    def timed(self, tag: str, nap: float, cores: float) -> JobSpec:
+        return self.job(TIMED, cores=cores, environment={"TAG": tag, "NAP": str(nap)})
 
     def restart(self) -> None:
         self._close()
@@ -61,31 +72,52 @@ class Dispatching:
         """Cancel what a test left unfinished (closing waits for running jobs, and a
         failed test must not hang on its ``sleep 60``), then close."""
         try:
-            cancel_unfinished(self.client)
+            cancel_unfinished(self.client, settle=WAIT)
         finally:
             self._close()
 
 
-@pytest.fixture(params=["local"])
+def server_client(config: Config, port: int = 0
+                  ) -> tuple[ClusterClient, Callable[[], None], int]:
+    """A client of a server on the cluster of ``config``, run as ``cwl-crunch server``
+    runs it (the local dispatcher in a child process); its close; the server's port."""
+    stack = contextlib.ExitStack()
+    try:
+        server = stack.enter_context(ServerThread(config, dispatch_in_child=True, port=port))
+        client = HttpClient(config.replace(api_url=server.url,
+                                           api_token=server.create_token()))
+    except BaseException:
+        stack.close()
+        raise
+    stack.callback(client.close)  # before the server's close
+    return client, stack.close, int(server.url.rsplit(":", 1)[1])
+
+
+@pytest.fixture(params=["local", pytest.param("slurm", marks=[
+    pytest.mark.slurm, pytest.mark.xdist_group("slurm")])])
 def dispatching(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Dispatching]:
     if request.param == "local":
-        # As ``cwl-crunch server`` runs it: the local dispatcher in a child process.
         config = load_config(environ={}, home=tmp_path / "home", poll_interval=0.05,
                              max_cores=2.0)
 
         def open_client() -> tuple[ClusterClient, Callable[[], None]]:
-            stack = contextlib.ExitStack()
-            try:
-                server = stack.enter_context(ServerThread(config, dispatch_in_child=True))
-                client = HttpClient(config.replace(api_url=server.url,
-                                                   api_token=server.create_token()))
-            except BaseException:
-                stack.close()
-                raise
-            stack.callback(client.close)  # before the server's close
-            return client, stack.close
+            client, close, _ = server_client(config)
+            return client, close
 
-        kind = Dispatching(open_client, capacity_cores=2.0)
+        kind = Dispatching(open_client, capacity_cores=2.0, smallest_cores=0.1)
+    elif request.param == "slurm":
+        config = load_config(environ={}, home=tmp_path / "home", poll_interval=0.05,
+                             dispatcher="slurm")
+        port = 0
+
+        def open_client() -> tuple[ClusterClient, Callable[[], None]]:
+            nonlocal port
+            # The same port after a restart: the running jobs' workers report there.
+            client, close, port = server_client(config, port)
+            return client, close
+
+        kind = Dispatching(open_client, capacity_cores=request.getfixturevalue("slurm_cpus"),
+                           smallest_cores=1.0)
     else:
         raise ValueError(f"no fixture for dispatcher kind {request.param!r}")
     try:
@@ -95,12 +127,6 @@ def dispatching(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Disp
 
 
 # Helpers ---------------------------------------------------------------------------------
-
-def job(command: str, **fields) -> JobSpec:
-    """A shell command as a job: small, and never reused."""
-    return JobSpec(command=("sh", "-c", command), **{
-        "cores": 0.1, "ram": 16 << 20, "reuse": False, **fields})
-
 
 def ended(client: ClusterClient, uuids: Sequence[str], timeout: float = WAIT
           ) -> list[JobRecord]:
@@ -118,10 +144,6 @@ def running(client: ClusterClient, uuid: str, timeout: float = WAIT) -> JobRecor
 def read(client: ClusterClient, record: JobRecord, path: str) -> str:
     assert record.output_pdh, record
     return b"".join(client.read_file(record.output_pdh, path)).decode()
-
-
-def timed(tag: str, nap: float, cores: float) -> JobSpec:
-    return job(TIMED, cores=cores, environment={"TAG": tag, "NAP": str(nap)})
 
 
 def intervals(client: ClusterClient, records: Sequence[JobRecord]
@@ -145,7 +167,7 @@ def events_of(client: ClusterClient, uuid: str) -> list[str]:
 
 def test_a_submitted_job_runs_and_its_output_is_stored(dispatching):
     client = dispatching.client
-    record = client.submit(job('echo "$GREETING" > out/said.txt',
+    record = client.submit(dispatching.job('echo "$GREETING" > out/said.txt',
                                environment={"GREETING": "hello from the job"}))
     assert record.state in ("Queued", "Running")
     [final] = ended(client, [record.uuid])
@@ -159,7 +181,7 @@ def test_a_submitted_job_runs_and_its_output_is_stored(dispatching):
 def test_exit_codes_are_recorded(dispatching):
     client = dispatching.client
     # The command ran to its end: Complete whatever its exit code; only 0 is success.
-    three, zero = (client.submit(job(command)) for command in ("exit 3", "true"))
+    three, zero = (client.submit(dispatching.job(command)) for command in ("exit 3", "true"))
     three, zero = ended(client, [three.uuid, zero.uuid])
     assert (three.state, three.exit_code, three.succeeded) == ("Complete", 3, False), three
     assert (zero.state, zero.exit_code, zero.succeeded) == ("Complete", 0, True), zero
@@ -167,14 +189,14 @@ def test_exit_codes_are_recorded(dispatching):
 
 def test_jobs_needing_the_whole_capacity_never_overlap(dispatching):
     client, whole = dispatching.client, dispatching.capacity_cores
-    records = [client.submit(timed(f"whole{i}", 1.0, whole)) for i in range(2)]
+    records = [client.submit(dispatching.timed(f"whole{i}", 1.0, whole)) for i in range(2)]
     first, second = sorted(intervals(client, records))
     assert first[1] <= second[0], f"overlapped: {first} and {second}"
 
 
 def test_jobs_that_fit_together_run_together(dispatching):
     client, half = dispatching.client, dispatching.capacity_cores / 2
-    records = [client.submit(timed(f"half{i}", 1.0, half)) for i in range(2)]
+    records = [client.submit(dispatching.timed(f"half{i}", 1.0, half)) for i in range(2)]
     first, second = sorted(intervals(client, records))
     assert second[0] < first[1], f"ran one after the other: {first} and {second}"
 
@@ -183,7 +205,8 @@ def test_a_cancelled_job_ends_and_its_processes_are_gone(dispatching, tmp_path):
     client = dispatching.client
     pids = tmp_path / "pids"
     # The shell and the sleep it started: the whole job must go, not only its leader.
-    record = client.submit(job(f'sleep 60 & echo "$$ $!" > {shlex.quote(str(pids))}; wait'))
+    record = client.submit(dispatching.job(
+        f'sleep 60 & echo "$$ $!" > {shlex.quote(str(pids))}; wait'))
     running(client, record.uuid)
     shell, sleep = (int(p) for p in wait_until(
         lambda: pids.exists() and pids.read_text().split(), what="the job's pids"))
@@ -199,7 +222,7 @@ def test_a_cancelled_job_ends_and_its_processes_are_gone(dispatching, tmp_path):
 
 def test_a_job_over_its_time_limit_is_stopped_and_fails(dispatching):
     client = dispatching.client
-    record = client.submit(job("sleep 60", time_limit=1))
+    record = client.submit(dispatching.job("sleep 60", time_limit=1))
     [final] = ended(client, [record.uuid], timeout=15)
     assert final.state == "Failed", final
     assert re.search(r"time ?limit", final.failure_reason or "", re.IGNORECASE), final
@@ -214,14 +237,17 @@ def test_a_restart_neither_loses_nor_repeats_jobs(dispatching, tmp_path):
     runs = {name: tmp_path / f"{name}.runs" for name in ("running", "queued", "later")}
 
     def counting(name: str, command: str = "true", **fields) -> JobSpec:
-        return job(f"echo ran >> {shlex.quote(str(runs[name]))}; {command}", **fields)
+        return dispatching.job(f"echo ran >> {shlex.quote(str(runs[name]))}; {command}",
+                               **fields)
 
     # Running when the server stops (it holds the whole capacity, so the next waits).
     sleeping = client.submit(counting("running", "sleep 2", cores=whole))
     running(client, sleeping.uuid)
     wait_until(runs["running"].exists, what="the running job started")
     queued = client.submit(counting("queued", cores=whole))
-    assert client.get_job(queued.uuid).state == "Queued"
+    # Waiting for cores: Queued here, or Running in SLURM's queue (already handed over).
+    assert client.get_job(queued.uuid).state in ("Queued", "Running")
+    assert not runs["queued"].exists()
     assert client.get_job(sleeping.uuid).state == "Running"
 
     dispatching.restart()

@@ -337,6 +337,7 @@ def _run(arguments: list[str]) -> str:
 
 
 @pytest.mark.slurm
+@pytest.mark.xdist_group("slurm")
 def test_slurm_gets_what_sbatch_arguments_ask_for(sbatch, tmp_path):
     job_uuid = f"test-job-{uuid.uuid4().hex[:15]}"
     spec = JobSpec(command=("true",), cores=0.25, ram=100 * MIB + 1, time_limit=61)

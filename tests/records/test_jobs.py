@@ -608,3 +608,54 @@ def test_list_jobs_filters_and_orders_newest_first(db):
     assert listed(top_level=True) == [lone, root]
     assert listed(only_states=frozenset({"Running"})) == [kids[1]]
     assert listed(parent_uuid=root, only_states=frozenset({"Queued"})) == [kids[2], kids[0]]
+
+
+# Jobs another dispatcher (a batch system) runs --------------------------------------------
+
+def test_queued_candidates_by_size(db):
+    small = insert(db, spec(command=("small",), cores=0.25))
+    almost = insert(db, spec(command=("almost",), cores=1 - 1e-12))  # 1.0 after rounding
+    whole = insert(db, spec(command=("whole",), cores=1.0))
+    big = insert(db, spec(command=("big",), cores=4.0))
+    with db.reading() as connection:
+        def sizes(whole_cores):
+            return [uuid for uuid, _c, _r in jobs.queued_candidates(
+                connection, 100, whole_cores=whole_cores)]
+        assert sizes(False) == [small]
+        assert sizes(True) == [almost, whole, big]
+        assert sizes(None) == [small, almost, whole, big]
+
+
+def test_set_worker_pid_only_for_a_running_job_of_that_host(db):
+    uuid = insert(db)
+    batch = WorkerInfo(host="(batch)", pid=0, pid_start=0)
+    with db.writing() as connection:
+        assert not jobs.set_worker_pid(connection, uuid, "(batch)", 17)  # still queued
+    claim(db, uuid, batch)
+    with db.writing() as connection:
+        assert not jobs.set_worker_pid(connection, uuid, "elsewhere", 17)
+        assert jobs.set_worker_pid(connection, uuid, "(batch)", 17)
+    assert row(db, uuid).worker_pid == 17
+    finish(db, uuid)
+    with db.writing() as connection:
+        assert not jobs.set_worker_pid(connection, uuid, "(batch)", 18)
+
+
+def test_a_requeued_job_runs_afresh_and_its_old_token_stops_working(db):
+    uuid = insert(db)
+    claim(db, uuid)
+    with db.writing() as connection:
+        token = create_token(connection, "local", uuid)
+        jobs.set_process(connection, uuid, 99, 100)
+        assert jobs.times_started(connection, uuid) == 1
+        jobs.requeue(connection, jobs.get_job(connection, uuid))
+    requeued = row(db, uuid)
+    assert requeued.state == "Queued" and queued(db) == [uuid]
+    assert (requeued.worker_host, requeued.worker_pid, requeued.command_pgid,
+            requeued.started_at) == (None, None, None, None)
+    with db.reading() as connection, pytest.raises(TokenError):
+        resolve_token(connection, token)
+    claim(db, uuid)
+    with db.reading() as connection:
+        assert jobs.times_started(connection, uuid) == 2
+    assert events_of(db, uuid) == ["Queued", "Running", "Queued", "Running"]

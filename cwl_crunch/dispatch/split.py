@@ -1,0 +1,44 @@
+"""Two dispatchers as one: jobs under one core to one, whole-core jobs to the other.
+
+A server dispatching to SLURM keeps its sub-core jobs (workflow runners, 0.25 core, which
+mostly wait for their steps) on its own host: SLURM allocates whole CPUs, so each runner
+would hold a CPU of the cluster while it waits, and wait in SLURM's queue before that.
+The records decide who runs what (``jobs.queued_candidates(whole_cores=...)``); this
+only routes the questions a submission asks.
+"""
+
+from __future__ import annotations
+
+from cwl_crunch.client.base import JobSpec
+from cwl_crunch.dispatch.base import Dispatcher
+from cwl_crunch.records.jobs import WHOLE_CORE
+
+
+class SplitDispatcher(Dispatcher):
+    name = "split"
+
+    def __init__(self, small: Dispatcher, whole: Dispatcher) -> None:
+        self.small = small
+        self.whole = whole
+
+    @property
+    def jobs_ended(self) -> int:  # type: ignore[override]
+        return self.small.jobs_ended + self.whole.jobs_ended
+
+    def check_fits(self, spec: JobSpec) -> None:
+        (self.whole if spec.cores >= WHOLE_CORE else self.small).check_fits(spec)
+
+    def start(self) -> None:
+        self.small.start()
+        self.whole.start()
+
+    def wake(self) -> None:
+        self.small.wake()
+        self.whole.wake()
+
+    def reap_orphans(self) -> int:
+        return self.small.reap_orphans() + self.whole.reap_orphans()
+
+    def stop(self) -> None:
+        self.whole.stop()
+        self.small.stop()

@@ -1,0 +1,285 @@
+"""The SLURM dispatcher against the real one-node SLURM cluster of scripts/slurm-setup.sh:
+what no contract test of other dispatchers covers (refusals, faults, where sub-core jobs
+go, re-adoption after a restart). Every test here shares that node with the others of
+the "slurm" group, and one takes it down: they run one at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from leftovers import cancel_unfinished
+from polling import wait_until
+
+from cwl_crunch.client.base import ClusterClient, JobFilter, JobRecord, JobSpec, WorkerInfo
+from cwl_crunch.client.http import HttpClient
+from cwl_crunch.config import load_config
+from cwl_crunch.dispatch.slurm_commands import SlurmJob, parse_squeue, squeue_arguments
+from cwl_crunch.dispatch.slurm_tracking import SLURM_HOST
+from cwl_crunch.records import jobs
+from cwl_crunch.records.database import Database
+from cwl_crunch.server.serve import ServerThread
+
+pytestmark = [pytest.mark.slurm, pytest.mark.xdist_group("slurm"), pytest.mark.timeout(180)]
+
+WAIT = 60
+"""Seconds a job that should end soon may take (SLURM schedules about once a second)."""
+
+
+class SlurmServer:
+    """``cwl-crunch server --dispatcher slurm`` on a fresh home, restartable on its port."""
+
+    def __init__(self, home: Path) -> None:
+        self.config = load_config(environ={}, home=home, poll_interval=0.05,
+                                  dispatcher="slurm")
+        self._port = 0
+        self._stack = contextlib.ExitStack()
+        self.client: ClusterClient
+        self.url = ""
+        self.start()
+
+    def start(self) -> None:
+        server = self._stack.enter_context(
+            ServerThread(self.config, dispatch_in_child=True, port=self._port))
+        self.url = server.url
+        self._port = int(server.url.rsplit(":", 1)[1])
+        self.token = server.create_token()
+        self.client = HttpClient(self.config.replace(api_url=server.url,
+                                                     api_token=self.token))
+        self._stack.callback(self.client.close)
+
+    def stop(self) -> None:
+        self._stack.close()
+
+    def records(self) -> Database:
+        return Database(self.config.database)
+
+    def slurm_id(self, uuid: str) -> str:
+        """The SLURM job id the records give the job (once sbatch answered)."""
+        def recorded() -> str | None:
+            database = self.records()
+            try:
+                with database.reading() as connection:
+                    row = jobs.get_job(connection, uuid)
+            finally:
+                database.close()
+            if row.state == "Queued":
+                return None
+            assert row.worker_host == SLURM_HOST, (row.state, row.worker_host)
+            return str(row.worker_pid) if row.worker_pid else None
+        return wait_until(recorded, timeout=WAIT, what=f"job {uuid} handed to SLURM")
+
+
+@pytest.fixture
+def server(slurm_cpus: int, tmp_path: Path) -> Iterator[SlurmServer]:
+    started = SlurmServer(tmp_path / "home")
+    try:
+        yield started
+    finally:
+        try:
+            cancel_unfinished(started.client, settle=WAIT)
+        finally:
+            started.stop()
+
+
+def job(command: str, **fields) -> JobSpec:
+    return JobSpec(command=("sh", "-c", command), **{
+        "cores": 1.0, "ram": 16 << 20, "reuse": False, **fields})
+
+
+def ended(client: ClusterClient, uuid: str, timeout: float = WAIT) -> JobRecord:
+    [record] = client.wait([uuid], timeout=timeout)
+    assert record.finished, f"job {uuid} still {record.state} after {timeout} s"
+    return record
+
+
+def slurm_jobs_of(uuid: str) -> list[SlurmJob]:
+    """Every SLURM job SLURM still knows that ran (or runs) cwl-crunch job ``uuid``."""
+    listed = subprocess.run(squeue_arguments(), capture_output=True, text=True, check=True)
+    return [job for job in parse_squeue(listed.stdout).values() if job.job_uuid == uuid]
+
+
+def run(*arguments: str) -> str:
+    done = subprocess.run(arguments, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, (arguments, done.stderr)
+    return done.stdout
+
+
+# Refusals: the job fails at once, with SLURM's words ---------------------------------------
+
+@pytest.mark.parametrize(("fields", "words"), [
+    ({"properties": {"partition": "nope"}}, "invalid partition"),
+    ({"cores": 64}, "more processors requested than permitted"),
+    ({"ram": 1 << 50}, "node configuration is not available"),
+], ids=["unknown-partition", "too-many-cpus", "too-much-memory"])
+def test_what_slurm_can_never_run_fails_at_once_with_slurms_message(server, fields, words):
+    submitted = time.monotonic()
+    record = server.client.submit(job("true", **fields))
+    final = ended(server.client, record.uuid, timeout=20)
+    assert final.state == "Failed", final
+    assert "SLURM refused the job" in (final.failure_reason or ""), final.failure_reason
+    assert words in (final.failure_reason or "").lower(), final.failure_reason
+    assert time.monotonic() - submitted < 10
+
+
+def test_a_partition_hint_places_the_job(server):
+    record = server.client.submit(job("true", properties={"partition": "other"}))
+    assert ended(server.client, record.uuid).succeeded
+    [placed] = slurm_jobs_of(record.uuid)
+    partition = run("scontrol", "show", "job", "--oneliner", placed.slurm_id)
+    assert " Partition=other " in partition
+
+
+# Faults -------------------------------------------------------------------------------------
+
+def test_a_job_an_admin_scancels_fails_with_the_reason(server, tmp_path):
+    started = tmp_path / "started"
+    record = server.client.submit(job(f"touch {shlex.quote(str(started))}; sleep 60"))
+    slurm_id = server.slurm_id(record.uuid)
+    wait_until(started.exists, timeout=WAIT, what="the command runs")
+    run("scancel", slurm_id)
+    final = ended(server.client, record.uuid)
+    assert final.state == "Failed", final
+    assert "CANCELLED" in final.failure_reason and slurm_id in final.failure_reason, final
+    assert final.log_pdh, "the worker's logs are kept"
+
+
+def test_a_killed_worker_fails_its_job_with_what_slurm_saw(server, tmp_path):
+    started = tmp_path / "started"
+    record = server.client.submit(job(f"touch {shlex.quote(str(started))}; sleep 60"))
+    wait_until(started.exists, timeout=WAIT, what="the command runs")
+    worker = wait_until(lambda: subprocess.run(
+        ["pgrep", "-f", f"worker {record.uuid}"], capture_output=True, text=True
+    ).stdout.split(), what="the worker process")
+    subprocess.run(["kill", "-KILL", *worker], check=False)
+    final = ended(server.client, record.uuid)
+    assert final.state == "Failed", final
+    assert "SLURM" in final.failure_reason, final
+
+
+def test_a_job_slurm_no_longer_knows_fails_saying_so(server):
+    record = server.client.submit(job("sleep 60"))
+    real_id = server.slurm_id(record.uuid)
+    server.stop()
+    run("scancel", real_id)
+    unknown = str(10_000_000 + int(real_id))  # an id SLURM never gave
+    database = server.records()
+    with database.writing() as connection:
+        assert jobs.set_worker_pid(connection, record.uuid, SLURM_HOST, int(unknown))
+    database.close()
+    server.start()
+    final = ended(server.client, record.uuid)
+    assert final.state == "Failed", final
+    assert f"SLURM job {unknown} is gone" in final.failure_reason, final
+
+
+def test_a_node_failure_requeues_the_job_which_then_completes(server, tmp_path):
+    runs = tmp_path / "runs"
+    record = server.client.submit(job(f"echo ran >> {shlex.quote(str(runs))}; sleep 30"))
+    first = server.slurm_id(record.uuid)
+    wait_until(runs.exists, timeout=WAIT, what="the first run starts")
+    run("scontrol", "update", "NodeName=localhost", "State=DOWN", "Reason=cwl-crunch-test")
+    try:
+        wait_until(lambda: server.client.get_job(record.uuid).state == "Queued"
+                   or server.client.get_job(record.uuid).finished,
+                   timeout=WAIT, what="the job is requeued")
+    finally:
+        # Refused when slurmd already brought it back (ReturnToService): no matter.
+        subprocess.run(["scontrol", "update", "NodeName=localhost", "State=RESUME"],
+                       capture_output=True, timeout=30, check=False)
+    final = ended(server.client, record.uuid, timeout=WAIT + 30)
+    assert final.succeeded, final
+    assert runs.read_text() == "ran\nran\n"
+    states = [e.state for e in server.client.events(0, timeout=0) if e.job_uuid == record.uuid]
+    assert states == ["Queued", "Running", "Queued", "Running", "Complete"], states
+    ids = {j.slurm_id for j in slurm_jobs_of(record.uuid)}
+    assert first in ids and len(ids) == 2, ids
+
+
+# Restarts: nothing submitted twice ----------------------------------------------------------
+
+def test_a_claimed_job_whose_sbatch_went_unrecorded_is_adopted_not_resubmitted(server):
+    record = server.client.submit(job("sleep 3"))
+    slurm_id = server.slurm_id(record.uuid)
+    server.stop()
+    # As if the dispatcher stopped between sbatch and recording its answer.
+    database = server.records()
+    with database.writing() as connection:
+        jobs.set_worker_pid(connection, record.uuid, SLURM_HOST, 0)
+    database.close()
+    server.start()
+    assert server.slurm_id(record.uuid) == slurm_id
+    assert ended(server.client, record.uuid).succeeded
+    assert [j.slurm_id for j in slurm_jobs_of(record.uuid)] == [slurm_id]
+
+
+def test_a_claimed_job_never_submitted_is_submitted_after_a_restart(server, tmp_path):
+    server.stop()
+    # As if the dispatcher stopped between claiming the job and running sbatch.
+    database = server.records()
+    with database.writing() as connection:
+        row = jobs.insert_job(connection, server.config.cluster_id,
+                              job(f"echo ran > {shlex.quote(str(tmp_path / 'ran'))}"),
+                              parent_uuid=None, key="never-submitted",
+                              output_present=lambda pdh: False)
+        jobs.claim(connection, row["uuid"], "Queued",
+                   WorkerInfo(host=SLURM_HOST, pid=0, pid_start=0))
+    database.close()
+    server.start()
+    assert ended(server.client, row["uuid"]).succeeded
+    assert len(slurm_jobs_of(row["uuid"])) == 1
+
+
+# Where jobs go -------------------------------------------------------------------------------
+
+SCATTER = """\
+cwlVersion: v1.2
+class: Workflow
+requirements: {ScatterFeatureRequirement: {}}
+inputs:
+  words: {type: {type: array, items: string}}
+outputs:
+  said: {type: {type: array, items: File}, outputSource: say/out}
+steps:
+  say:
+    scatter: word
+    in: {word: words}
+    out: [out]
+    run:
+      class: CommandLineTool
+      baseCommand: [sh, -c, 'echo "$0" > said.txt']
+      inputs: {word: {type: string, inputBinding: {position: 1}}}
+      outputs: {out: {type: File, outputBinding: {glob: said.txt}}}
+"""
+
+
+def test_a_submitted_scatter_runs_its_steps_on_slurm_and_its_runner_here(server, tmp_path):
+    """The runner (0.25 core) must not hold a CPU of the cluster while it waits."""
+    (tmp_path / "wf.cwl").write_text(SCATTER)
+    words = [f"word{i}" for i in range(6)]
+    (tmp_path / "inputs.yml").write_text(f"words: [{', '.join(words)}]\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "cwl_crunch.cli.runner", "--cluster", server.url, "--submit",
+         "--wait", "--outdir", str(tmp_path / "out"), str(tmp_path / "wf.cwl"),
+         str(tmp_path / "inputs.yml")],
+        capture_output=True, text=True, timeout=150, cwd=tmp_path,
+        env={"PATH": os.environ["PATH"], "CWL_CRUNCH_API_TOKEN": server.token,
+             "CWL_CRUNCH_HOME": str(tmp_path / "runner-home")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    said = [Path(file["path"]).read_text() for file in json.loads(done.stdout)["said"]]
+    assert said == [f"{word}\n" for word in words]
+    [run] = server.client.list_jobs(JobFilter(top_level=True))
+    steps = server.client.list_jobs(JobFilter(parent_uuid=run.uuid))
+    assert len(steps) == len(words) and all(s.succeeded for s in steps), steps
+    for step in steps:
+        assert len(slurm_jobs_of(step.uuid)) == 1, step.uuid
+    assert slurm_jobs_of(run.uuid) == [], "the runner went to SLURM"

@@ -14,12 +14,14 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import TYPE_CHECKING
 
-from cwl_crunch.client.embedded import EmbeddedClient
 from cwl_crunch.config import Config
 from cwl_crunch.dispatch.child import READY, WAKE_SIGNAL
 from cwl_crunch.dispatch.processes import this_worker
-from cwl_crunch.records import jobs
+
+if TYPE_CHECKING:
+    from cwl_crunch.client.embedded import EmbeddedClient
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,6 +36,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
+    from cwl_crunch.client.embedded import EmbeddedClient  # see cli.main: start-up time
+
     job_environment = _job_environment(args.job_env)
     client = EmbeddedClient(config, job_environment=job_environment)
     progress = sys.stderr.isatty() and args.parent is None
@@ -87,6 +91,7 @@ def _handle_signals(client: EmbeddedClient, stopping: threading.Event) -> None:
 
 def _counts(client: EmbeddedClient) -> tuple[int, int, int]:
     """Queued jobs (any host), jobs running on this host, jobs ended since the start."""
+    from cwl_crunch.records import jobs
     with client.database.reading() as connection:
         queued = jobs.count_queued(connection)
         running = len(jobs.running_on_host(connection, this_worker().host))

@@ -10,7 +10,6 @@ import argparse
 import sys
 
 from cwl_crunch.config import DISPATCHER_NAMES, Config
-from cwl_crunch.server.serve import bound_socket, make_server, open_core, parse_listen
 
 DEFAULT_LISTEN = "127.0.0.1:8642"
 
@@ -34,6 +33,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
+    # Here, not at the top: every cwl-crunch command (a SLURM job's worker too) would
+    # pay for importing FastAPI and uvicorn (a quarter of a second).
+    from cwl_crunch.server.serve import bound_socket, make_server, open_core, parse_listen
+
     host, port = parse_listen(args.listen)
     changes = {}
     if args.database:

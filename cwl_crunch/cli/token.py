@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 
-from cwl_crunch.client.embedded import EmbeddedClient
 from cwl_crunch.config import Config
 
 
@@ -22,6 +21,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
+    from cwl_crunch.client.embedded import EmbeddedClient  # see cli.main: start-up time
+
     if args.database:
         config = config.replace(database_url=args.database)
     with EmbeddedClient(config.replace(api_url="", api_token="")) as core:

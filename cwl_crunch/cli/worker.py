@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from cwl_crunch.client.base import Claim, ClusterClient
-from cwl_crunch.client.embedded import EmbeddedClient, cluster_environment
-from cwl_crunch.client.http import HttpClient
 from cwl_crunch.config import Config
-from cwl_crunch.containers import Engine, find_engine
-from cwl_crunch.dispatch.processes import this_worker
-from cwl_crunch.dispatch.slurm import slurm_output_path
-from cwl_crunch.records import states
-from cwl_crunch.store import CollectionStore
-from cwl_crunch.worker.job_worker import JobWorker
+from cwl_crunch.dispatch.slurm_commands import slurm_output_path
+
+if TYPE_CHECKING:
+    from cwl_crunch.worker.job_worker import JobWorker
 
 SERVER_RESTART_PATIENCE = 600.0
 """Seconds a worker keeps trying to reach a server that refuses connections: its job
@@ -35,8 +32,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
+    # Imports here, not at the top: each SLURM job starts this command, and the HTTP
+    # side needs neither SQLAlchemy nor FastAPI (see cli.main).
     if config.api_url:
         return _run_handed_over(args.uuid, config)
+    from cwl_crunch.client.embedded import EmbeddedClient, cluster_environment
+    from cwl_crunch.dispatch.processes import this_worker
+    from cwl_crunch.worker.job_worker import JobWorker
+
     with EmbeddedClient(config) as client:
         claim = client.claim_job(args.uuid, this_worker())
         if claim is None:
@@ -48,9 +51,14 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
 def _run_handed_over(uuid: str, config: Config) -> int:
     """The job a dispatcher claimed for this worker (its token is the job's)."""
+    from cwl_crunch.client.http import HttpClient
+    from cwl_crunch.containers import Engine, find_engine
+    from cwl_crunch.store import CollectionStore
+    from cwl_crunch.worker.job_worker import JobWorker
+
     with HttpClient(config, reconnect_for=SERVER_RESTART_PATIENCE) as client:
         record = client.get_job(uuid)
-        if record.state != states.RUNNING:
+        if record.state != "Running":
             return _not_waiting(client, uuid, "not handed to a worker")
         engine_url = find_engine(config.container_engine)
         engine = Engine(engine_url) if engine_url else None

@@ -35,6 +35,7 @@ from cwl_crunch.config import ENV_PREFIX, Config
 from cwl_crunch.dispatch import slurm_commands as commands
 from cwl_crunch.dispatch.base import Dispatcher
 from cwl_crunch.dispatch.processes import cli_command
+from cwl_crunch.dispatch.slurm_commands import slurm_output_path
 from cwl_crunch.dispatch.slurm_tracking import (
     SLURM_HOST,
     Adopt,
@@ -85,12 +86,6 @@ def worker_environment(config: Config, api_url: str, token: str) -> dict[str, st
     if config.container_engine:
         environment["CWL_CRUNCH_CONTAINER_ENGINE"] = config.container_engine
     return environment
-
-
-def slurm_output_path(work: Path, job_uuid: str) -> Path:
-    """Where SLURM writes what the worker prints (not in the job's own dir: SLURM keeps
-    it open while the worker moves the job's logs into the store)."""
-    return work / "slurm" / f"{job_uuid}.out"
 
 
 class SlurmDispatcher(Dispatcher):

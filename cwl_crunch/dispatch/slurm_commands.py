@@ -77,6 +77,12 @@ def slurm_time(seconds: float) -> str:
     return f"{days}-{minutes // 60:02d}:{minutes % 60:02d}:00"
 
 
+def slurm_output_path(work: Path, job_uuid: str) -> Path:
+    """Where SLURM writes what the worker prints (not in the job's own dir: SLURM keeps
+    it open while the worker moves the job's logs into the store)."""
+    return work / "slurm" / f"{job_uuid}.out"
+
+
 def sbatch_arguments(
     spec: JobSpec, *, job_uuid: str, command: Sequence[str], output_path: Path,
     partition: str | None = None, extra: Sequence[str] = (),

@@ -131,12 +131,16 @@ def test_what_slurm_can_never_run_fails_at_once_with_slurms_message(server, fiel
     assert time.monotonic() - submitted < 10
 
 
-def test_a_partition_hint_places_the_job(server):
-    record = server.client.submit(job("true", properties={"partition": "other"}))
+def test_slurm_is_asked_for_the_jobs_resources_and_partition(server):
+    record = server.client.submit(job("true", properties={"partition": "other"}, cores=1.5,
+                                      ram=100 << 20, time_limit=60))
     assert ended(server.client, record.uuid).succeeded
     [placed] = slurm_jobs_of(record.uuid)
-    partition = run("scontrol", "show", "job", "--oneliner", placed.slurm_id)
-    assert " Partition=other " in partition
+    shown = run("scontrol", "show", "job", "--oneliner", placed.slurm_id).split()
+    # Whole CPUs; the time limit with 10 minutes for staging and storing outputs.
+    for field in ("Partition=other", "NumCPUs=2", "MinMemoryNode=100M",
+                  "TimeLimit=00:11:00"):
+        assert field in shown, (field, shown)
 
 
 # Faults -------------------------------------------------------------------------------------

@@ -222,7 +222,7 @@ def measure(work: Path, runners: dict[str, Runner], n: int,
     jobs = {n: inputs(work, n), 1: inputs(work, 1)}
     walls: dict[str, dict[int, list[float]]] = {name: {n: [], 1: []} for name in runners}
     for k in range(repeat):
-        for steps in (n, 1):
+        for steps in sorted({n, 1}, reverse=True):
             for name, run in runners.items():
                 wall = run(wf, jobs[steps], steps, f"{steps}-{k}")
                 walls[name][steps].append(wall)

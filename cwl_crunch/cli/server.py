@@ -7,7 +7,9 @@ Clients reach it with ``CWL_CRUNCH_API_URL`` and a token from ``cwl-crunch token
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from types import FrameType
 
 from cwl_crunch.config import DISPATCHER_NAMES, Config
 
@@ -52,9 +54,17 @@ def run(args: argparse.Namespace, config: Config) -> int:
     print(f"cwl-crunch server for cluster {core.cluster_id} at {url} "
           f"(database {core.database.url}, store {config.store}, "
           f"dispatcher {config.dispatcher})", file=sys.stderr, flush=True)
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again for the
+    # handler it found: with the default one, the process would die before closing the
+    # core (which stops the dispatchers).
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
         make_server(core, grace=5).run(sockets=[sock])
     finally:
         core.close()
         sock.close()
     return 0
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)

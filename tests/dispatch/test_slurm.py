@@ -29,7 +29,7 @@ from cwl_crunch.records import jobs
 from cwl_crunch.records.database import Database
 from cwl_crunch.server.serve import ServerThread
 
-pytestmark = [pytest.mark.slurm, pytest.mark.xdist_group("slurm"), pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.slurm, pytest.mark.xdist_group("slurm"), pytest.mark.timeout(240)]
 
 WAIT = 60
 """Seconds a job that should end soon may take (SLURM schedules about once a second)."""
@@ -38,9 +38,9 @@ WAIT = 60
 class SlurmServer:
     """``cwl-crunch server --dispatcher slurm`` on a fresh home, restartable on its port."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, **settings: str) -> None:
         self.config = load_config(environ={}, home=home, poll_interval=0.05,
-                                  dispatcher="slurm")
+                                  dispatcher="slurm", **settings)
         self._port = 0
         self._stack = contextlib.ExitStack()
         self.client: ClusterClient
@@ -168,6 +168,24 @@ def test_a_killed_worker_fails_its_job_with_what_slurm_saw(server, tmp_path):
     final = ended(server.client, record.uuid)
     assert final.state == "Failed", final
     assert "SLURM" in final.failure_reason, final
+
+
+@pytest.mark.slow
+def test_a_job_over_slurms_time_limit_fails_with_slurms_reason(slurm_cpus, tmp_path):
+    """SLURM's limit is a backstop 10 minutes after the job's own; here a site option
+    (after ours) cuts it to one minute, and the job asks for none of its own."""
+    server = SlurmServer(tmp_path / "home", slurm_options="--time=1")
+    try:
+        record = server.client.submit(job("sleep 600"))
+        final = ended(server.client, record.uuid, timeout=150)
+        assert final.state == "Failed", final
+        assert "SLURM ended the job: TIMEOUT" in final.failure_reason, final
+        assert final.log_pdh, "the worker's logs are kept"
+    finally:
+        try:
+            cancel_unfinished(server.client, settle=WAIT)
+        finally:
+            server.stop()
 
 
 def test_a_job_slurm_no_longer_knows_fails_saying_so(server):

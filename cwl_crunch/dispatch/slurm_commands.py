@@ -118,8 +118,9 @@ def sbatch_arguments(
 
 
 def squeue_arguments() -> list[str]:
-    """Every job SLURM still knows of, ended ones included, one per line."""
-    return ["squeue", "--noheader", "--states=all", "--format", SQUEUE_FORMAT]
+    """Every job of this user SLURM still knows of, ended ones included, one per line
+    (``--me``: on a shared cluster, the others' jobs are most of the queue)."""
+    return ["squeue", "--me", "--noheader", "--states=all", "--format", SQUEUE_FORMAT]
 
 
 def scontrol_arguments(slurm_id: str) -> list[str]:

@@ -191,7 +191,7 @@ def test_resources_slurm_would_read_as_unlimited_are_refused(resources):
 
 
 def test_other_commands():
-    assert squeue_arguments() == ["squeue", "--noheader", "--states=all",
+    assert squeue_arguments() == ["squeue", "--me", "--noheader", "--states=all",
                                   "--format", "%i|%T|%r|%j"]
     assert scontrol_arguments("50") == ["scontrol", "show", "job", "--oneliner", "50"]
     assert scancel_arguments(["50", "51"]) == ["scancel", "50", "51"]

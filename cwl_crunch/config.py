@@ -17,11 +17,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cwl_crunch.dispatch import DISPATCHERS
 from cwl_crunch.errors import ConfigError
 
 ENV_PREFIX = "CWL_CRUNCH_"
-DISPATCHER_NAMES = ("local", "slurm")
-"""Kept here rather than read from the dispatcher registry, which imports backends."""
 _CLUSTER_ID = re.compile(r"^[a-z0-9]{5}$")
 
 
@@ -170,9 +169,9 @@ def _validated(config: Config) -> Config:
         raise ConfigError("max_cores and max_ram must not be negative")
     if config.poll_interval <= 0:
         raise ConfigError("poll_interval must be positive")
-    if config.dispatcher not in DISPATCHER_NAMES:
+    if config.dispatcher not in DISPATCHERS:
         raise ConfigError(f"dispatcher {config.dispatcher!r} is not one of "
-                          f"{', '.join(DISPATCHER_NAMES)}")
+                          f"{', '.join(sorted(DISPATCHERS))}")
     try:
         shlex.split(config.slurm_options)
     except ValueError as error:

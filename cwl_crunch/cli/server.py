@@ -11,7 +11,8 @@ import signal
 import sys
 from types import FrameType
 
-from cwl_crunch.config import DISPATCHER_NAMES, Config
+from cwl_crunch.config import Config
+from cwl_crunch.dispatch import DISPATCHERS
 
 DEFAULT_LISTEN = "127.0.0.1:8642"
 
@@ -27,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                                                        "(default: the config's store_dir)")
     parser.add_argument("--url", help="URL jobs use to reach this server (default: "
                                       "http://HOST:PORT of --listen)")
-    parser.add_argument("--dispatcher", choices=DISPATCHER_NAMES,
+    parser.add_argument("--dispatcher", choices=sorted(DISPATCHERS),
                         help="what runs jobs of one core or more (default: the config's "
                              "dispatcher, local); with slurm, jobs under one core still "
                              "run on this host")

@@ -182,7 +182,6 @@ class EmbeddedClient(ClusterClient):
                     to_kill.append((target.command_pgid, target.command_pgid_start,
                                     target.worker_host))
         self.notify_changed()
-        self.dispatcher.wake()  # one elsewhere (SLURM) cancels what it started itself
         host = this_worker().host
         for pgid, ticks, worker_host in to_kill:
             if worker_host == host:

@@ -80,7 +80,7 @@ class LocalDispatcher(Dispatcher):
         self._worker = worker
         self.capacity = machine_capacity(config)
         # With another dispatcher for jobs of whole cores, only the smaller ones run here.
-        self._sizes: bool | None = None if config.dispatcher == "local" else False
+        self._whole_cores: bool | None = None if config.dispatcher == "local" else False
         self._me = this_worker()
         self._stopping = threading.Event()
         self._loop_thread: threading.Thread | None = None
@@ -96,7 +96,7 @@ class LocalDispatcher(Dispatcher):
         self.jobs_ended = 0
 
     def check_fits(self, spec: JobSpec) -> None:
-        if self._sizes is False and spec.cores >= jobs.WHOLE_CORE:
+        if self._whole_cores is False and spec.cores >= jobs.WHOLE_CORE:
             raise SubmitError(f"a {spec.cores:g}-core job goes to the {self._config.dispatcher}"
                               " dispatcher, which only `cwl-crunch server` runs")
         if spec.gpus:
@@ -172,14 +172,15 @@ class LocalDispatcher(Dispatcher):
         if not woken:
             # A timed poll: look for other processes' jobs without taking the write lock.
             with self._database.reading() as connection:
-                if not jobs.queued_candidates(connection, 1, whole_cores=self._sizes):
+                if not jobs.queued_candidates(connection, 1, whole_cores=self._whole_cores):
                     return []
         with self._database.writing() as connection:
             used_cores, used_ram = jobs.usage_on_host(connection, self._me.host)
             free = Capacity(self.capacity.cores - used_cores, self.capacity.ram - used_ram)
             if not fits_machine(MIN_CORES, 1, free):
                 return []
-            queued = jobs.queued_candidates(connection, QUEUE_WINDOW, whole_cores=self._sizes)
+            queued = jobs.queued_candidates(connection, QUEUE_WINDOW,
+                                            whole_cores=self._whole_cores)
             chosen = choose_jobs((Candidate(*row) for row in queued), free)
             tokens = []
             for uuid in chosen:

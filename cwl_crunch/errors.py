@@ -8,7 +8,8 @@ One tree, so callers catch exactly what they can handle::
     │   ├── CollectionNotFound        no manifest for that PDH in the store
     │   ├── PathNotFound              the collection has no such file or directory
     │   ├── InvalidManifest           manifest text that does not parse, or a bad PDH
-    │   └── CorruptBlock              a stored block whose content no longer matches
+    │   ├── CorruptBlock              a stored block whose content no longer matches
+    │   └── OutsideJobDirectory       a job's output or log dir is a symlink out of its job dir
     ├── RecordsError
     │   ├── SchemaVersionError        the database was written by an incompatible version
     │   ├── JobNotFound
@@ -67,6 +68,11 @@ class CorruptBlock(StoreError):
         self.block = block
         self.collection = collection
         self.reason = detail
+
+
+class OutsideJobDirectory(StoreError):
+    """A directory to ingest for a job is, or passes through, a symlink leading out of
+    the job's own directory: its files are someone else's and are left alone."""
 
 
 class RecordsError(CrunchError):

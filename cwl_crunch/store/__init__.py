@@ -10,6 +10,7 @@ from cwl_crunch.store.listing import CollectionEntry
 from cwl_crunch.store.locators import BLOCK_SIZE, is_pdh, locator_for, pdh_for
 from cwl_crunch.store.manifest import DirEntry, FileEntry, Manifest, ManifestEntry
 from cwl_crunch.store.references import split_reference
+from cwl_crunch.store.tree_walk import confined_root, is_within
 
 __all__ = [
     "BLOCK_MTIME_NS",
@@ -20,7 +21,9 @@ __all__ = [
     "FileEntry",
     "Manifest",
     "ManifestEntry",
+    "confined_root",
     "is_pdh",
+    "is_within",
     "locator_for",
     "pdh_for",
     "split_reference",

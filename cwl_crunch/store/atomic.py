@@ -21,6 +21,15 @@ from pathlib import Path
 Chunk = bytes | bytearray | memoryview
 
 
+def temp_name() -> str:
+    """A fresh hidden name for a temporary file, the same length whatever it becomes.
+
+    Never derived from the final name: a final name may be as long as the filesystem
+    allows (NAME_MAX, 255 bytes on ext4), and any suffix would push it over.
+    """
+    return f".cwl-crunch-{os.getpid()}-{secrets.token_hex(8)}"
+
+
 def _write_all(fd: int, chunks: Iterable[Chunk]) -> None:
     for chunk in chunks:
         view = memoryview(chunk)
@@ -39,7 +48,7 @@ def write_into_store(
     writer renamed into place just after.
     """
     os.makedirs(tmp_dir, exist_ok=True)
-    temp_path = tmp_dir / f"{dest.name}.{os.getpid()}.{secrets.token_hex(6)}"
+    temp_path = tmp_dir / temp_name()
     fd = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         try:
@@ -73,11 +82,14 @@ def publish(temp_path: Path, dest: Path) -> None:
 def write_beside(dest: Path, chunks: Iterable[Chunk], *, mode: int) -> None:
     """Write ``dest`` via a hidden temp file in its own directory, then rename.
 
+    The temp file's name is fixed-length (:func:`temp_name`), so a ``dest`` name of any
+    length the filesystem allows can be written.
+
     Used for files handed out of the store: a block that fails verification half way
     must not leave a truncated file under the real name. ``mode`` is filtered by the
     umask, like any newly created file.
     """
-    temp_path = dest.parent / f".{dest.name}.cwl-crunch-{secrets.token_hex(6)}"
+    temp_path = dest.parent / temp_name()
     fd = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         try:

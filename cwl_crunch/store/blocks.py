@@ -33,10 +33,10 @@ change. ``missing`` and ``is_untouched`` are the cheap check only.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import os
-import secrets
 import stat
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
@@ -44,7 +44,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from cwl_crunch.errors import CorruptBlock
-from cwl_crunch.store.atomic import Chunk, write_into_store
+from cwl_crunch.store.atomic import Chunk, temp_name, write_into_store
 from cwl_crunch.store.known_good import KnownGood, StatKey, stat_key
 from cwl_crunch.store.locators import locator_for, parse_locator
 
@@ -185,35 +185,61 @@ class BlockStore:
             self._remember_stored(locator, inode)
 
     def adopt(
-        self, source: Path, locator: str, *, read_as: os.stat_result | None = None
+        self, source: Path, locator: str, *, read_as: os.stat_result | None = None,
+        opened: int | None = None,
     ) -> bool:
         """Make the file ``source`` (content hashing to ``locator``) the block, by hard link.
 
         The caller gives the file up: it becomes read-only with the sentinel mtime.
         ``read_as`` is the file's stat when the caller read and hashed it: if it changed
-        since, nothing is adopted. Returns False, changing nothing in the store, when the
-        file cannot be linked (another filesystem, not permitted...); the caller then
-        copies it.
+        since, nothing is adopted. ``opened``: a descriptor of that file, through which
+        it is changed; without one, ``source`` is opened here. Neither a symlink at
+        ``source`` nor one swapped in meanwhile is followed: the mode and time are set on
+        the open file, the link is made without following, and a link that turns out
+        not to be that file's inode is undone. Returns False, changing nothing in the
+        store, when the file cannot be linked (another filesystem, not permitted...);
+        the caller then copies it.
         """
         if self.holds_intact(locator):
             return True
         dest = self.path_for(locator)
         try:
-            before = os.stat(source)
-            if read_as is not None and stat_key(before) != stat_key(read_as):
-                return False
-            os.chmod(source, 0o444)
-            os.utime(source, ns=(BLOCK_MTIME_NS, BLOCK_MTIME_NS))
-            os.makedirs(dest.parent, exist_ok=True)
-            try:
-                os.link(source, dest)
-            except FileExistsError:
-                self._replace_by_link(source, dest)
+            fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC) \
+                if opened is None else opened
         except OSError:
             return False
+        try:
+            before = os.fstat(fd)
+            if read_as is not None and stat_key(before) != stat_key(read_as):
+                return False
+            os.fchmod(fd, 0o444)
+            os.utime(fd, ns=(BLOCK_MTIME_NS, BLOCK_MTIME_NS))
+            os.makedirs(dest.parent, exist_ok=True)
+            self._link_inode(source, dest, before)
+        except OSError:
+            return False
+        finally:
+            if opened is None:
+                os.close(fd)
         if read_as is not None:
             self._remember_stored(locator, before.st_ino)
         return True
+
+    def _link_inode(self, source: Path, dest: Path, inode_of: os.stat_result) -> None:
+        """Hard-link ``source`` at ``dest`` (replacing a damaged block there), only if
+        ``source`` still is the inode of ``inode_of``: OSError otherwise."""
+        os.makedirs(self.tmp_dir, exist_ok=True)
+        temp_path = self.tmp_dir / temp_name()
+        os.link(source, temp_path, follow_symlinks=False)
+        try:
+            linked = os.lstat(temp_path)
+            if (linked.st_dev, linked.st_ino) != (inode_of.st_dev, inode_of.st_ino):
+                raise OSError(errno.ESTALE, f"{source} changed while being adopted")
+            os.rename(temp_path, dest)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(temp_path)
+            raise
 
     def _remember_stored(self, locator: str, inode: int) -> None:
         """Mark the block known good if it is still the inode this store just wrote."""
@@ -227,17 +253,6 @@ class BlockStore:
             self.known_good.remember(locator, info)
         else:
             self.known_good.forget(locator)
-
-    def _replace_by_link(self, source: Path, dest: Path) -> None:
-        os.makedirs(self.tmp_dir, exist_ok=True)
-        temp_path = self.tmp_dir / f"{dest.name}.{os.getpid()}.{secrets.token_hex(6)}"
-        os.link(source, temp_path)
-        try:
-            os.rename(temp_path, dest)
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.unlink(temp_path)
-            raise
 
     def link_to(self, locator: str, dest: Path, collection: str | None) -> bool:
         """Hard-link the block file at ``dest``, for a job to read.

@@ -81,30 +81,30 @@ def move_file_in(
 
     Only a file that really lives below ``owned_dir`` and has no other hard link is
     adopted: anything else (a symlink target elsewhere, a file also linked from outside)
-    is someone else's and must not become read-only under them.
+    is someone else's and must not become read-only under them. The file is opened at
+    its real path without following a symlink there, and adopted through that same
+    open file (``BlockStore.adopt``), so what is adopted is what was checked.
     """
-    with _opened(source) as source_file:
+    realpath = Path(os.path.realpath(source))
+    with _opened(realpath, os.O_NOFOLLOW) as source_file:
         info = os.fstat(source_file.fileno())
         if info.st_size > block_size:
             return _guarded(source, lambda: read_blocks(blocks, source_file, block_size))
         data = _guarded(source, source_file.read)
-    if not data:
-        return StoredContent(0, ())
-    locator = locator_for(data)
-    realpath = Path(os.path.realpath(source))
-    adoptable = info.st_nlink == 1 and realpath.is_relative_to(os.path.realpath(owned_dir))
-    if not (
-        adoptable
-        and len(data) == info.st_size
-        and blocks.adopt(realpath, locator, read_as=info)
-    ):
-        _guarded(source, lambda: blocks.put_known(locator, data))
+        if not data:
+            return StoredContent(0, ())
+        locator = locator_for(data)
+        adoptable = (info.st_nlink == 1 and len(data) == info.st_size
+                     and realpath.is_relative_to(os.path.realpath(owned_dir)))
+        if not (adoptable and blocks.adopt(realpath, locator, read_as=info,
+                                           opened=source_file.fileno())):
+            _guarded(source, lambda: blocks.put_known(locator, data))
     return StoredContent(len(data), (locator,))
 
 
-def _opened(source: Path) -> BinaryIO:
+def _opened(source: Path, flags: int = 0) -> BinaryIO:
     try:
-        return open(source, "rb")
+        return open(source, "rb", opener=lambda path, mode: os.open(path, mode | flags))
     except OSError as error:
         raise StoreError(f"cannot read {source}: {error.strerror}") from None
 

@@ -16,7 +16,12 @@ from cwl_crunch.store.blocks import BlockStore
 from cwl_crunch.store.file_ingest import StoredContent, copy_file_in, move_file_in
 from cwl_crunch.store.manifest import DirEntry, FileEntry, Manifest, ManifestEntry
 from cwl_crunch.store.put_cache import PutCache, PutCacheSession
-from cwl_crunch.store.tree_walk import FoundFile, collection_name, walk_directory
+from cwl_crunch.store.tree_walk import (
+    FoundFile,
+    collection_name,
+    confined_root,
+    walk_directory,
+)
 
 StoreFile = Callable[[Path], StoredContent]
 
@@ -49,8 +54,11 @@ def manifest_of_directory(
     blocks: BlockStore, directory: Path, block_size: int, *, move: bool,
     confine: Path | None = None,
 ) -> Manifest:
-    """The directory's contents as a collection root; ``confine``: skip symlinks that
-    lead outside that directory."""
+    """The directory's contents as a collection root; ``confine``: a job's directory,
+    which the walk must not leave (OutsideJobDirectory if ``directory`` itself leads out,
+    and symlinks below it that lead out are skipped)."""
+    if confine is not None:
+        directory = confined_root(directory, confine)
     if not directory.is_dir():
         raise StoreError(f"cannot store {directory}: it is not a directory")
     if move:

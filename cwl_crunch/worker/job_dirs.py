@@ -53,7 +53,14 @@ class JobDirs:
         return host_dir
 
     def release(self, host_dir: Path) -> None:
-        """Empty the directory and keep it for the next job (or remove it)."""
+        """Empty the directory and keep it for the next job (or remove it).
+
+        The job may have replaced parts of it by symlinks: none is ever followed (a link
+        is removed as a link), as emptying through one would delete someone else's files.
+        """
+        if os.path.islink(host_dir):
+            os.unlink(host_dir)
+            return
         if self._pooled:
             with self._lock:
                 keep = len(self._free) < POOL_LIMIT
@@ -91,6 +98,8 @@ def _empty_to_skeleton(host_dir: Path) -> None:
     keep = {host_dir / part for part in SKELETON} | {host_dir / "job"}
     for directory in (host_dir, host_dir / "job", host_dir / "job" / "out",
                       host_dir / "logs", host_dir / "tmp"):
+        if os.path.islink(directory):
+            raise OSError(f"{directory} is a symlink")  # rmtree removes it as a link
         with os.scandir(directory) as entries:
             for entry in entries:
                 path = Path(entry.path)

@@ -26,9 +26,9 @@ from cwl_crunch.client.base import Claim, ClusterClient, JobOutcome, JobRecord
 from cwl_crunch.containers import Engine
 from cwl_crunch.containers.plan import container_root
 from cwl_crunch.dispatch.processes import terminate_group
-from cwl_crunch.errors import CrunchError
+from cwl_crunch.errors import CrunchError, OutsideJobDirectory
 from cwl_crunch.records import states
-from cwl_crunch.store import CollectionStore
+from cwl_crunch.store import CollectionStore, confined_root, is_within
 from cwl_crunch.worker.in_container import (
     container_failure,
     remove_leftovers,
@@ -159,16 +159,20 @@ class JobWorker:
 
     def complete(self, job_run: JobRun, result: ProcessResult | None) -> JobRecord:
         """Collect outputs and logs of a job whose command ended (or never ran)."""
+        replaced = _replaced_dir(job_run.host_dir)
         try:
             if job_run.claim.job.image_digest is not None:
                 remove_leftovers(self.engine, job_run.uuid, job_run.log)
-            outcome = job_run.early_outcome or self._collect(job_run, result)
+            outcome = _failed(replaced) if replaced else (
+                job_run.early_outcome or self._collect(job_run, result))
         except Exception as error:  # noqa: BLE001 - the worker must report every job's end
             job_run.log.write("worker error:\n" + traceback.format_exc())
             outcome = _failed(f"worker error: {error}")
         finally:
             job_run.log.close()
-        log_pdh = self._store.ingest_dir(job_run.host_dir / "logs", move=True)
+        log_dir = job_run.host_dir / "logs"
+        log_pdh = None if replaced else self._store.ingest_dir(log_dir, move=True,
+                                                               confine=log_dir)
         if self._publish is not None:
             for pdh in (outcome.output_pdh, log_pdh):
                 if pdh is not None:
@@ -183,9 +187,9 @@ class JobWorker:
         job_dir, log_dir = job_run.host_dir / "job", job_run.host_dir / "logs"
         assert result is not None, "a started command always has a result"
         if spec.stdout:
-            _keep_copy(job_dir / spec.stdout, log_dir / "stdout.txt")
+            _keep_copy(job_dir / spec.stdout, log_dir / "stdout.txt", job_dir)
         if spec.stderr:
-            _keep_copy(job_dir / spec.stderr, log_dir / "stderr.txt")
+            _keep_copy(job_dir / spec.stderr, log_dir / "stderr.txt", job_dir)
         modified = modified_inputs(job_run.inputs, job_dir)
         if modified:
             reason = (f"the job wrote into its read-only input {', '.join(modified)} (a link "
@@ -203,10 +207,15 @@ class JobWorker:
             return JobOutcome(states.FAILED, result.exit_code, None, None, result.failure)
         log.write(f"exit code {result.exit_code}")
         root = self._root(job_run)
-        if root is not None:
-            remap_root_links(job_dir / spec.output_path, {root: "", **spec.binds}, job_dir)
-        output_pdh = self._store.ingest_dir(job_dir / spec.output_path, move=True,
-                                            confine=job_dir)
+        try:
+            # Checked before remap_root_links too: it rewrites links in the output dir.
+            output_dir = confined_root(job_dir / spec.output_path, job_dir)
+            if root is not None:
+                remap_root_links(output_dir, {root: "", **spec.binds}, job_dir)
+            output_pdh = self._store.ingest_dir(output_dir, move=True, confine=job_dir)
+        except OutsideJobDirectory as error:
+            log.write(str(error))
+            return JobOutcome(states.FAILED, result.exit_code, None, None, str(error))
         log.write(f"output {output_pdh}")
         return JobOutcome(states.COMPLETE, result.exit_code, output_pdh, None)
 
@@ -240,21 +249,39 @@ def _failed(reason: str) -> JobOutcome:
     return JobOutcome(states.FAILED, None, None, None, reason)
 
 
-def _keep_copy(source: Path, dest: Path) -> None:
-    """Put a redirected stream in the log collection too (a link: no data copied)."""
-    if not source.is_file():
+def _keep_copy(source: Path, dest: Path, job_dir: Path) -> None:
+    """Put a redirected stream in the log collection too (a link: no data copied).
+
+    Only a regular file in the job dir: the job may have replaced its stdout file by a
+    symlink to someone else's file, which must neither be linked nor end up in the logs.
+    """
+    real = os.path.realpath(source)
+    if not is_within(real, os.path.realpath(job_dir)) or not os.path.isfile(real):
         return
     dest.unlink(missing_ok=True)
     try:
-        os.link(source, dest)
+        os.link(real, dest, follow_symlinks=False)
     except OSError:
-        shutil.copyfile(source, dest)
+        shutil.copyfile(real, dest, follow_symlinks=False)
+
+
+def _replaced_dir(host_dir: Path) -> str | None:
+    """Why the host layout cannot be trusted (the job replaced a directory of it by a
+    symlink: ingest and cleanup would act on wherever it points), or None."""
+    for directory in (host_dir, host_dir / "job", host_dir / "logs"):
+        if os.path.islink(directory):
+            return (f"refused to store the job's output and logs: the job replaced "
+                    f"{directory} by a symlink to {os.readlink(directory)}; nothing there "
+                    "was stored or changed")
+    return None
 
 
 def salvage_logs(store: CollectionStore, work_root: Path, job_uuid: str) -> str | None:
     """Store what a dead worker left in its log dir, then remove its host dir."""
     host_dir = work_root / job_uuid
     log_dir = host_dir / "logs"
-    pdh = store.ingest_dir(log_dir, move=True) if log_dir.is_dir() else None
+    pdh = None
+    if log_dir.is_dir() and _replaced_dir(host_dir) is None:
+        pdh = store.ingest_dir(log_dir, move=True, confine=log_dir)
     shutil.rmtree(host_dir, ignore_errors=True)
     return pdh

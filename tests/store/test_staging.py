@@ -141,7 +141,7 @@ def test_export_of_a_damaged_block_names_block_and_collection(
     assert re.search(f"corrupt block {re.escape(locator)} in collection {re.escape(collection)}",
                      str(raised.value))
     assert not (tmp_path / "big.bin").exists()
-    assert list(tmp_path.glob(".big.bin*")) == []
+    assert list(tmp_path.glob(".cwl-crunch-*")) == []
 
 
 def test_cheap_check_can_be_fooled_but_export_still_verifies(

@@ -142,3 +142,18 @@ def test_a_block_with_exactly_the_vouched_stat_is_trusted_unhashed(
     store_files.flip_byte(blocks.path_for(other))
     os.utime(blocks.path_for(other), ns=(BLOCK_MTIME_NS, BLOCK_MTIME_NS))
     assert not BlockStore(blocks.root).all_intact([other], vouched)
+
+
+def test_adopt_never_follows_a_symlink_at_the_path(store, store_files, tmp_path, write_file):
+    # What a job swapping its output file for a link between read and adopt would do.
+    target = write_file(tmp_path / "victim.txt", "someone else's")
+    (tmp_path / "out").mkdir()
+    link = tmp_path / "out" / "f"
+    link.symlink_to(target)
+    before = target.stat()
+    locator = store_files.locator(b"someone else's")
+    assert not BlockStore(store.root).adopt(link, locator)
+    after = target.stat()
+    assert (after.st_mode, after.st_nlink, after.st_mtime_ns) == (
+        before.st_mode, before.st_nlink, before.st_mtime_ns)
+    assert store_files.blocks() == []

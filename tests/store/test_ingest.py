@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from cwl_crunch.errors import StoreError
+from cwl_crunch.errors import OutsideJobDirectory, StoreError
 from cwl_crunch.store import CollectionEntry, CollectionStore, Manifest
 
 
@@ -234,3 +234,60 @@ def test_confined_ingest_skips_links_leading_out_of_the_confining_dir(store, tmp
     # Unconfined (a user's own put), the same links are followed.
     assert [e.path for e in store.list(store.ingest_dir(out))] == [
         "to-input.txt", "to-outside-dir", "to-outside-dir/original.txt", "to-outside.txt"]
+
+
+def snapshot(top):
+    """(content, mode, inode, link count) of every path below ``top``."""
+    return {str(p.relative_to(top)): (p.read_bytes() if p.is_file() else None,
+                                       p.lstat().st_mode, p.lstat().st_ino, p.lstat().st_nlink)
+            for p in sorted(top.rglob("*"))}
+
+
+@pytest.fixture
+def victim(tmp_path, write_file):
+    write_file(tmp_path / "victim" / "precious.txt", "precious")
+    write_file(tmp_path / "victim" / "sub" / "deep.txt", "deep")
+    return tmp_path / "victim"
+
+
+@pytest.mark.parametrize("layout", ["out", "res/sub", "job"])
+def test_confined_move_ingest_of_a_dir_leading_out_is_refused_and_touches_nothing(
+    store, store_files, tmp_path, victim, layout
+):
+    # out -> victim; res -> victim with res/sub the output; the job dir itself -> victim.
+    job = tmp_path / "job"
+    if layout == "job":
+        job.symlink_to(victim, target_is_directory=True)
+        output = job / "sub"
+    else:
+        job.mkdir()
+        (job / layout.split("/")[0]).symlink_to(victim, target_is_directory=True)
+        output = job / layout
+    before = snapshot(victim)
+    with pytest.raises(OutsideJobDirectory) as raised:
+        store.ingest_dir(output, move=True, confine=job)
+    assert f"symlink to {victim}" in str(raised.value)
+    assert snapshot(victim) == before
+    assert store_files.blocks() == []
+
+
+def test_confined_ingest_follows_a_root_link_that_stays_inside(store, tmp_path, write_file):
+    job = tmp_path / "job"
+    write_file(job / "real" / "f.txt", "mine")
+    (job / "out").symlink_to("real", target_is_directory=True)
+    pdh = store.ingest_dir(job / "out", move=True, confine=job)
+    assert read_all(store, pdh, "f.txt") == b"mine"
+
+
+def test_confined_ingest_skips_symlink_loops_where_put_refuses_them(store, tmp_path,
+                                                                     write_file):
+    out = tmp_path / "job" / "out"
+    write_file(out / "a" / "f.txt", "kept")
+    (out / "a" / "up").symlink_to("..", target_is_directory=True)
+    (out / "l1").symlink_to("l2")
+    (out / "l2").symlink_to("l1")
+    pdh = store.ingest_dir(out, move=True, confine=tmp_path / "job")
+    assert [e.path for e in store.list(pdh)] == ["a", "a/f.txt"]
+    with pytest.raises(StoreError, match="symlink loop"):
+        store.put_paths([out])
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -22,7 +23,9 @@ def run_runner(home: Path, *args: str, cwd: Path | None = None) -> subprocess.Co
     return subprocess.run(
         [sys.executable, "-m", "cwl_crunch.cli.runner", *args], cwd=cwd, capture_output=True,
         text=True, timeout=120, check=False,
-        env={"CWL_CRUNCH_HOME": str(home), "PATH": "/usr/local/bin:/usr/bin:/bin"})
+        env={"CWL_CRUNCH_HOME": str(home), "PATH": "/usr/local/bin:/usr/bin:/bin",
+             # The code under test, not whatever cwl_crunch is installed.
+             **{name: os.environ[name] for name in ("PYTHONPATH",) if name in os.environ}})
 
 
 @pytest.fixture
@@ -253,3 +256,33 @@ def test_arvados_partition_hint_is_kept_for_the_slurm_dispatcher(tmp_path):
         assert step.spec.properties == {"partition": "fast,spare"}
     finally:
         cluster.close()
+
+
+def test_tool_pointing_its_output_dir_elsewhere_fails_and_leaves_that_dir_intact(tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious.txt").write_text("precious\n")
+    os.chmod(victim / "precious.txt", 0o640)
+    before = (victim / "precious.txt").stat()
+    tool = tmp_path / "tool.cwl"
+    tool.write_text(f"""cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: [sh, -c]
+arguments: ["cd ..; rm -rf out; ln -s {victim} out"]
+inputs: []
+outputs:
+  result:
+    type: File?
+    outputBinding: {{glob: precious.txt}}
+""")
+    result = run_runner(tmp_path / "home", "--outdir", str(tmp_path / "o"), str(tool),
+                        cwd=tmp_path)
+    assert result.returncode != 0
+    assert f"out is a symlink to {victim}" in result.stderr
+    assert sorted(p.name for p in victim.iterdir()) == ["precious.txt"]
+    after = (victim / "precious.txt").stat()
+    assert (victim / "precious.txt").read_text() == "precious\n"
+    assert (after.st_ino, after.st_mode, after.st_nlink) == (
+        before.st_ino, before.st_mode, before.st_nlink)
+    blocks = (tmp_path / "home" / "store" / "blocks").rglob("*")
+    assert before.st_ino not in {p.stat().st_ino for p in blocks if p.is_file()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -102,3 +103,25 @@ def test_missing_path_in_collection_and_missing_input(home, inputs, tmp_path, ca
     assert main(["put", str(tmp_path / "absent")]) == 1
     err = capsys.readouterr().err
     assert err == f"cwl-crunch put: cannot put {tmp_path / 'absent'}: no such file or directory\n"
+
+
+LONGEST = "n" * 251 + ".txt"  # 255 bytes: NAME_MAX on ext4, xfs, tmpfs
+LONGEST_DIR = "d" * 128 + "é" * 63 + "x"  # 255 bytes of UTF-8 in 192 characters
+
+
+def test_names_as_long_as_the_filesystem_allows_go_in_and_come_out(home, tmp_path, capsys):
+    assert len(LONGEST.encode()) == len(LONGEST_DIR.encode()) == os.pathconf(tmp_path,
+                                                                           "PC_NAME_MAX")
+    source = tmp_path / "src" / LONGEST_DIR
+    source.mkdir(parents=True)
+    (source / LONGEST).write_text("long\n")
+    (tmp_path / "src" / LONGEST).write_bytes(bytes(5000))
+    pdh = put(capsys, source, tmp_path / "src" / LONGEST)
+    single = tmp_path / "single"
+    single.mkdir()
+    assert main(["get", f"{pdh}/{LONGEST}", str(single)]) == 0
+    assert (single / LONGEST).read_bytes() == bytes(5000)
+    assert main(["get", pdh, str(tmp_path / "whole")]) == 0
+    assert (tmp_path / "whole" / LONGEST_DIR / LONGEST).read_text() == "long\n"
+    assert sorted(os.listdir(tmp_path / "whole")) == sorted([LONGEST, LONGEST_DIR])
+    assert sorted(os.listdir(single)) == [LONGEST]  # no temporary file left

@@ -286,3 +286,27 @@ outputs:
         before.st_ino, before.st_mode, before.st_nlink)
     blocks = (tmp_path / "home" / "store" / "blocks").rglob("*")
     assert before.st_ino not in {p.stat().st_ino for p in blocks if p.is_file()}
+
+
+
+def test_output_names_as_long_as_the_filesystem_allows_reach_the_outdir(tmp_path):
+    longest, longest_dir = "n" * 251 + ".txt", "d" * 251 + ".dir"  # NAME_MAX on ext4
+    assert len(longest) == os.pathconf(tmp_path, "PC_NAME_MAX")
+    tool = tmp_path / "tool.cwl"
+    tool.write_text(f"""cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: [sh, -c]
+arguments: ["mkdir {longest_dir}; echo deep > {longest_dir}/{longest}; echo top > {longest}"]
+inputs: []
+outputs:
+  dir: {{type: Directory, outputBinding: {{glob: "d*"}}}}
+  file: {{type: File, outputBinding: {{glob: "n*"}}}}
+""")
+    outdir = tmp_path / "o"
+    result = run_runner(tmp_path / "home", "--outdir", str(outdir), str(tool), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    output = json.loads(result.stdout)
+    assert output["file"]["path"] == str(outdir / longest)
+    assert (outdir / longest).read_text() == "top\n"
+    assert (outdir / longest_dir / longest).read_text() == "deep\n"
+    assert sorted(os.listdir(outdir)) == sorted([longest, longest_dir])

@@ -459,3 +459,16 @@ def test_output_links_out_of_the_job_dir_are_not_stored(client, tmp_path):
     assert record.succeeded
     assert files(client, record.output_pdh) == ["alias", "mine.txt"]
     assert text(client, record.output_pdh, "alias") == "mine\n"
+
+
+def test_output_names_as_long_as_the_filesystem_allows(cluster, tmp_path):
+    longest = "n" * 251 + ".txt"  # 255 bytes: NAME_MAX on ext4
+    assert len(longest) == os.pathconf(tmp_path, "PC_NAME_MAX")
+    future = cluster.submit(
+        ["sh", "-c", f"mkdir out/{longest}; echo deep > out/{longest}/{longest}"])
+    record = future.result(timeout=WAIT)
+    assert files(cluster.client, record.output_pdh) == [f"{longest}/{longest}"]
+    dest = tmp_path / "copy"
+    cluster.client.get_collection(record.output_pdh, "", dest)
+    assert (dest / longest / longest).read_text() == "deep\n"
+    assert os.listdir(dest / longest) == [longest]

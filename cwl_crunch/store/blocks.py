@@ -192,13 +192,14 @@ class BlockStore:
 
         The caller gives the file up: it becomes read-only with the sentinel mtime.
         ``read_as`` is the file's stat when the caller read and hashed it: if it changed
-        since, nothing is adopted. ``opened``: a descriptor of that file, through which
-        it is changed; without one, ``source`` is opened here. Neither a symlink at
-        ``source`` nor one swapped in meanwhile is followed: the mode and time are set on
-        the open file, the link is made without following, and a link that turns out
-        not to be that file's inode is undone. Returns False, changing nothing in the
-        store, when the file cannot be linked (another filesystem, not permitted...);
-        the caller then copies it.
+        since, nothing is adopted. ``opened``: a descriptor of that file, which is what
+        gets adopted; without one, ``source`` is opened here, never through a symlink.
+        Mode and time are set on the open file, and the open file itself is linked
+        (through ``/proc/self/fd``; where that fails, ``source`` is linked without
+        following a symlink and undone unless it is the open file's inode), so no path
+        swapped meanwhile is followed. Returns False, changing nothing in the store,
+        when the file cannot be linked (another filesystem, not permitted...); the
+        caller then copies it.
         """
         if self.holds_intact(locator):
             return True
@@ -215,7 +216,7 @@ class BlockStore:
             os.fchmod(fd, 0o444)
             os.utime(fd, ns=(BLOCK_MTIME_NS, BLOCK_MTIME_NS))
             os.makedirs(dest.parent, exist_ok=True)
-            self._link_inode(source, dest, before)
+            self._link_open_file(fd, source, dest, before)
         except OSError:
             return False
         finally:
@@ -225,15 +226,19 @@ class BlockStore:
             self._remember_stored(locator, before.st_ino)
         return True
 
-    def _link_inode(self, source: Path, dest: Path, inode_of: os.stat_result) -> None:
-        """Hard-link ``source`` at ``dest`` (replacing a damaged block there), only if
-        ``source`` still is the inode of ``inode_of``: OSError otherwise."""
+    def _link_open_file(self, fd: int, source: Path, dest: Path,
+                        opened_as: os.stat_result) -> None:
+        """Hard-link the open file ``fd`` (found at ``source``) at ``dest``, replacing a
+        damaged block there; OSError if the link made is not that file's inode."""
         os.makedirs(self.tmp_dir, exist_ok=True)
         temp_path = self.tmp_dir / temp_name()
-        os.link(source, temp_path, follow_symlinks=False)
+        try:
+            os.link(f"/proc/self/fd/{fd}", temp_path, follow_symlinks=True)
+        except OSError:  # no /proc, or a kernel (gVisor) that will not link through it
+            os.link(source, temp_path, follow_symlinks=False)
         try:
             linked = os.lstat(temp_path)
-            if (linked.st_dev, linked.st_ino) != (inode_of.st_dev, inode_of.st_ino):
+            if (linked.st_dev, linked.st_ino) != (opened_as.st_dev, opened_as.st_ino):
                 raise OSError(errno.ESTALE, f"{source} changed while being adopted")
             os.rename(temp_path, dest)
         except OSError:

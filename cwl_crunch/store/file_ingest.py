@@ -81,9 +81,9 @@ def move_file_in(
 
     Only a file that really lives below ``owned_dir`` and has no other hard link is
     adopted: anything else (a symlink target elsewhere, a file also linked from outside)
-    is someone else's and must not become read-only under them. The file is opened at
-    its real path without following a symlink there, and adopted through that same
-    open file (``BlockStore.adopt``), so what is adopted is what was checked.
+    is someone else's and must not become read-only under them. Where the file lives
+    is asked of the open file itself, and that open file is what ``BlockStore.adopt``
+    links, so a directory swapped for a symlink meanwhile cannot lead elsewhere.
     """
     realpath = Path(os.path.realpath(source))
     with _opened(realpath, os.O_NOFOLLOW) as source_file:
@@ -95,11 +95,21 @@ def move_file_in(
             return StoredContent(0, ())
         locator = locator_for(data)
         adoptable = (info.st_nlink == 1 and len(data) == info.st_size
-                     and realpath.is_relative_to(os.path.realpath(owned_dir)))
+                     and _lives_below(source_file.fileno(), os.path.realpath(owned_dir)))
         if not (adoptable and blocks.adopt(realpath, locator, read_as=info,
                                            opened=source_file.fileno())):
             _guarded(source, lambda: blocks.put_known(locator, data))
     return StoredContent(len(data), (locator,))
+
+
+def _lives_below(fd: int, directory: str) -> bool:
+    """Whether the open file's own path (as the kernel has it, whatever links led to
+    it) is below the real path ``directory``; False where /proc cannot tell."""
+    try:
+        path = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return False
+    return path.startswith(directory.rstrip("/") + "/")
 
 
 def _opened(source: Path, flags: int = 0) -> BinaryIO:

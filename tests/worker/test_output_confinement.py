@@ -163,3 +163,12 @@ def test_symlink_loops_in_the_output_are_skipped(cluster, tmp_path):
     assert job.state == "Complete", job.failure_reason
     entries = [(e.path, e.kind) for e in cluster.client.list_collection(job.output_pdh)]
     assert entries == [("a", "dir"), ("a/b", "dir"), ("a/f.txt", "file")]
+
+
+def test_link_out_of_the_log_dir_is_not_stored_in_the_logs(cluster, victim, tmp_path):
+    before = snapshot(victim)
+    job = finished(cluster, tmp_path, f"ln -s {victim}/precious.txt ../logs/extra.txt")
+    assert job.state == "Complete", job.failure_reason
+    logs = sorted(e.path for e in cluster.client.list_collection(job.log_pdh))
+    assert logs == ["stderr.txt", "stdout.txt", "worker.txt"]
+    assert_untouched(victim, before, tmp_path)

@@ -79,7 +79,8 @@ class EmbeddedClient(ClusterClient):
                                                       self.store, worker)
         if dispatch_in_child:
             self.dispatcher = ChildProcessDispatcher(
-                self.dispatcher, cluster_environment(config), job_environment)
+                self.dispatcher, {**cluster_environment(config), **_isolation_settings(config)},
+                job_environment)
         if serve_url is not None and config.dispatcher != "local":
             whole = dispatcher_class(config.dispatcher).for_server(self, serve_url)
             self.dispatcher = SplitDispatcher(self.dispatcher, whole)
@@ -265,6 +266,15 @@ class EmbeddedClient(ClusterClient):
         if self.engine is not None:
             self.engine.close()
         self.database.close()
+
+
+def _isolation_settings(config: Config) -> dict[str, str]:
+    """What a server's dispatcher child needs besides the cluster's location to isolate
+    its jobs as the server would: the same config file (to hide it) and choice."""
+    settings = {"CWL_CRUNCH_ISOLATION": config.isolation}
+    if config.config is not None:
+        settings["CWL_CRUNCH_CONFIG"] = str(config.config)
+    return settings
 
 
 def cluster_environment(config: Config) -> dict[str, str]:

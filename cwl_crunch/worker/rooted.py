@@ -34,8 +34,8 @@ SETUP_FAILED = 125
 
 # $1 host dir (the job dir is $1/job), $2 root ("" for none), $3 cwd, $4 "isolate" or "",
 # $5 number of read-only paths, then those paths (relative to the job dir); when
-# isolating, then the number of directories to hide and those, the number of files to
-# hide and those; then the command.
+# isolating, then the number of directories to hide and (directory, inodes) for each,
+# the number of files to hide and those; then the command.
 _SETUP = (
     'host=$1 root=$2 cwd=$3 isolate=$4 count=$5; shift 5; job=$host/job; '
     'fail() { echo "cwl-crunch: $1 (are mount namespaces available?)" >&2; '
@@ -45,8 +45,8 @@ _SETUP = (
     '|| fail "cannot make $1 read-only"; shift; count=$((count - 1)); done; '
     'if [ -n "$isolate" ]; then cd "$host" || fail "no host directory $host"; '
     'count=$1; shift; while [ "$count" -gt 0 ]; do '
-    'mount -t tmpfs -o size=64k,mode=0755 cwl-crunch-hidden "$1" || fail "cannot hide $1"; '
-    'shift; count=$((count - 1)); done; '
+    'mount -t tmpfs -o "size=64k,nr_inodes=$2,mode=0755" cwl-crunch-hidden "$1" '
+    '|| fail "cannot hide $1"; shift 2; count=$((count - 1)); done; '
     'count=$1; shift; while [ "$count" -gt 0 ]; do '
     'mount --bind /dev/null "$1" || fail "cannot hide $1"; shift; count=$((count - 1)); done; '
     # The shell's cwd still is the host dir under the tmpfs: show it at its path again.
@@ -91,8 +91,10 @@ def namespaced_command(spec: JobSpec, job_dir: Path,
     pid_namespace: list[str] = []
     if hidden is not None:
         pid_namespace = PID_NAMESPACE
-        directories, files = hidden_mounts(hidden, job_dir.parent)
-        isolation = [str(len(directories)), *directories, str(len(files)), *files]
+        directories, files = hidden_mounts(hidden, job_dir.parent, spec.root)
+        isolation = [str(len(directories)),
+                     *(str(part) for pair in directories for part in pair),
+                     str(len(files)), *files]
     return ["unshare", *user_namespace, "--mount", "--propagation", "private",
             *pid_namespace, "--", "/bin/sh", "-c", _SETUP, "cwl-crunch-job",
             str(job_dir.parent), spec.root or "", spec.cwd,
@@ -100,21 +102,35 @@ def namespaced_command(spec: JobSpec, job_dir: Path,
             *isolation, *spec.command]
 
 
-def hidden_mounts(hidden: Sequence[Path], host_dir: Path) -> tuple[list[str], list[str]]:
-    """The directories to cover with an empty tmpfs and the files to cover with /dev/null:
-    those of ``hidden`` that exist, not inside another (already hidden), parents first."""
-    directories: list[str] = []
+def hidden_mounts(hidden: Sequence[Path], host_dir: Path,
+                  root: str | None) -> tuple[list[tuple[str, int]], list[str]]:
+    """The directories to cover with an empty tmpfs (each with its inode limit) and the
+    files to cover with /dev/null: those of ``hidden`` that exist, not inside another
+    (already hidden), parents first.
+
+    A tmpfs holds no more inodes than its root and the directories leading to the job's
+    host dir (and root) below it: the job can create nothing there (no fresh records
+    database in an empty home, say)."""
+    directories: list[tuple[str, int]] = []
     files: list[str] = []
+    shown = [str(host_dir)] + ([root] if root else [])
     for path in sorted({os.path.abspath(p) for p in hidden}, key=len):
-        if any(path == d or path.startswith(d.rstrip("/") + "/") for d in directories):
-            continue
-        if path == str(host_dir) or path.startswith(str(host_dir) + "/"):
-            continue  # never the job's own directory
+        if any(_inside(path, d) for d, _ in directories) or _inside(path, str(host_dir)):
+            continue  # already hidden, or the job's own
         if os.path.isdir(path):
-            directories.append(path)
+            leading: set[str] = set()  # the directories mkdir -p makes in the tmpfs
+            for place in shown:
+                if _inside(place, path) and place != path:
+                    parts = os.path.relpath(place, path).split("/")
+                    leading.update("/".join(parts[:n]) for n in range(1, len(parts) + 1))
+            directories.append((path, 1 + len(leading)))
         elif os.path.isfile(path):
             files.append(path)
     return directories, files
+
+
+def _inside(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
 def path_inside(root: str, relative: str) -> str:

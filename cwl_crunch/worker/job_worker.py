@@ -34,8 +34,8 @@ from cwl_crunch.worker.in_container import (
     remove_leftovers,
     supervisor_command,
 )
-from cwl_crunch.worker.job_dirs import JobDirs
 from cwl_crunch.worker.isolation import Isolation, isolation_problem
+from cwl_crunch.worker.job_dirs import JobDirs
 from cwl_crunch.worker.joblog import JobLog
 from cwl_crunch.worker.process import (
     ProcessResult,

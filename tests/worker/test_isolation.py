@@ -8,8 +8,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
 import shlex
+import signal
 import subprocess
 import time
 import uuid

@@ -21,6 +21,7 @@ from cwl_crunch.dispatch import DISPATCHERS
 from cwl_crunch.errors import ConfigError
 
 ENV_PREFIX = "CWL_CRUNCH_"
+ISOLATIONS = ("namespaces", "none")
 _CLUSTER_ID = re.compile(r"^[a-z0-9]{5}$")
 
 
@@ -61,6 +62,11 @@ class Config:
     slurm_options: str = ""
     """More sbatch options, shell-quoted (``--account=lab --qos=short``); they come
     last, so they override cwl-crunch's own."""
+    isolation: str = "namespaces"
+    """How jobs are kept from the cluster's own state and from outliving their end:
+    ``namespaces`` (their own PID, mount and user namespaces; see docs/internals.md,
+    "Isolation") or ``none``. A server refuses to start when namespaces do not work here
+    unless this says ``none``; elsewhere jobs then run unisolated, saying so in their log."""
     api_url: str = ""
     api_token: str = ""
     """Token of the caller; inside a job, the job's own token (makes it the parent)."""
@@ -172,6 +178,9 @@ def _validated(config: Config) -> Config:
     if config.dispatcher not in DISPATCHERS:
         raise ConfigError(f"dispatcher {config.dispatcher!r} is not one of "
                           f"{', '.join(sorted(DISPATCHERS))}")
+    if config.isolation not in ISOLATIONS:
+        raise ConfigError(f"isolation {config.isolation!r} is not one of "
+                          f"{', '.join(ISOLATIONS)}")
     try:
         shlex.split(config.slurm_options)
     except ValueError as error:

@@ -39,7 +39,9 @@ def run(args: argparse.Namespace, config: Config) -> int:
     from cwl_crunch.client.embedded import EmbeddedClient  # see cli.main: start-up time
 
     job_environment = _job_environment(args.job_env)
-    client = EmbeddedClient(config, job_environment=job_environment)
+    # A server's child: its jobs are a server's (see worker/isolation.py).
+    client = EmbeddedClient(config, job_environment=job_environment,
+                            isolation_required=args.parent is not None)
     progress = sys.stderr.isatty() and args.parent is None
     stopping = threading.Event()
     _handle_signals(client, stopping)

@@ -39,6 +39,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         return _run_handed_over(args.uuid, config)
     from cwl_crunch.client.embedded import EmbeddedClient, cluster_environment
     from cwl_crunch.dispatch.processes import this_worker
+    from cwl_crunch.worker.isolation import Isolation
     from cwl_crunch.worker.job_worker import JobWorker
 
     with EmbeddedClient(config) as client:
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         if claim is None:
             return _not_waiting(client, args.uuid, "not waiting to run")
         worker = JobWorker(client, client.store, config.work, cluster_environment(config),
-                           engine=client.engine)
+                           engine=client.engine, isolation=Isolation.of(config))
         return _report(worker, claim)
 
 
@@ -55,6 +56,7 @@ def _run_handed_over(uuid: str, config: Config) -> int:
     from cwl_crunch.client.http import HttpClient
     from cwl_crunch.containers import Engine, find_engine
     from cwl_crunch.store import CollectionStore
+    from cwl_crunch.worker.isolation import Isolation
     from cwl_crunch.worker.job_worker import JobWorker
 
     with HttpClient(config, reconnect_for=SERVER_RESTART_PATIENCE) as client:
@@ -64,9 +66,11 @@ def _run_handed_over(uuid: str, config: Config) -> int:
         engine_url = find_engine(config.container_engine)
         engine = Engine(engine_url) if engine_url else None
         try:
+            # A server's job on a node: isolated as the server's own would be.
             worker = JobWorker(client, CollectionStore(config.store), config.work,
                                {"CWL_CRUNCH_API_URL": config.api_url}, engine=engine,
-                               publish=client.put_manifest)
+                               publish=client.put_manifest,
+                               isolation=Isolation.of(config, required=True))
             status = _report(worker, Claim(record, config.api_token))
         finally:
             if engine is not None:

@@ -43,18 +43,25 @@ from cwl_crunch.records.database import Database
 from cwl_crunch.records.reuse_key import reuse_key
 from cwl_crunch.records.tokens import create_token, resolve_token
 from cwl_crunch.store import CollectionStore
+from cwl_crunch.worker.isolation import Isolation, check_isolation
 from cwl_crunch.worker.job_worker import JobWorker
 
 
 class EmbeddedClient(ClusterClient):
     def __init__(self, config: Config, *,
                  job_environment: Mapping[str, str] | None = None,
-                 dispatch_in_child: bool = False, serve_url: str | None = None) -> None:
+                 dispatch_in_child: bool = False, serve_url: str | None = None,
+                 isolation_required: bool = False) -> None:
         """``job_environment``: the CWL_CRUNCH_* variables that let a job's programs reach
         this cluster (default: this home, opened embedded). ``dispatch_in_child``: run
         the jobs from a child process (a server does: see dispatch.child). ``serve_url``:
         this is the core of the server at that URL, which runs the config's dispatcher
-        for whole-core jobs when that is not ``local`` (see dispatch.split)."""
+        for whole-core jobs when that is not ``local`` (see dispatch.split).
+        ``isolation_required`` (and ``serve_url``): refuse to run jobs unisolated unless
+        the config says ``isolation = "none"`` (ConfigError here if they cannot be)."""
+        isolation = Isolation.of(config, required=isolation_required or serve_url is not None)
+        if isolation.required:
+            check_isolation(config)
         self.config = config
         self.cluster_id = config.cluster_id
         self.database = Database(config.database)
@@ -67,12 +74,13 @@ class EmbeddedClient(ClusterClient):
         if job_environment is None:
             job_environment = cluster_environment(config)
         worker = JobWorker(self, self.store, config.work, job_environment,
-                           recycle_dirs=True, engine=self.engine)
+                           recycle_dirs=True, engine=self.engine, isolation=isolation)
         self.dispatcher: Dispatcher = LocalDispatcher(self.database, config, self,
                                                       self.store, worker)
         if dispatch_in_child:
             self.dispatcher = ChildProcessDispatcher(
-                self.dispatcher, cluster_environment(config), job_environment)
+                self.dispatcher, {**cluster_environment(config), **_isolation_settings(config)},
+                job_environment)
         if serve_url is not None and config.dispatcher != "local":
             whole = dispatcher_class(config.dispatcher).for_server(self, serve_url)
             self.dispatcher = SplitDispatcher(self.dispatcher, whole)
@@ -258,6 +266,15 @@ class EmbeddedClient(ClusterClient):
         if self.engine is not None:
             self.engine.close()
         self.database.close()
+
+
+def _isolation_settings(config: Config) -> dict[str, str]:
+    """What a server's dispatcher child needs besides the cluster's location to isolate
+    its jobs as the server would: the same config file (to hide it) and choice."""
+    settings = {"CWL_CRUNCH_ISOLATION": config.isolation}
+    if config.config is not None:
+        settings["CWL_CRUNCH_CONFIG"] = str(config.config)
+    return settings
 
 
 def cluster_environment(config: Config) -> dict[str, str]:

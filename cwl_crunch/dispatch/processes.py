@@ -83,6 +83,6 @@ def groups_with_environment(needle: bytes) -> set[int]:
 
 def cli_command(*arguments: str) -> list[str]:
     """A ``cwl-crunch`` command line on this interpreter (so this same cwl-crunch, with
-    no console script needed on PATH)."""
-    return [sys.executable, "-c", "from cwl_crunch.cli.main import main; main()",
-            *arguments]
+    no console script needed on PATH), exiting with the command's status."""
+    return [sys.executable, "-c",
+            "import sys; from cwl_crunch.cli.main import main; sys.exit(main())", *arguments]

@@ -85,6 +85,8 @@ def worker_environment(config: Config, api_url: str, token: str) -> dict[str, st
                    "CWL_CRUNCH_WORK_DIR": str(config.work)}
     if config.container_engine:
         environment["CWL_CRUNCH_CONTAINER_ENGINE"] = config.container_engine
+    if config.isolation != "namespaces":  # the server's choice holds on the node too
+        environment["CWL_CRUNCH_ISOLATION"] = config.isolation
     return environment
 
 

@@ -34,6 +34,7 @@ from cwl_crunch.worker.in_container import (
     remove_leftovers,
     supervisor_command,
 )
+from cwl_crunch.worker.isolation import Isolation, isolation_problem
 from cwl_crunch.worker.job_dirs import JobDirs
 from cwl_crunch.worker.joblog import JobLog
 from cwl_crunch.worker.process import (
@@ -70,6 +71,9 @@ class JobRun:
     """After SIGTERM for the time limit: when to SIGKILL what is left."""
     inputs: LinkSnapshot = dataclasses.field(default_factory=dict)
     """Identity of the inputs linked from the store, to notice a job writing into one."""
+    survivors_possible: bool = False
+    """The command ran unisolated: a process it left could still write its files, so
+    they are copied into the store, not moved (hard-linked)."""
 
     @property
     def uuid(self) -> str:
@@ -87,18 +91,22 @@ class JobWorker:
         recycle_dirs: bool = False,
         engine: Engine | None = None,
         publish: Callable[[bytes], object] | None = None,
+        isolation: Isolation | None = None,
     ) -> None:
         """``cluster_environment`` lets the job's own programs reach this cluster;
         ``recycle_dirs`` keeps emptied host directories for the next jobs (a long-lived
         process running many jobs); ``engine`` runs the jobs that have an image;
         ``publish`` gets the manifest of every collection put in ``store`` before the
-        job's end is reported (for a ``client`` whose server does not know of them)."""
+        job's end is reported (for a ``client`` whose server does not know of them);
+        ``isolation``: how commands are kept from the cluster's own state (default: in
+        namespaces of their own, hiding nothing; see worker/isolation.py)."""
         self._publish = publish
         self._client = client
         self.engine = engine
         self._store = store
         self._dirs = JobDirs(work_root, pooled=recycle_dirs)
         self._cluster_environment = dict(cluster_environment)
+        self._isolation = isolation or Isolation()
 
     def run(self, claim: Claim) -> JobRecord:
         """Start, wait for and complete one job in this thread."""
@@ -143,9 +151,14 @@ class JobWorker:
                 job_run.early_outcome = _failed(str(error))
                 return
             log.write(f"image: {spec.image} ({job.image_digest})")
+        hidden = None
+        if supervisor is None:  # a container is a PID and mount namespace of its own
+            hidden = self._hidden(job_run)
+            if job_run.early_outcome is not None:
+                return
         log.write(f"running: {shlex.join(spec.command)}")
         started = start_command(spec, job_dir, job_run.host_dir / "logs", environment,
-                                supervisor=supervisor)
+                                supervisor=supervisor, hidden=hidden)
         if isinstance(started, ProcessResult):
             log.write(started.failure or "cannot start")
             job_run.early_outcome = _failed(started.failure or "cannot start")
@@ -156,6 +169,27 @@ class JobWorker:
         if self._client.set_job_process(job.uuid, started.process.pid, started.ticks):
             # Cancelled before the canceller could see this process group: stop it here.
             terminate_group(started.process.pid, started.ticks)
+
+    def _hidden(self, job_run: JobRun) -> tuple[Path, ...] | None:
+        """What to hide from the isolated command; None: it runs unisolated (its log says
+        so), or (a server's worker) not at all."""
+        if not self._isolation.enabled:
+            why = 'the config says isolation = "none"'
+        else:
+            problem = isolation_problem()
+            if problem is None:
+                return self._isolation.hidden
+            if self._isolation.required:
+                reason = f"this worker cannot isolate jobs: {problem}"
+                job_run.log.write(reason)
+                job_run.early_outcome = _failed(reason)
+                return None
+            why = problem
+        job_run.log.write(f"not isolated: {why}. Processes it leaves behind may outlive it "
+                          "and it can reach this cluster's files; its outputs are copied "
+                          "into the store")
+        job_run.survivors_possible = True
+        return None
 
     def complete(self, job_run: JobRun, result: ProcessResult | None) -> JobRecord:
         """Collect outputs and logs of a job whose command ended (or never ran)."""
@@ -171,8 +205,8 @@ class JobWorker:
         finally:
             job_run.log.close()
         log_dir = job_run.host_dir / "logs"
-        log_pdh = None if replaced else self._store.ingest_dir(log_dir, move=True,
-                                                               confine=log_dir)
+        log_pdh = None if replaced else self._store.ingest_dir(
+            log_dir, move=not job_run.survivors_possible, confine=log_dir)
         if self._publish is not None:
             for pdh in (outcome.output_pdh, log_pdh):
                 if pdh is not None:
@@ -212,7 +246,8 @@ class JobWorker:
             output_dir = confined_root(job_dir / spec.output_path, job_dir)
             if root is not None:
                 remap_root_links(output_dir, {root: "", **spec.binds}, job_dir)
-            output_pdh = self._store.ingest_dir(output_dir, move=True, confine=job_dir)
+            output_pdh = self._store.ingest_dir(output_dir, move=not job_run.survivors_possible,
+                                                confine=job_dir)
         except OutsideJobDirectory as error:
             log.write(str(error))
             return JobOutcome(states.FAILED, result.exit_code, None, None, str(error))

@@ -33,12 +33,13 @@ class StartedCommand:
 
 def start_command(
     spec: JobSpec, job_dir: Path, log_dir: Path, environment: Mapping[str, str],
-    *, supervisor: Sequence[str] | None = None,
+    *, supervisor: Sequence[str] | None = None, hidden: Sequence[Path] | None = None,
 ) -> StartedCommand | ProcessResult:
     """Start the command in its own session; a ProcessResult if it could not start.
 
     ``supervisor``: a process to run instead, which runs the command elsewhere (in a
-    container) with the same redirections."""
+    container) with the same redirections. ``hidden``: isolate the command (its own PID
+    namespace, these paths hidden: see worker/isolation.py); None runs it as it is."""
     with ExitStack() as files:
         stdin = _open(files, job_dir / spec.stdin, "rb") if spec.stdin else subprocess.DEVNULL
         stdout = _open(files, job_dir / spec.stdout if spec.stdout else log_dir / "stdout.txt",
@@ -55,13 +56,17 @@ def start_command(
                    if name in os.environ},
                 "CWL_CRUNCH_API_TOKEN": environment.get("CWL_CRUNCH_API_TOKEN", ""),
             }
-        elif needs_namespace(spec):
-            if not namespaces_available():
+        elif hidden is not None or needs_namespace(spec):
+            if hidden is None and not namespaces_available():
                 if spec.root is not None:
                     return ProcessResult(None, "this worker cannot give the job a fixed root: "
                                                "unshare(1) and mount(8) are not installed")
             else:
-                command = namespaced_command(spec, job_dir)
+                # The wrapper would start and then fail to run it: say why, as Popen would.
+                unrunnable = executable_problem(spec, job_dir, environment)
+                if unrunnable is not None:
+                    return ProcessResult(None, unrunnable)
+                command = namespaced_command(spec, job_dir, hidden)
         try:
             process = subprocess.Popen(
                 command, cwd=job_dir if supervisor else job_dir / spec.cwd, env=dict(environment),
@@ -75,6 +80,32 @@ def start_command(
         except OSError as error:
             return ProcessResult(None, f"cannot start {spec.command[0]}: {error.strerror}")
     return StartedCommand(process, start_ticks(process.pid) or 0)
+
+
+def executable_problem(spec: JobSpec, job_dir: Path,
+                       environment: Mapping[str, str]) -> str | None:
+    """Why exec would refuse the command's program (as execvp searches), or None.
+
+    A program named by a path under ``JobSpec.root`` is looked for where that is on the
+    host (the job dir); one the namespace hides is found here and fails there (exit 127).
+    """
+    name = spec.command[0]
+    if "/" in name:
+        if spec.root is not None and (name == spec.root or
+                                      name.startswith(spec.root.rstrip("/") + "/")):
+            name = str(job_dir) + name[len(spec.root.rstrip("/")):]
+        candidates = [job_dir / spec.cwd / name]
+    else:
+        search = environment.get("PATH", os.defpath).split(os.pathsep)
+        candidates = [Path(folder or ".") / name for folder in search]
+        candidates = [job_dir / spec.cwd / c if not c.is_absolute() else c
+                      for c in candidates]
+    existing = [c for c in candidates if c.exists()]
+    if any(c.is_file() and os.access(c, os.X_OK) for c in existing):
+        return None
+    if existing:
+        return f"not executable: {spec.command[0]}"
+    return f"executable not found: {spec.command[0]}"
 
 
 def wait_command(started: StartedCommand, time_limit: float | None) -> ProcessResult:

@@ -103,7 +103,9 @@ def test_one_core_is_not_handed_out_twice_across_processes(tmp_path, processes):
 
 def test_without_reuse_every_submission_runs_exactly_once(tmp_path, processes):
     ledger = tmp_path / "ledger"
-    commands = [["sh", "-c", 'echo "$1 $$" >> "$2"', "job", f"arg-{i}", str(ledger)]
+    # A random id per run ($$ is the same in every job: each has a PID namespace).
+    commands = [["sh", "-c", 'echo "$1 $(cat /proc/sys/kernel/random/uuid)" >> "$2"', "job",
+                 f"arg-{i}", str(ledger)]
                 for i in range(10)]
     per_process = run_submitters(tmp_path, processes, [commands, commands], cores=0.25,
                                  reuse=False)

@@ -9,6 +9,7 @@ from typing import Any
 from cwl_crunch.client import ClusterClient, JobRecord, JobSpec, Mount, open_client
 from cwl_crunch.config import load_config
 from cwl_crunch.errors import JobFailed
+from cwl_crunch.server.job_api import JobApi
 
 
 class Future:
@@ -98,10 +99,11 @@ def connect(**config_overrides: Any) -> Cluster:
     """The cluster this program should use.
 
     Configured by the config file and CWL_CRUNCH_* variables. Inside a job, those
-    variables (set by the worker) name the cluster running it and carry the job's token,
-    so jobs submitted from there become children of that job with no change to the code.
+    variables (set by the worker) are the API of the cluster running it and the job's
+    token, so jobs submitted from there become children of that job with no change to
+    the code. An embedded cluster serves that API to the jobs this program runs.
     """
-    return Cluster(open_client(load_config(**config_overrides)))
+    return Cluster(open_client(load_config(**config_overrides), job_api=JobApi))
 
 
 def wait_all(futures: Iterable[Future], timeout: float | None = None) -> list[JobRecord]:

@@ -3,8 +3,10 @@
     python examples/gc_content.py [FASTA ...]
 
 The program stores the FASTA files as one collection and submits itself as a job (the
-driver, a quarter core). Inside that job, ``cwl_crunch.connect()`` reaches the same
-cluster, so the jobs the driver submits become its children: one per sample (each gets
+driver, a quarter core), with that collection mounted: a job's token reads only what its
+job was given or made, and a PDH on the command line gives nothing. Inside that job,
+``cwl_crunch.connect()`` reaches the same cluster (through the API the cluster serves to
+its jobs), so the jobs the driver submits become its children: one per sample (each gets
 its FASTA file as a read-only mount and writes a one-line TSV) and a summary job that
 mounts every sample's output. Run it twice: the second time every job is reused.
 Then ``cwl-crunch jobs tree <driver uuid>`` shows what ran.
@@ -55,7 +57,7 @@ def main(fasta_paths: list[Path]) -> int:
         fasta_pdh = cluster.put(*fasta_paths)
         driver = cluster.submit(
             [sys.executable, str(Path(__file__).resolve()), "--driver", fasta_pdh],
-            name="gc", cores=0.25,
+            name="gc", cores=0.25, mounts={"fasta": cwl_crunch.CollectionMount(fasta_pdh)},
         )
         record = driver.result()
         print(cluster.read_text(driver.output, "gc_summary.tsv"), end="")

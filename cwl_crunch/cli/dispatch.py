@@ -2,8 +2,9 @@
 
 Programs using the SDK run a dispatcher while they wait; this command is for jobs left
 queued when such a program ended, or to keep a cluster home busy from a terminal.
-``cwl-crunch server`` runs it as its child (``--parent``, ``--job-env``): SIGUSR1 wakes
-it, SIGTERM stops it after its running jobs end.
+``cwl-crunch server`` runs it as its child (``--parent``, ``--job-api-url``): SIGUSR1
+wakes it, SIGTERM stops it after its running jobs end. Without ``--job-api-url`` it
+serves the API to its jobs itself (server.job_api).
 """
 
 from __future__ import annotations
@@ -30,17 +31,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="return once no job is queued or running here")
     parser.add_argument("--parent", type=int, metavar="PID",
                         help="stop once process PID (a cwl-crunch server) has ended")
-    parser.add_argument("--job-env", action="append", default=[], metavar="NAME=VALUE",
-                        help="set in every job's environment (a server passes its URL)")
+    parser.add_argument("--job-api-url", metavar="URL",
+                        help="where the jobs reach the cluster (a server passes its URL; "
+                             "default: an API served from here)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
     from cwl_crunch.client.embedded import EmbeddedClient  # see cli.main: start-up time
+    from cwl_crunch.server.job_api import JobApi
 
-    job_environment = _job_environment(args.job_env)
     # A server's child: its jobs are a server's (see worker/isolation.py).
-    client = EmbeddedClient(config, job_environment=job_environment,
+    client = EmbeddedClient(config, job_api=args.job_api_url or JobApi,
                             isolation_required=args.parent is not None)
     progress = sys.stderr.isatty() and args.parent is None
     stopping = threading.Event()
@@ -65,19 +67,6 @@ def run(args: argparse.Namespace, config: Config) -> int:
             print(file=sys.stderr)
         client.close()
     return 0
-
-
-def _job_environment(assignments: list[str]) -> dict[str, str] | None:
-    if not assignments:
-        return None  # the default: this home, opened embedded
-    environment = {}
-    for assignment in assignments:
-        name, equals, value = assignment.partition("=")
-        if not equals or not name:
-            raise SystemExit(f"cwl-crunch dispatch: --job-env {assignment!r}: expected "
-                             "NAME=VALUE")
-        environment[name] = value
-    return environment
 
 
 def _handle_signals(client: EmbeddedClient, stopping: threading.Event) -> None:

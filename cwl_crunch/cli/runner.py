@@ -37,6 +37,7 @@ from cwl_crunch.cwl.steps import Progress, StepRunner
 from cwl_crunch.cwl.tool import make_tool_factory
 from cwl_crunch.dispatch.processes import this_worker
 from cwl_crunch.errors import ConfigError, CrunchError
+from cwl_crunch.server.job_api import JobApi
 
 # cwltool's exit code for "this runner does not support that".
 UNSUPPORTED = 33
@@ -86,7 +87,8 @@ class RunSession:
             JobSpec(command=("cwl-crunch-runner", *self._argv), name=name, cores=0.25,
                     ram=256 << 20), this_worker())
         self.run_uuid, self._own_job = claim.job.uuid, True
-        self._steps.client = open_client(self._config.replace(api_token=claim.token))
+        self._steps.client = open_client(self._config.replace(api_token=claim.token),
+                                         job_api=JobApi)
 
     def interrupt(self, signum: int, frame: object) -> None:
         """Ctrl-C or SIGTERM: cancel the running steps and start no new ones; cwltool then
@@ -132,7 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(container_engine=args.container_engine, api_url=args.cluster)
         if args.submit and not config.api_url:
             raise ConfigError("--submit needs a cluster: --cluster URL or CWL_CRUNCH_API_URL")
-        client = open_client(config)
+        # Embedded, the steps' own programs reach the cluster through an API served from
+        # here (started at the first step; FastAPI imported only if a step connects).
+        client = open_client(config, job_api=JobApi)
     except CrunchError as error:
         print(f"cwl-crunch-runner: {error}", file=sys.stderr)
         return 1

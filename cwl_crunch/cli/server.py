@@ -38,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace, config: Config) -> int:
     # Here, not at the top: every cwl-crunch command (a SLURM job's worker too) would
     # pay for importing FastAPI and uvicorn (a quarter of a second).
-    from cwl_crunch.server.serve import bound_socket, make_server, open_core, parse_listen
+    from cwl_crunch.server.serve import make_server, open_core, parse_listen
+    from cwl_crunch.server.sockets import bound_socket
 
     host, port = parse_listen(args.listen)
     changes = {}

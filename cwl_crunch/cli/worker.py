@@ -37,16 +37,17 @@ def run(args: argparse.Namespace, config: Config) -> int:
     # side needs neither SQLAlchemy nor FastAPI (see cli.main).
     if config.api_url:
         return _run_handed_over(args.uuid, config)
-    from cwl_crunch.client.embedded import EmbeddedClient, cluster_environment
+    from cwl_crunch.client.embedded import EmbeddedClient
     from cwl_crunch.dispatch.processes import this_worker
+    from cwl_crunch.server.job_api import JobApi
     from cwl_crunch.worker.isolation import Isolation
     from cwl_crunch.worker.job_worker import JobWorker
 
-    with EmbeddedClient(config) as client:
+    with EmbeddedClient(config, job_api=JobApi) as client:
         claim = client.claim_job(args.uuid, this_worker())
         if claim is None:
             return _not_waiting(client, args.uuid, "not waiting to run")
-        worker = JobWorker(client, client.store, config.work, cluster_environment(config),
+        worker = JobWorker(client, client.store, config.work, client.job_api_url,
                            engine=client.engine, isolation=Isolation.of(config))
         return _report(worker, claim)
 
@@ -66,9 +67,11 @@ def _run_handed_over(uuid: str, config: Config) -> int:
         engine_url = find_engine(config.container_engine)
         engine = Engine(engine_url) if engine_url else None
         try:
+            # The job reaches the server as the job: its URL and the token (not the
+            # shared directories this worker was given: see worker.job_environment).
             # A server's job on a node: isolated as the server's own would be.
             worker = JobWorker(client, CollectionStore(config.store), config.work,
-                               {"CWL_CRUNCH_API_URL": config.api_url}, engine=engine,
+                               lambda: config.api_url, engine=engine,
                                publish=client.put_manifest,
                                isolation=Isolation.of(config, required=True))
             status = _report(worker, Claim(record, config.api_token))

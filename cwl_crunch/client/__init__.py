@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from cwl_crunch.client.base import (
     FINAL_STATES,
     Claim,
@@ -18,16 +20,21 @@ from cwl_crunch.client.base import (
 )
 from cwl_crunch.config import Config
 
+if TYPE_CHECKING:
+    from cwl_crunch.client.embedded import JobApiFactory
 
-def open_client(config: Config) -> ClusterClient:
-    """The client for the configured cluster: HTTP if an API URL is set, else embedded."""
+
+def open_client(config: Config, *, job_api: JobApiFactory | None = None) -> ClusterClient:
+    """The client for the configured cluster: HTTP if an API URL is set, else embedded.
+    ``job_api`` serves the embedded cluster to the jobs it runs (server.job_api.JobApi:
+    without it their programs cannot reach it)."""
     if config.api_url:
         from cwl_crunch.client.http import HttpClient
 
         return HttpClient(config)
     from cwl_crunch.client.embedded import EmbeddedClient
 
-    return EmbeddedClient(config)
+    return EmbeddedClient(config, job_api=job_api)
 
 
 __all__ = [

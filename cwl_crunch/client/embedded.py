@@ -12,8 +12,9 @@ import copy
 import dataclasses
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from cwl_crunch.client.base import (
     Claim,
@@ -47,16 +48,30 @@ from cwl_crunch.worker.isolation import Isolation, check_isolation
 from cwl_crunch.worker.job_worker import JobWorker
 
 
+class JobApi(Protocol):
+    """The HTTP API of this cluster, served from this process to the jobs it runs (made
+    by server.job_api: the client layer cannot import the server's)."""
+
+    @property
+    def url(self) -> str: ...
+
+    def close(self) -> None: ...
+
+
+JobApiFactory = Callable[["EmbeddedClient"], JobApi]
+
+
 class EmbeddedClient(ClusterClient):
-    def __init__(self, config: Config, *,
-                 job_environment: Mapping[str, str] | None = None,
+    def __init__(self, config: Config, *, job_api: str | JobApiFactory | None = None,
                  dispatch_in_child: bool = False, serve_url: str | None = None,
                  isolation_required: bool = False) -> None:
-        """``job_environment``: the CWL_CRUNCH_* variables that let a job's programs reach
-        this cluster (default: this home, opened embedded). ``dispatch_in_child``: run
-        the jobs from a child process (a server does: see dispatch.child). ``serve_url``:
-        this is the core of the server at that URL, which runs the config's dispatcher
-        for whole-core jobs when that is not ``local`` (see dispatch.split).
+        """``job_api``: how the jobs this process runs reach this cluster (their
+        environment has nothing else: see worker.job_environment): the URL of the server
+        whose core this is, or a factory of an API served from here (called when the
+        first job starts); None: they cannot. ``dispatch_in_child``: run the jobs from a
+        child process (a server does: see dispatch.child). ``serve_url``: this is the
+        core of the server at that URL, which runs the config's dispatcher for
+        whole-core jobs when that is not ``local`` (see dispatch.split).
         ``isolation_required`` (and ``serve_url``): refuse to run jobs unisolated unless
         the config says ``isolation = "none"`` (ConfigError here if they cannot be)."""
         isolation = Isolation.of(config, required=isolation_required or serve_url is not None)
@@ -71,22 +86,35 @@ class EmbeddedClient(ClusterClient):
         engine_url = find_engine(config.container_engine)
         self.engine = Engine(engine_url) if engine_url else None
         self.images = Images(self.engine) if self.engine else None
-        if job_environment is None:
-            job_environment = cluster_environment(config)
-        worker = JobWorker(self, self.store, config.work, job_environment,
+        self._job_api = job_api
+        self._serving: JobApi | None = None
+        self._serving_lock = threading.Lock()
+        worker = JobWorker(self, self.store, config.work, self.job_api_url,
                            recycle_dirs=True, engine=self.engine, isolation=isolation)
         self.dispatcher: Dispatcher = LocalDispatcher(self.database, config, self,
                                                       self.store, worker)
         if dispatch_in_child:
+            # A factory's API would be the child's own (cli.dispatch serves it there).
             self.dispatcher = ChildProcessDispatcher(
                 self.dispatcher, {**cluster_environment(config), **_isolation_settings(config)},
-                job_environment)
+                job_api if isinstance(job_api, str) else None)
         if serve_url is not None and config.dispatcher != "local":
             whole = dispatcher_class(config.dispatcher).for_server(self, serve_url)
             self.dispatcher = SplitDispatcher(self.dispatcher, whole)
         self._closed = False
         self.dispatcher.reap_orphans()
         atexit.register(self.close)
+
+    def job_api_url(self) -> str | None:
+        """Where the jobs this process runs reach this cluster's API. Asked by the worker
+        at each job's start: a factory's API starts at the first, so that a process
+        that runs no job (a CLI command, a program only reading) binds no port."""
+        if not callable(self._job_api):
+            return self._job_api
+        with self._serving_lock:
+            if self._serving is None:
+                self._serving = self._job_api(self)
+            return self._serving.url
 
     def as_caller(self, job_uuid: str | None) -> EmbeddedClient:
         """This cluster as another caller sees it (the server serves each request so):
@@ -262,7 +290,11 @@ class EmbeddedClient(ClusterClient):
             return
         self._closed = True
         atexit.unregister(self.close)
-        self.dispatcher.stop()
+        self.dispatcher.stop()  # waits for the running jobs, which may use the API
+        with self._serving_lock:
+            serving, self._serving, self._job_api = self._serving, None, None
+        if serving is not None:
+            serving.close()
         if self.engine is not None:
             self.engine.close()
         self.database.close()
@@ -278,7 +310,9 @@ def _isolation_settings(config: Config) -> dict[str, str]:
 
 
 def cluster_environment(config: Config) -> dict[str, str]:
-    """CWL_CRUNCH_* variables that make a job's own programs open this same cluster."""
+    """CWL_CRUNCH_* variables that make a process open this same cluster embedded: a
+    server's dispatcher child. Never a job's: a job's programs would read the records
+    (token table included) and write the store (see worker.job_environment)."""
     environment = {"CWL_CRUNCH_HOME": str(config.home),
                    "CWL_CRUNCH_CLUSTER_ID": config.cluster_id,
                    "CWL_CRUNCH_DATABASE_URL": config.database,

@@ -40,11 +40,13 @@ RESPAWN_PAUSE = 1.0
 """Seconds between a child's end and the start of its replacement."""
 
 
-def dispatch_command(parent_pid: int, job_environment: Mapping[str, str]) -> list[str]:
-    """The child's command line (the same interpreter, so the same cwl-crunch)."""
+def dispatch_command(parent_pid: int, job_api_url: str | None) -> list[str]:
+    """The child's command line (the same interpreter, so the same cwl-crunch). Its jobs
+    reach the cluster at ``job_api_url`` (the server's); None: at an API the child
+    serves them itself."""
     command = cli_command("dispatch", "--parent", str(parent_pid))
-    for name, value in sorted(job_environment.items()):
-        command += ["--job-env", f"{name}={value}"]
+    if job_api_url is not None:
+        command += ["--job-api-url", job_api_url]
     return command
 
 
@@ -55,14 +57,16 @@ class ChildProcessDispatcher(Dispatcher):
     name = "child-process"
 
     def __init__(self, here: Dispatcher, cluster_environment: Mapping[str, str],
-                 job_environment: Mapping[str, str]) -> None:
+                 job_api_url: str | None) -> None:
+        """``cluster_environment``: the child's own (it opens the cluster embedded); its
+        jobs get only their token and ``job_api_url`` (see worker.job_environment)."""
         self._here = here
         self._environment = {
             **{name: value for name, value in os.environ.items()
                if not name.startswith(ENV_PREFIX)},
             **cluster_environment,
         }
-        self._command = dispatch_command(os.getpid(), job_environment)
+        self._command = dispatch_command(os.getpid(), job_api_url)
         self._process: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()  # held while a child is started
         self._stopping = threading.Event()

@@ -76,7 +76,8 @@ _WORKER = WorkerInfo(host=SLURM_HOST, pid=0, pid_start=0)
 
 def worker_environment(config: Config, api_url: str, token: str) -> dict[str, str]:
     """CWL_CRUNCH_* variables of the worker in the allocation: the server, the job's own
-    token, and the shared directories."""
+    token, and the shared directories. The worker's, not its job's: the job's command
+    gets only the URL and the token (worker.job_environment)."""
     environment = {"CWL_CRUNCH_HOME": str(config.home),
                    "CWL_CRUNCH_CLUSTER_ID": config.cluster_id,
                    "CWL_CRUNCH_API_URL": api_url,

@@ -1,5 +1,5 @@
-"""``cwl-crunch server``: the HTTP API, its event stream and the process tree page."""
+"""``cwl-crunch server``: the HTTP API, its event stream and the process tree page.
 
-from cwl_crunch.server.app import create_app
-
-__all__ = ["create_app"]
+Importing this package imports nothing else: ``job_api`` must stay cheap to import for
+every SDK program (FastAPI and uvicorn take ~1 s of CPU here; see job_api).
+"""

@@ -3,7 +3,6 @@ background thread (tests, benchmarks)."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from types import TracebackType
@@ -14,6 +13,7 @@ from cwl_crunch.client.embedded import EmbeddedClient
 from cwl_crunch.config import Config
 from cwl_crunch.errors import ConfigError
 from cwl_crunch.server.app import create_app
+from cwl_crunch.server.sockets import bound_socket
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -23,27 +23,11 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def bound_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket. Made with ``IPPROTO_TCP`` spelled out: asyncio turns Nagle
-    off only on sockets whose protocol says TCP, and with Nagle on every keep-alive
-    response waits ~40 ms for the client's delayed ACK."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(1024)
-    except OSError as error:
-        sock.close()
-        raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror}") from None
-    return sock
-
-
 def open_core(config: Config, url: str, *, dispatch_in_child: bool = True) -> EmbeddedClient:
     """The cluster behind the API, its jobs run by a child process (see dispatch.child)
     and, with a dispatcher other than local, by that one; their programs reach it
     through the API too."""
-    core = EmbeddedClient(config, job_environment={"CWL_CRUNCH_API_URL": url},
+    core = EmbeddedClient(config, job_api=url,
                           dispatch_in_child=dispatch_in_child, serve_url=url)
     # At once, not at the first submission: jobs queued (or handed to SLURM) before a
     # restart must go on.

@@ -19,7 +19,7 @@ import shlex
 import shutil
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 from cwl_crunch.client.base import Claim, ClusterClient, JobOutcome, JobRecord
@@ -36,6 +36,7 @@ from cwl_crunch.worker.in_container import (
 )
 from cwl_crunch.worker.isolation import Isolation, isolation_problem
 from cwl_crunch.worker.job_dirs import JobDirs
+from cwl_crunch.worker.job_environment import job_environment
 from cwl_crunch.worker.joblog import JobLog
 from cwl_crunch.worker.process import (
     ProcessResult,
@@ -86,26 +87,28 @@ class JobWorker:
         client: ClusterClient,
         store: CollectionStore,
         work_root: Path,
-        cluster_environment: Mapping[str, str],
+        api_url: Callable[[], str | None],
         *,
         recycle_dirs: bool = False,
         engine: Engine | None = None,
         publish: Callable[[bytes], object] | None = None,
         isolation: Isolation | None = None,
     ) -> None:
-        """``cluster_environment`` lets the job's own programs reach this cluster;
-        ``recycle_dirs`` keeps emptied host directories for the next jobs (a long-lived
-        process running many jobs); ``engine`` runs the jobs that have an image;
-        ``publish`` gets the manifest of every collection put in ``store`` before the
-        job's end is reported (for a ``client`` whose server does not know of them);
-        ``isolation``: how commands are kept from the cluster's own state (default: in
-        namespaces of their own, hiding nothing; see worker/isolation.py)."""
+        """``api_url`` says, at each job's start, where the job's own programs reach
+        this cluster (an embedded cluster starts serving its API at its first job; see
+        worker.job_environment); ``recycle_dirs`` keeps emptied host directories for the
+        next jobs (a long-lived process running many jobs); ``engine`` runs the jobs
+        that have an image; ``publish`` gets the manifest of every collection put in
+        ``store`` before the job's end is reported (for a ``client`` whose server does
+        not know of them); ``isolation``: how commands are kept from the cluster's own
+        state (default: in namespaces of their own, hiding nothing; see
+        worker/isolation.py)."""
         self._publish = publish
         self._client = client
         self.engine = engine
         self._store = store
         self._dirs = JobDirs(work_root, pooled=recycle_dirs)
-        self._cluster_environment = dict(cluster_environment)
+        self._api_url = api_url
         self._isolation = isolation or Isolation()
 
     def run(self, claim: Claim) -> JobRecord:
@@ -275,8 +278,7 @@ class JobWorker:
             environment["PATH"] = os.environ.get("PATH", DEFAULT_PATH)
             environment["LANG"] = os.environ.get("LANG", "C.UTF-8")
         environment.update(spec.environment)
-        environment.update(self._cluster_environment)
-        environment["CWL_CRUNCH_API_TOKEN"] = job_run.claim.token
+        environment.update(job_environment(self._api_url(), job_run.claim.token))
         return environment
 
 

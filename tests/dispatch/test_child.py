@@ -20,6 +20,8 @@ from cwl_crunch.dispatch.child import ChildProcessDispatcher
 from cwl_crunch.dispatch.processes import is_alive
 
 QUICK = {"cores": 0.1, "ram": 1 << 20, "reuse": False}
+SERVER_URL = "http://127.0.0.1:9/said-by-the-server"
+"""What a server passes as its jobs' API (nothing answers there: only its value counts)."""
 
 
 @pytest.fixture
@@ -27,8 +29,7 @@ def core(tmp_path: Path) -> Iterator[EmbeddedClient]:
     # A poll interval far longer than the test waits: only the wake-up signal can make
     # the child look at the queue in time.
     config = load_config(home=tmp_path / "home", poll_interval=30.0)
-    client = EmbeddedClient(config, job_environment={"JOB_SAYS": "hello"},
-                            dispatch_in_child=True)
+    client = EmbeddedClient(config, job_api=SERVER_URL, dispatch_in_child=True)
     yield client
     client.close()
 
@@ -50,16 +51,23 @@ def child_pid(core: EmbeddedClient) -> int:
 
 
 def test_jobs_run_in_the_child_with_the_servers_job_environment(core):
+    """The child opens the cluster embedded (its environment names the home, records
+    and store); its jobs get none of that: only the server's URL and their token."""
     started = time.monotonic()
-    job = core.submit(JobSpec(("sh", "-c", "echo $JOB_SAYS > out/said"), **QUICK))
+    job = core.submit(JobSpec(("sh", "-c", "env > out/env"), **QUICK))
     [done] = ended(core, [job.uuid])
     assert done.succeeded, done
     assert time.monotonic() - started < 20  # woken, not polled (30 s)
-    said = b"".join(core.read_file(done.output_pdh or "", "said")).decode().split()
-    assert said == ["hello"]
     # The job's own PID namespace hides its worker: the worker's log names it.
     log = b"".join(core.read_file(done.log_pdh or "", "worker.txt")).decode()
     assert f" on pid {child_pid(core)}\n" in log
+    with open(f"/proc/{child_pid(core)}/environ", "rb") as child_environ:
+        assert b"CWL_CRUNCH_DATABASE_URL=" in child_environ.read()
+    shown = b"".join(core.read_file(done.output_pdh or "", "env")).decode().splitlines()
+    ours = dict(line.split("=", 1) for line in shown if line.startswith("CWL_CRUNCH_"))
+    assert ours.pop("CWL_CRUNCH_API_URL") == SERVER_URL
+    assert ours.pop("CWL_CRUNCH_API_TOKEN").startswith("crunch/")
+    assert ours == {}
 
 
 def test_each_submission_wakes_the_child(core):

@@ -23,7 +23,11 @@ WAIT = 30  # seconds: a bug must fail a test, not hang it
 
 @pytest.fixture
 def cluster(tmp_path):
-    with cwl_crunch.connect(home=tmp_path / "home", poll_interval=0.05) as cl:
+    """Unisolated: ingest must stay confined where jobs cannot be isolated too, and
+    isolation hides the host dir from the job, so most of these attacks cannot even be
+    tried with it (test_isolated_job_cannot_reach_its_host_dir)."""
+    with cwl_crunch.connect(home=tmp_path / "home", poll_interval=0.05,
+                            isolation="none") as cl:
         yield cl
 
 
@@ -171,4 +175,14 @@ def test_link_out_of_the_log_dir_is_not_stored_in_the_logs(cluster, victim, tmp_
     assert job.state == "Complete", job.failure_reason
     logs = sorted(e.path for e in cluster.client.list_collection(job.log_pdh))
     assert logs == ["stderr.txt", "stdout.txt", "worker.txt"]
+    assert_untouched(victim, before, tmp_path)
+
+
+def test_isolated_job_cannot_reach_its_host_dir(victim, tmp_path):
+    for part in ("job/out", "logs", "tmp"):
+        (victim / part).mkdir(parents=True)
+    before = snapshot(victim)
+    with cwl_crunch.connect(home=tmp_path / "home", poll_interval=0.05) as isolated:
+        finished(isolated, tmp_path, 'host=$(basename "$(dirname "$PWD")"); cd ../..; '
+                 f'mv "$host" "$host.gone"; ln -s {victim} "$host"; ls -a')
     assert_untouched(victim, before, tmp_path)

@@ -111,10 +111,12 @@ def _store_proven_manifest(request: Request, who: Caller, text: bytes) -> str:
 
 
 def check_readable(request: Request, who: Caller, pdh: str) -> None:
-    """400 for a malformed PDH, 404 for one the store lacks, then 403 unless readable."""
+    """400 for a malformed PDH, 403 unless readable, then 404 if the store lacks it. In
+    that order: a token must not learn whether a collection it may not read exists (the
+    PDH of a small file is as easy to guess as its block's locator)."""
     parse_pdh(pdh)
-    core_of(request).store.manifest_text(pdh)  # CollectionNotFound first: a 404
     access_of(request).check_collection(who, pdh)
+    core_of(request).store.manifest_text(pdh)  # CollectionNotFound: a 404
 
 
 @router.get("/collections/{pdh}", response_model=None)

@@ -228,3 +228,34 @@ def test_own_uploads_and_blocks_read_are_accepted_with_pdhs_unchanged(
         assert answer.status_code == 201, answer.text
     # Existing collections read as before, by PDH.
     assert b"".join(people.alice.read_file(people.pin_pdh, "pin.txt")) == people.pin
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_sharing_the_store_publishes_what_it_stored(server: Server,
+                                                            people: People) -> None:
+    """``cwl-crunch worker`` (as SLURM runs it, with the job's token) stores its job's
+    output into the store itself: it signs those locators with the key of the home it
+    shares with the server, and the server takes the collections it names."""
+    claim = people.bob.start_own_job(JobSpec(
+        command=("sh", "-c", "echo from the worker > out/made.txt")), this_worker())
+    env = {**server.env, "CWL_CRUNCH_API_URL": server.url, "CWL_CRUNCH_API_TOKEN": claim.token}
+    ran = subprocess.run([*CLI, "worker", claim.job.uuid], env=env, capture_output=True,
+                         text=True, timeout=90, check=False)
+    assert ran.returncode == 0, ran.stderr
+    record = people.bob.get_job(claim.job.uuid)
+    assert record.state == "Complete" and record.output_pdh, record
+    assert b"".join(people.bob.read_file(record.output_pdh, "made.txt")) == \
+        b"from the worker\n"
+
+
+@pytest.mark.timeout(120)
+def test_a_job_token_cannot_tell_a_guessed_collection_from_none(server: Server,
+                                                               people: People) -> None:
+    """The PDH of a one-file collection is as easy to guess as its block's locator."""
+    guessed = [pdh_for(stolen_manifest(locator_for(pin), 4).replace("stolen", "pin")
+                       .encode()) for pin in [*PINS[:50], people.pin]]
+    assert people.pin_pdh in guessed
+    with server.http(people.job_token) as http:
+        answers = {(response.status_code, response.json()["detail"].replace(pdh, "PDH"))
+                   for pdh in guessed for response in (http.get(f"/collections/{pdh}"),)}
+    assert len(answers) == 1 and next(iter(answers))[0] == 403, answers

@@ -4,6 +4,7 @@ it signed (a manifest it may read, the answer to its upload) or it sent the byte
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -156,6 +157,18 @@ def test_a_manifest_over_an_unproven_locator_is_refused_and_nothing_stored(
     with server.http(people.alice_token) as http:
         stolen_pdh = pdh_for(stolen_manifest(pin_block, 4).encode())
         assert http.get(f"/collections/{stolen_pdh}").status_code == 404
+    # Sending the bytes is the proof: the block was there already, and the upload is
+    # answered with its locator signed for the sender, who may then use it, bare too.
+    with server.http(people.bob_token) as http:
+        put = http.put(f"/blocks/{pin_block}", content=people.pin,
+                       headers={"Content-Type": "application/octet-stream"})
+        assert put.status_code == 201, put.text
+        assert server.signer().problem(put.json()["locator"],
+                                       token_uuid_of(people.bob_token)) is None
+        assert http.post("/blocks/missing", json={"locators": [pin_block]}).json()[
+            "missing"] == []
+        made = http.post("/collections", content=stolen_manifest(pin_block, 4))
+        assert made.status_code == 201 and made.json()["pdh"] == stolen_pdh, made.text
 
 
 @pytest.mark.timeout(120)
@@ -216,8 +229,11 @@ def test_own_uploads_and_blocks_read_are_accepted_with_pdhs_unchanged(
     assert made == CollectionStore(tmp_path / "reference").put_paths([copy])
     own = locator_for(b"the job's own\n")
     assert [what for what, _ in sent if what.startswith("PUT")] == [f"PUT /api/v1/blocks/{own}"]
-    asked = next(body for what, body in sent if what.endswith("/blocks/missing"))
-    assert signed.encode() in asked  # the signed form kept from the read, not the bare one
+    # The block read was named in its signed form (as signed for the job's read), not bare.
+    asked = json.loads(next(body for what, body in sent if what.endswith("/blocks/missing")))
+    shared_block = split_signature(signed)[0]
+    [named] = [loc for loc in asked["locators"] if loc.startswith(shared_block)]
+    assert server.signer().problem(named, token_uuid_of(people.job_token)) is None
     stored = server.store.manifest_text(made)
     assert b"+A" not in stored and stored == strip_signatures(stored)
     # Its own upload, named bare, is taken too; so is Alice's block by Alice.

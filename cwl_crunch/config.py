@@ -70,6 +70,12 @@ class Config:
     api_url: str = ""
     api_token: str = ""
     """Token of the caller; inside a job, the job's own token (makes it the parent)."""
+    blob_signing_key: str = ""
+    """Secret key (32 characters or more) a server signs block locators with; empty
+    means ``<home>/blob-signing.key``, made once. Set it to share one key between
+    servers of one store."""
+    blob_signature_ttl: float = 14 * 24 * 3600.0
+    """Seconds a block locator signed for a token stays valid (see docs/internals.md)."""
     config: Path | None = None
     """The file this config was read from (informational)."""
 
@@ -175,6 +181,8 @@ def _validated(config: Config) -> Config:
         raise ConfigError("max_cores and max_ram must not be negative")
     if config.poll_interval <= 0:
         raise ConfigError("poll_interval must be positive")
+    if not 0 < config.blob_signature_ttl < 1 << 32:
+        raise ConfigError("blob_signature_ttl must be a positive number of seconds")
     if config.dispatcher not in DISPATCHERS:
         raise ConfigError(f"dispatcher {config.dispatcher!r} is not one of "
                           f"{', '.join(sorted(DISPATCHERS))}")

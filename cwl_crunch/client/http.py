@@ -2,8 +2,13 @@
 
 Collections move block by block: the client hashes what it puts, asks which blocks the
 server lacks and sends only those; it verifies every block it reads against its hash
-(the server did too, before sending). Waiting follows the server-sent event stream,
-resuming after the last event seen when the connection drops.
+(the server did too, before sending). The server signs the locators it hands out for
+this client's token, and takes a block in a manifest only when it is named signed or
+was uploaded by this token: manifests read are checked against their PDH with the
+signatures stripped, and the signed forms kept to name those blocks again.
+
+Waiting follows the server-sent event stream, resuming after the last event seen when
+the connection drops.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from cwl_crunch.errors import (
 )
 from cwl_crunch.store import Manifest, locator_for
 from cwl_crunch.store.listing import list_entries
+from cwl_crunch.store.locators import manifest_locators, replace_locators, strip_signatures
 from cwl_crunch.store.upload_plan import plan_upload
 
 _UUIDS_PER_REQUEST = 200
@@ -147,19 +153,28 @@ class HttpClient(ClusterClient):
     def put_paths(self, paths: Sequence[Path]) -> str:
         plan = plan_upload(paths)
         wanted = sorted(plan.sources)
-        missing = self._transport.json("POST", "/blocks/missing",
-                                       json={"locators": wanted})["missing"] if wanted else []
-        for locator in missing:
-            # Streamed from the file: the block is never held whole on this side.
-            self._transport.call("PUT", f"/blocks/{locator}",
-                                 content=plan.sources[locator].chunks(),
-                                 headers={"Content-Type": "application/octet-stream",
-                                          "Content-Length": locator.split("+")[1]})
-        return self.put_manifest(plan.manifest.text)
+        signed: dict[str, str] = {}
+        if wanted:
+            # Blocks this client was handed signed are named so: the server has them
+            # and this token may use them, so they need no upload.
+            answer = self._transport.json("POST", "/blocks/missing", json={
+                "locators": [self._cache.signed(locator) for locator in wanted]})
+            signed.update(answer["signed"])
+            for locator in answer["missing"]:
+                # Streamed from the file: the block is never held whole on this side.
+                signed[locator] = self._transport.json(
+                    "PUT", f"/blocks/{locator}", content=plan.sources[locator].chunks(),
+                    headers={"Content-Type": "application/octet-stream",
+                             "Content-Length": locator.split("+")[1]})["locator"]
+        self._cache.keep_signed(signed.values())
+        return self.put_manifest(replace_locators(
+            plan.manifest.text, lambda locator: signed.get(locator, locator)))
 
-    def put_manifest(self, text: str | bytes) -> str:
-        """Record a manifest whose blocks the server already holds (a worker that wrote
-        them into a store directory shared with the server); returns its PDH."""
+    def put_manifest(self, text: bytes) -> str:
+        """Record a manifest whose blocks the server already holds, each named signed
+        for this client's token or uploaded with it (a worker that wrote them into a
+        store directory shared with the server signs them itself); returns its PDH,
+        that of the text with the signatures stripped."""
         body = self._transport.json("POST", "/collections", content=text,
                                     headers={"Content-Type": "text/plain"})
         pdh: str = body["pdh"]
@@ -177,18 +192,21 @@ class HttpClient(ClusterClient):
         text = self._transport.call("GET", f"/collections/{pdh}/manifest").content
         manifest = _checked_manifest(pdh, text)
         self._cache.keep_manifest(pdh, manifest)
+        self._cache.keep_signed(manifest_locators(text))
         return manifest
 
     def _keep_carried_output(self, pdh: str, carried: Mapping[str, Any]) -> None:
         """Keep the small output an event carried, checked as if read; anything that
         does not check out is left for a reader to ask for (and be told about)."""
         try:
-            manifest = _checked_manifest(pdh, str(carried["manifest"]).encode())
+            text = str(carried["manifest"]).encode()
+            manifest = _checked_manifest(pdh, text)
             blocks = {locator: base64.b64decode(encoded, validate=True)
                       for locator, encoded in dict(carried["blocks"]).items()}
         except (CrunchError, KeyError, TypeError, ValueError):
             return
         self._cache.keep_manifest(pdh, manifest)
+        self._cache.keep_signed(manifest_locators(text))
         for locator, data in blocks.items():
             if locator_for(data) == locator:
                 self._cache.keep_block(locator, data)
@@ -270,8 +288,9 @@ class HttpClient(ClusterClient):
 
 
 def _checked_manifest(pdh: str, text: bytes) -> Manifest:
-    """The manifest ``text`` if it is the one ``pdh`` names; InvalidManifest otherwise."""
-    manifest = Manifest.from_text(text)
+    """The manifest ``text`` (its locators signed or not) if, over bare locators, it is
+    the one ``pdh`` names; InvalidManifest otherwise."""
+    manifest = Manifest.from_text(strip_signatures(text))
     if manifest.pdh != pdh:
         raise InvalidManifest(f"the cluster sent a manifest for {pdh} that hashes to "
                               f"{manifest.pdh}")

@@ -44,7 +44,7 @@ from sqlalchemy.pool import StaticPool
 
 from cwl_crunch.errors import RecordsError, SchemaVersionError
 from cwl_crunch.records.file_lock import WriterLock
-from cwl_crunch.records.models import SCHEMA_VERSION, Base, Meta, Upload
+from cwl_crunch.records.models import SCHEMA_VERSION, Base, BlockUpload, Meta, Upload
 
 Migration = Callable[[Connection], None]
 
@@ -77,10 +77,14 @@ def _add_uploads_and_output_indexes(connection: Connection) -> None:
             "ALTER COLUMN command_pgid_start TYPE BIGINT")
 
 
+def _add_block_uploads(connection: Connection) -> None:
+    BlockUpload.__table__.create(connection)  # type: ignore[attr-defined]
+
+
 # MIGRATIONS[n] upgrades a database at schema version n to n + 1.
 MIGRATIONS: dict[int, Migration] = {
     1: _add_job_root, 2: _add_job_self_run, 3: _add_job_container_fields,
-    4: _add_uploads_and_output_indexes}
+    4: _add_uploads_and_output_indexes, 5: _add_block_uploads}
 
 _BEGIN_OPTION = "crunch_begin"
 # The key of the advisory lock every PostgreSQL write transaction takes first (any

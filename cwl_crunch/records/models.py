@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class Base(DeclarativeBase):
@@ -107,6 +107,20 @@ class Upload(Base):
     created_at: Mapped[float] = mapped_column(Float)
 
     __table_args__ = (Index("ix_uploads_job_pdh", "job_uuid", "pdh"),)
+
+
+class BlockUpload(Base):
+    """A block whose bytes a token sent (since schema version 6): that token has proven
+    it holds the block, and may name it in its manifests without a signature."""
+
+    __tablename__ = "block_uploads"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_uuid: Mapped[str] = mapped_column(String(40))
+    locator: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_block_uploads_token_locator", "token_uuid", "locator",
+                            unique=True),)
 
 
 class Token(Base):

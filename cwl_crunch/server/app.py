@@ -20,6 +20,7 @@ from cwl_crunch.client.embedded import EmbeddedClient
 from cwl_crunch.server import collections_api, events_api, jobs_api, logs_api, web
 from cwl_crunch.server.access import Access
 from cwl_crunch.server.auth import Caller, core_of, person
+from cwl_crunch.server.block_proofs import BlockProofs
 
 API_VERSION = "1"
 MAX_JSON_BODY = 16 << 20
@@ -52,6 +53,7 @@ def create_app(core: EmbeddedClient) -> FastAPI:
                   description="Jobs, collections and job events of one cwl-crunch cluster.")
     app.state.core = core
     app.state.access = Access(core)
+    app.state.proofs = BlockProofs(core)
     for router in (jobs_api.router, collections_api.router, events_api.router,
                    logs_api.router, web.router):
         app.include_router(router)

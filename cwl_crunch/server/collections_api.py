@@ -1,6 +1,11 @@
 """Routes for collections: blocks in (only those the server lacks), manifests, listings,
 and verified blocks out. Every block is checked against its hash on arrival and on the
-way out; the client checks again on its side."""
+way out; the client checks again on its side.
+
+Locators travel signed for the caller's token (see server.block_proofs): manifests are
+sent signed, an upload is answered with its signed locator, and a manifest to store or
+a ``blocks/missing`` question must name each block as signed for the caller or as one
+it uploaded. Stored manifests and their PDHs are over bare locators."""
 
 from __future__ import annotations
 
@@ -11,10 +16,17 @@ from starlette.concurrency import run_in_threadpool
 
 from cwl_crunch.client.codec import entry_to_dict
 from cwl_crunch.server.auth import Caller, caller, core_of
+from cwl_crunch.server.block_proofs import BlockProofs
 from cwl_crunch.server.jobs_api import access_of
 from cwl_crunch.server.schemas import LocatorsBody
-from cwl_crunch.store import locator_for
-from cwl_crunch.store.locators import parse_locator, parse_pdh
+from cwl_crunch.store import Manifest, locator_for
+from cwl_crunch.store.locators import (
+    manifest_locators,
+    parse_locator,
+    parse_pdh,
+    split_signature,
+    strip_signatures,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["collections"])
 Who = Annotated[Caller, Depends(caller)]
@@ -22,19 +34,35 @@ OCTETS = "application/octet-stream"
 MAX_MANIFEST = 256 << 20
 
 
+def proofs_of(request: Request) -> BlockProofs:
+    proofs: BlockProofs = request.app.state.proofs
+    return proofs
+
+
 @router.post("/blocks/missing", response_model=None)
-def missing_blocks(request: Request, body: LocatorsBody, who: Who) -> dict[str, list[str]]:
-    """Which of these blocks the server lacks: only those need uploading."""
-    for locator in body.locators:
-        parse_locator(locator)
-    return {"missing": core_of(request).store.missing_blocks(body.locators)}
+def missing_blocks(request: Request, body: LocatorsBody, who: Who) -> dict[str, Any]:
+    """Which of these blocks (bare or signed locators) need uploading: those the server
+    lacks and those the caller has not proven it may use (signed for its token, or
+    uploaded by it), whether the server has them or not. ``missing``: bare locators,
+    each once; ``signed``: each other block's locator signed anew for the caller."""
+    proofs = proofs_of(request)
+    named = list(dict.fromkeys(split_signature(locator)[0] for locator in body.locators))
+    unproven = proofs.unproven(who, body.locators)
+    proven = [locator for locator in named if locator not in unproven]
+    absent = set(core_of(request).store.missing_blocks(proven))
+    return {"missing": [locator for locator in named
+                        if locator in unproven or locator in absent],
+            "signed": {locator: proofs.sign(who, locator)
+                       for locator in proven if locator not in absent}}
 
 
 @router.put("/blocks/{locator}", response_model=None, status_code=201,
             openapi_extra={"requestBody": {"content": {OCTETS: {"schema": {
                 "type": "string", "format": "binary"}}}, "required": True}})
 async def put_block(request: Request, locator: str, who: Who) -> dict[str, str]:
-    """Store one block; its content must hash to the locator."""
+    """Store one block; its content must hash to the locator (bare). Sending the bytes
+    proves the caller holds them, also when the server had the block already: the
+    answer is the locator signed for the caller."""
     _, length = parse_locator(locator)
     store = core_of(request).store
     if length > store.block_size:
@@ -47,29 +75,48 @@ async def put_block(request: Request, locator: str, who: Who) -> dict[str, str]:
     if locator_for(data) != locator:
         raise HTTPException(400, f"block {locator}: the body hashes to {locator_for(data)}")
     await run_in_threadpool(store.put_block, bytes(data))
-    return {"locator": locator}
+    await run_in_threadpool(proofs_of(request).note_upload, who, locator)
+    return {"locator": proofs_of(request).sign(who, locator)}
 
 
 @router.post("/collections", response_model=None, status_code=201,
              openapi_extra={"requestBody": {"content": {"text/plain": {"schema": {
                  "type": "string"}}}, "required": True}})
 async def put_manifest(request: Request, who: Who) -> dict[str, str]:
-    """Store a manifest whose blocks are all on the server; returns its PDH."""
+    """Store a manifest whose blocks are all on the server, each named signed for the
+    caller or uploaded by it (403 naming the first that is not); returns its PDH, the
+    hash of the manifest over bare locators (what is stored)."""
     text = bytearray()
     async for chunk in request.stream():
         text += chunk
         if len(text) > MAX_MANIFEST:
             raise HTTPException(413, f"a manifest may hold at most {MAX_MANIFEST} bytes")
-    pdh: str = await run_in_threadpool(core_of(request).store.put_manifest, bytes(text))
+    pdh: str = await run_in_threadpool(_store_proven_manifest, request, who, bytes(text))
     await run_in_threadpool(access_of(request).note_upload, who, pdh)
     return {"pdh": pdh}
 
 
+def _store_proven_manifest(request: Request, who: Caller, text: bytes) -> str:
+    bare_text = strip_signatures(text)
+    Manifest.from_text(bare_text)  # a malformed manifest: a 400 before anything else
+    unproven = proofs_of(request).unproven(who, manifest_locators(text))
+    if unproven:
+        locator, reason = next(iter(unproven.items()))
+        raise HTTPException(403, f"block {locator} of the manifest is not proven to be "
+                                 f"this token's to use: {reason} ({len(unproven)} such "
+                                 "block(s); name each as the cluster signed it for this "
+                                 "token, or upload its bytes with PUT /blocks/<locator>)")
+    stored: str = core_of(request).store.put_manifest(bare_text)
+    return stored
+
+
 def check_readable(request: Request, who: Caller, pdh: str) -> None:
-    """400 for a malformed PDH, 404 for one the store lacks, then 403 unless readable."""
+    """400 for a malformed PDH, 403 unless readable, then 404 if the store lacks it. In
+    that order: a token must not learn whether a collection it may not read exists (the
+    PDH of a small file is as easy to guess as its block's locator)."""
     parse_pdh(pdh)
-    core_of(request).store.manifest_text(pdh)  # CollectionNotFound first: a 404
     access_of(request).check_collection(who, pdh)
+    core_of(request).store.manifest_text(pdh)  # CollectionNotFound: a 404
 
 
 @router.get("/collections/{pdh}", response_model=None)
@@ -82,8 +129,11 @@ def get_collection(request: Request, pdh: str, who: Who) -> dict[str, Any]:
 @router.get("/collections/{pdh}/manifest", response_class=Response,
             responses={200: {"content": {"text/plain": {}}}})
 def get_manifest(request: Request, pdh: str, who: Who) -> Response:
+    """The manifest with its locators signed for the caller (its PDH is that of the text
+    with the signatures stripped)."""
     check_readable(request, who, pdh)
-    return Response(core_of(request).store.manifest_text(pdh), media_type="text/plain")
+    text = core_of(request).store.manifest_text(pdh)
+    return Response(proofs_of(request).sign_manifest(who, text), media_type="text/plain")
 
 
 @router.get("/collections/{pdh}/entries", response_model=None)

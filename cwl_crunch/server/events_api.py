@@ -8,7 +8,7 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
@@ -23,6 +23,7 @@ from cwl_crunch.errors import CrunchError
 from cwl_crunch.records.jobs import EVENTS
 from cwl_crunch.records.tokens import is_revoked
 from cwl_crunch.server.auth import Caller, caller, core_of
+from cwl_crunch.server.block_proofs import BlockProofs
 from cwl_crunch.server.jobs_api import access_of
 from cwl_crunch.store import Manifest
 from cwl_crunch.store.locators import parse_locator
@@ -85,23 +86,26 @@ def _after(after: int | None, last_event_id: str | None) -> int:
     return value
 
 
-def _final_records(core: EmbeddedClient, events: list[JobEvent]) -> dict[int, dict[str, Any]]:
+def _final_records(core: EmbeddedClient, events: list[JobEvent],
+                   sign: Callable[[bytes], bytes]) -> dict[int, dict[str, Any]]:
     """What the final events carry, by event id: the job's record (a waiter needs no
-    second request) and, when it is small, its output (see INLINE_OUTPUT_BYTES)."""
+    second request) and, when it is small, its output (see INLINE_OUTPUT_BYTES), its
+    manifest signed by ``sign`` (for the stream's token, as a manifest read would be)."""
     final = {event.job_uuid: event.id for event in events if event.state in FINAL_STATES}
     if not final:
         return {}
     carried: dict[int, dict[str, Any]] = {}
     for record in core.get_jobs(sorted(final)):
         extra: dict[str, Any] = {"record": record_to_dict(record)}
-        output = _small_output(core, record.output_pdh) if record.output_pdh else None
+        output = _small_output(core, record.output_pdh, sign) if record.output_pdh else None
         if output is not None:
             extra["output"] = output
         carried[final[record.uuid]] = extra
     return carried
 
 
-def _small_output(core: EmbeddedClient, pdh: str) -> dict[str, Any] | None:
+def _small_output(core: EmbeddedClient, pdh: str,
+                  sign: Callable[[bytes], bytes]) -> dict[str, Any] | None:
     """The output collection's manifest and blocks (base64), if they are small together;
     None otherwise, or when a block does not check out (a reader is then told by the
     block's own request). Whoever may see a job's events may read its output."""
@@ -115,7 +119,7 @@ def _small_output(core: EmbeddedClient, pdh: str) -> dict[str, Any] | None:
                   for loc in locators}
     except CrunchError:
         return None
-    return {"manifest": text.decode(), "blocks": blocks}
+    return {"manifest": sign(text).decode(), "blocks": blocks}
 
 
 @router.get("/events", response_model=None)
@@ -149,6 +153,10 @@ async def stream(request: Request, who: Who,
     job does (its token is then revoked)."""
     core = core_of(request)
     start = _comparable(core, _after(after, last_event_id))
+    proofs: BlockProofs = request.app.state.proofs
+
+    def sign(text: bytes) -> bytes:
+        return proofs.sign_manifest(who, text)
 
     async def lines() -> AsyncIterator[str]:
         # Polls with no wait, sleeping between polls in the event loop: a stream must
@@ -171,7 +179,7 @@ async def stream(request: Request, who: Who,
                 await asyncio.sleep(core.config.poll_interval)
                 continue
             shown = _visible(request, who, found)
-            ended = await run_in_threadpool(_final_records, core, shown)
+            ended = await run_in_threadpool(_final_records, core, shown, sign)
             for event in shown:
                 data = event_to_dict(event)
                 data.update(ended.get(event.id, {}))

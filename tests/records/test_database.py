@@ -395,6 +395,7 @@ def test_a_version_1_database_is_migrated_and_keeps_its_jobs(database_url):
         connection.execute(text("DROP INDEX ix_jobs_output"))
         connection.execute(text("DROP INDEX ix_jobs_log"))
         connection.execute(text("DROP TABLE uploads"))
+        connection.execute(text("DROP TABLE block_uploads"))
         for column in ("binds", "network", "image_digest"):
             connection.execute(text(f"ALTER TABLE jobs DROP COLUMN {column}"))
         connection.execute(text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))

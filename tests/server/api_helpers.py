@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from cwl_crunch.client.http import HttpClient
 from cwl_crunch.config import Config, load_config
+from cwl_crunch.records.blob_signing import BlobSigner, signer_for, token_uuid_of
 from cwl_crunch.records.jobs import JOBS
 from cwl_crunch.server.serve import ServerThread
 
@@ -51,3 +52,14 @@ def store_files(server: ServerThread) -> list[str]:
     root = server.core.store.root
     return sorted(str(path.relative_to(root)) for top in ("blocks", "manifests")
                   for path in (root / top).rglob("*") if path.is_file())
+
+
+def server_signer(server: ServerThread) -> BlobSigner:
+    """A signer with the server's own key (read from its home, as a worker reads it)."""
+    config = server.core.config
+    return signer_for(config.home, config.blob_signing_key, config.blob_signature_ttl)
+
+
+def signed_for(server: ServerThread, locator: str, token: str, now: float | None = None) -> str:
+    """``locator`` signed as the server signs it for ``token`` (at ``now``)."""
+    return server_signer(server).sign(locator, token_uuid_of(token), now)

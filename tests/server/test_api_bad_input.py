@@ -18,7 +18,14 @@ from typing import Any
 
 import httpx
 import pytest
-from api_helpers import api_config, error_body, job_count, raw_http, store_files
+from api_helpers import (
+    api_config,
+    error_body,
+    job_count,
+    raw_http,
+    signed_for,
+    store_files,
+)
 
 from cwl_crunch.client.http import HttpClient
 from cwl_crunch.errors import PathNotFound
@@ -199,10 +206,17 @@ def test_blocks_must_be_what_their_locator_says(api_server: ServerThread,
                                                headers=octets), 413)["detail"]
 
 
-def test_a_manifest_naming_blocks_the_server_lacks_is_refused(api_http: httpx.Client,
-                                                              unchanged: None) -> None:
+def test_a_manifest_naming_blocks_the_server_lacks_is_refused(
+        api_server: ServerThread, api_token: str, api_http: httpx.Client,
+        unchanged: None) -> None:
     locator = locator_for(b"never uploaded")
+    # Named bare, it is refused as unproven (before the store is asked: whether the
+    # server has a block is not told to a token that cannot prove it may use it).
     text = f"{HEADER}f a.txt - 14 {locator}\n"
+    found = error_body(api_http.post("/collections", content=text), 403)
+    assert locator in found["detail"]
+    # Signed for this token, the store is asked, and lacks it.
+    text = f"{HEADER}f a.txt - 14 {signed_for(api_server, locator, api_token)}\n"
     found = error_body(api_http.post("/collections", content=text), 400)
     assert locator in found["detail"]
 

@@ -19,15 +19,17 @@ from typing import Any
 
 import httpx
 import pytest
-from api_helpers import error_body, http_client, raw_http
+from api_helpers import error_body, http_client, raw_http, server_signer
 from polling import wait_until
 
 from cwl_crunch.client.base import FINAL_STATES, JobOutcome, JobSpec
 from cwl_crunch.client.http import HttpClient
 from cwl_crunch.dispatch.processes import this_worker
 from cwl_crunch.records import states
+from cwl_crunch.records.blob_signing import token_uuid_of
 from cwl_crunch.server import events_api
 from cwl_crunch.server.serve import ServerThread
+from cwl_crunch.store.locators import manifest_locators, strip_signatures
 
 QUICK = {"cores": 0.05, "ram": 1 << 20, "reuse": False}
 """Many at once on a small machine, each run for real."""
@@ -290,8 +292,13 @@ def test_a_final_event_carries_a_small_output_and_not_a_large_one(
              if e["state"] == "Complete"}
     carried = ended[small.uuid]["output"]
     store = api_server.core.store
-    assert carried["manifest"] == store.manifest_text(small.output_pdh or "").decode()
+    # The manifest carried is the stored one, its locators signed for the stream's token.
+    manifest = carried["manifest"].encode()
+    assert strip_signatures(manifest) == store.manifest_text(small.output_pdh or "")
+    [signed] = manifest_locators(manifest)
+    assert server_signer(api_server).problem(signed, token_uuid_of(api_token)) is None
     [locator] = carried["blocks"]
+    assert signed.startswith(locator + "+A")
     assert base64.b64decode(carried["blocks"][locator]) == b"said\n"
     assert "output" not in ended[large.uuid]
     assert ended[large.uuid]["record"]["output_pdh"] == large.output_pdh

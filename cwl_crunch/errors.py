@@ -9,6 +9,7 @@ One tree, so callers catch exactly what they can handle::
     │   ├── PathNotFound              the collection has no such file or directory
     │   ├── InvalidManifest           manifest text that does not parse, or a bad PDH
     │   └── CorruptBlock              a stored block whose content no longer matches
+    │       └── CorruptManifest       a stored manifest whose text no longer matches its PDH
     ├── RecordsError
     │   ├── SchemaVersionError        the database was written by an incompatible version
     │   ├── JobNotFound
@@ -66,6 +67,20 @@ class CorruptBlock(StoreError):
         super().__init__(f"corrupt block {block}{where}: {detail}")
         self.block = block
         self.collection = collection
+        self.reason = detail
+
+
+class CorruptManifest(CorruptBlock):
+    """A stored manifest's text does not match its PDH (or cannot be read).
+
+    A kind of CorruptBlock, so that whatever handles a damaged store handles this too;
+    its message says manifest. ``block`` and ``collection`` are both the PDH.
+    """
+
+    def __init__(self, pdh: str, detail: str) -> None:
+        StoreError.__init__(self, f"corrupt manifest of collection {pdh}: {detail}")
+        self.block = pdh
+        self.collection = pdh
         self.reason = detail
 
 

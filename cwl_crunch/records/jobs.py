@@ -198,21 +198,20 @@ def _twin(connection: Connection, key: str, output_problem: OutputCheck) -> Any:
 
 def mark_output_damaged(connection: Connection, pdh: str, problem: str) -> list[str]:
     """Make every finished job whose output is ``pdh`` ineligible for reuse, saying why;
-    returns their uuids (those already ineligible are left as they were).
+    returns the uuids of all jobs with that output (those already ineligible keep their
+    first reason).
 
     By output, not by reuse key: a damaged collection is damaged whoever made it, and the
     jobs that reused a job carry its output too. The next job with their key runs, and
     storing its output repairs the collection (a damaged stored copy is replaced).
     """
     reason = f"{problem} (found {datetime.now(UTC).isoformat(timespec='seconds')})"
-    uuids = [str(uuid) for uuid in connection.execute(
-        select(JOBS.c.uuid).where(JOBS.c.output_pdh == pdh,
-                                  JOBS.c.reuse_ineligible.is_(None))).scalars()]
-    if uuids:
-        connection.execute(update(JOBS).where(JOBS.c.output_pdh == pdh,
-                                              JOBS.c.reuse_ineligible.is_(None))
-                           .values(reuse_ineligible=reason))
-    return uuids
+    connection.execute(update(JOBS).where(JOBS.c.output_pdh == pdh,
+                                          JOBS.c.reuse_ineligible.is_(None))
+                       .values(reuse_ineligible=reason))
+    return [str(uuid) for uuid in connection.execute(
+        select(JOBS.c.uuid).where(JOBS.c.output_pdh == pdh)
+        .order_by(JOBS.c.created_at)).scalars()]
 
 
 def jobs_using(connection: Connection, pdhs: Sequence[str]) -> dict[str, list[str]]:
@@ -227,6 +226,24 @@ def jobs_using(connection: Connection, pdhs: Sequence[str]) -> dict[str, list[st
         for uuid, output_pdh, log_pdh in rows:
             for pdh in {output_pdh, log_pdh} & set(chunk):
                 found.setdefault(pdh, []).append(uuid)
+    return found
+
+
+def jobs_with_digests(connection: Connection,
+                      digests: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    """Collection digest (a PDH's hash, whatever its length) -> ``(job uuid, PDH)`` of the
+    jobs whose output or log it is, oldest first; for what ``fsck`` found damaged."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for digest in dict.fromkeys(digests):
+        prefix = f"{digest}+"
+        rows = connection.execute(
+            select(JOBS.c.uuid, JOBS.c.output_pdh, JOBS.c.log_pdh)
+            .where(or_(JOBS.c.output_pdh.startswith(prefix, autoescape=True),
+                       JOBS.c.log_pdh.startswith(prefix, autoescape=True)))
+            .order_by(JOBS.c.created_at)).all()
+        for uuid, output_pdh, log_pdh in rows:
+            pdh = output_pdh if output_pdh and output_pdh.startswith(prefix) else log_pdh
+            found.setdefault(digest, []).append((str(uuid), str(pdh)))
     return found
 
 

@@ -48,8 +48,8 @@ class ManifestFiles:
         except OSError as error:
             raise CorruptManifest(pdh, f"cannot read the manifest: {error}") from None
         if hashlib.sha256(text).hexdigest() != digest:
-            raise CorruptManifest(pdh, f"the stored manifest ({len(text)} bytes) does not "
-                                       "match its hash")
+            raise CorruptManifest(pdh, "the stored manifest does not match its hash "
+                                       f"(it holds {len(text)} bytes)")
         if len(text) != length:
             # Intact, so it is another collection's: only the length in the PDH was wrong.
             raise CollectionNotFound(f"no collection {pdh} in this store")

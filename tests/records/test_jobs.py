@@ -220,11 +220,13 @@ def test_mark_output_damaged_marks_each_job_once(db):
     first = run_to_completion(db)
     other = run_to_completion(db, job_spec=spec(command=("cat", "in/data.txt")))
     with db.writing() as connection:
-        assert sorted(jobs.mark_output_damaged(connection, PDH_OUT, "bad block")) == \
-            sorted([first, other])
-        assert jobs.mark_output_damaged(connection, PDH_OUT, "again") == []
+        assert jobs.mark_output_damaged(connection, PDH_OUT, "bad block") == [first, other]
+        assert jobs.mark_output_damaged(connection, PDH_OUT, "again") == [first, other]
         assert jobs.jobs_using(connection, [PDH_OUT, PDH_LOG, "x+1"]) == {
             PDH_OUT: [first, other], PDH_LOG: [first, other]}
+        assert jobs.jobs_with_digests(connection, [PDH_OUT.split("+")[0]]) == {
+            PDH_OUT.split("+")[0]: [(first, PDH_OUT), (other, PDH_OUT)]}
+    # The first reason is kept.
     assert record(db, first).reuse_ineligible.startswith("bad block (found ")
 
 

@@ -23,6 +23,7 @@ import pytest
 from polling import wait_until
 
 from cwl_crunch.config import load_config
+from cwl_crunch.errors import CorruptBlock
 from cwl_crunch.records import jobs
 from cwl_crunch.records.database import Database
 from cwl_crunch.store.blocks import BLOCK_MTIME_NS
@@ -185,3 +186,31 @@ def test_over_http_a_rerun_repairs_a_damaged_step_output(tmp_path, home, tool, c
                       "CWL_CRUNCH_API_TOKEN": token}
         check_healed(home, tool, runner_env, tmp_path, target=target, how=how,
                      extra=("--cluster", url))
+
+
+def test_a_reader_finding_a_job_output_damaged_stops_its_reuse(cluster, home, child_env,
+                                                               tmp_path):
+    """The reader path (client.read_file, and ``cwl-crunch get`` for the embedded home):
+    the error says block and what to do, and the job that made it is not reused again."""
+    command = ["sh", "-c", "seq 1 3000 > out/result.txt"]
+    made = cluster.submit(command, cores=0.25).result(timeout=RUN_TIMEOUT)
+    damage(block_path(home / "store", RESULT_HASH), "flip")
+
+    with pytest.raises(CorruptBlock) as raised:
+        b"".join(cluster.client.read_file(made.output_pdh, "result.txt"))
+
+    message = str(raised.value)
+    assert message.startswith(f"corrupt block {RESULT_HASH}+{len(RESULT)} in collection "
+                              f"{made.output_pdh}: "), message
+    assert f"job {made.uuid} made it and will not be reused" in message, message
+    reason = cluster.client.get_job(made.uuid).reuse_ineligible
+    assert reason is not None and f"corrupt block {RESULT_HASH}" in reason, reason
+    if cluster.client.__class__.__name__ == "EmbeddedClient":
+        got = subprocess.run(
+            [sys.executable, "-m", "cwl_crunch.cli.main", "get", made.output_pdh,
+             str(tmp_path / "got")], env=child_env, capture_output=True, text=True,
+            timeout=60, check=False)
+        assert got.returncode == 1 and "will not be reused" in got.stderr, got
+    again = cluster.submit(command, cores=0.25).result(timeout=RUN_TIMEOUT)
+    assert again.reused_job_uuid is None and again.output_pdh == made.output_pdh
+    assert b"".join(cluster.client.read_file(again.output_pdh, "result.txt")) == RESULT

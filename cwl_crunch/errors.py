@@ -9,6 +9,7 @@ One tree, so callers catch exactly what they can handle::
     │   ├── PathNotFound              the collection has no such file or directory
     │   ├── InvalidManifest           manifest text that does not parse, or a bad PDH
     │   ├── CorruptBlock              a stored block whose content no longer matches
+    │   │   └── CorruptManifest       a stored manifest whose text no longer matches its PDH
     │   └── OutsideJobDirectory       a job's output or log dir is a symlink out of its job dir
     ├── RecordsError
     │   ├── SchemaVersionError        the database was written by an incompatible version
@@ -73,6 +74,20 @@ class CorruptBlock(StoreError):
 class OutsideJobDirectory(StoreError):
     """A directory to ingest for a job is, or passes through, a symlink leading out of
     the job's own directory: its files are someone else's and are left alone."""
+
+
+class CorruptManifest(CorruptBlock):
+    """A stored manifest's text does not match its PDH (or cannot be read).
+
+    A kind of CorruptBlock, so that whatever handles a damaged store handles this too;
+    its message says manifest. ``block`` and ``collection`` are both the PDH.
+    """
+
+    def __init__(self, pdh: str, detail: str) -> None:
+        StoreError.__init__(self, f"corrupt manifest of collection {pdh}: {detail}")
+        self.block = pdh
+        self.collection = pdh
+        self.reason = detail
 
 
 class RecordsError(CrunchError):

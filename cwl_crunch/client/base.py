@@ -108,6 +108,8 @@ class JobRecord:
     cancel_requested: bool = False
     image_digest: str | None = None
     """Content digest of ``spec.image`` as resolved when the job was submitted."""
+    reuse_ineligible: str | None = None
+    """Why this job's result is no longer reused (its output was found damaged)."""
 
     @property
     def name(self) -> str:

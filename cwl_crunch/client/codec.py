@@ -112,6 +112,7 @@ def record_to_dict(record: JobRecord) -> dict[str, Any]:
         "output_pdh": record.output_pdh, "log_pdh": record.log_pdh,
         "failure_reason": record.failure_reason, "reused_job_uuid": record.reused_job_uuid,
         "cancel_requested": record.cancel_requested, "image_digest": record.image_digest,
+        "reuse_ineligible": record.reuse_ineligible,
     }
 
 

@@ -81,6 +81,7 @@ class EmbeddedClient(ClusterClient):
         self.cluster_id = config.cluster_id
         self.database = Database(config.database)
         self.store = CollectionStore(config.store)
+        self.store.on_damage = self._record_damage
         self._parent_uuid = self._token_job(config.api_token)
         self._changed = threading.Condition()
         engine_url = find_engine(config.container_engine)
@@ -150,7 +151,7 @@ class EmbeddedClient(ClusterClient):
         with self.database.writing() as connection:
             record = jobs.to_record(jobs.insert_job(
                 connection, self.cluster_id, spec, parent_uuid=self._parent_uuid,
-                key=reuse_key(spec, digest), output_present=self.store.has_collection,
+                key=reuse_key(spec, digest), output_problem=self.store.damage_of,
                 image_digest=digest,
             ))
         self.notify_changed()
@@ -158,6 +159,18 @@ class EmbeddedClient(ClusterClient):
             self.dispatcher.start()
             self.dispatcher.wake()
         return record
+
+    def _record_damage(self, pdh: str, error: StoreError) -> str:
+        """A reader found ``pdh`` damaged: the jobs that made it are not reused again
+        (the step runs anew and its output repairs the store). Returns what to do."""
+        with self.database.writing() as connection:
+            jobs.mark_output_damaged(connection, pdh, str(error))
+            makers = jobs.jobs_using(connection, [pdh]).get(pdh, [])
+        if makers:
+            return (f"job {makers[0]} made it and will not be reused: run the step again "
+                    "to repair it (`cwl-crunch fsck` checks the whole store)")
+        return ("put the same files again to repair it, or run `cwl-crunch fsck --repair` "
+                "to check and repair the whole store")
 
     def _image_digest(self, image: str) -> str:
         """Pulled here if missing: once per cluster, not once per job."""
@@ -183,7 +196,7 @@ class EmbeddedClient(ClusterClient):
         with self.database.writing() as connection:
             row = jobs.insert_job(connection, self.cluster_id, spec,
                                   parent_uuid=self._parent_uuid, key=reuse_key(spec),
-                                  output_present=self.store.has_collection)
+                                  output_problem=self.store.damage_of)
             jobs.claim(connection, row["uuid"], states.QUEUED, worker, self_run=True)
             token = create_token(connection, self.cluster_id, row["uuid"])
             claim = Claim(jobs.to_record(jobs.get_job(connection, row["uuid"])), token)

@@ -91,11 +91,13 @@ def error_of(response: httpx.Response) -> errors.CrunchError:
     message = detail or f"HTTP {response.status_code}"
     if response.status_code == 401:  # as the embedded client says of a bad token
         return errors.TokenError(message)
+    if kind is errors.CorruptManifest:
+        return errors.CorruptManifest(str(body.get("collection")), str(body.get("reason")))
     if kind is errors.CorruptBlock:
         return errors.CorruptBlock(str(body.get("block")), body.get("collection"),
                                    str(body.get("reason")))
     if isinstance(kind, type) and issubclass(kind, errors.CrunchError) \
-            and kind not in (errors.CorruptBlock, errors.JobFailed, errors.ApiError):
+            and not issubclass(kind, (errors.CorruptBlock, errors.JobFailed, errors.ApiError)):
         return kind(message)
     return errors.ApiError(f"{response.request.method} {response.request.url.path}: "
                            f"HTTP {response.status_code}: {message}", response.status_code)

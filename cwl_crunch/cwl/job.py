@@ -22,6 +22,7 @@ from cwl_crunch.client.base import CollectionMount, JobRecord, JobSpec, LiteralM
 from cwl_crunch.cwl.containers import JobPaths
 from cwl_crunch.cwl.fs_access import keep_location
 from cwl_crunch.cwl.layout import JOB_ROOT, KEEP_PREFIX, OUTDIR, TMPDIR
+from cwl_crunch.errors import CorruptBlock
 from cwl_crunch.store import split_reference
 
 if TYPE_CHECKING:
@@ -88,8 +89,8 @@ class CrunchJob(JobBase):
         outputs: Any = {}
         status = "permanentFail"
         try:
-            record = self._steps.run_step(self.name, self._spec(runtimeContext))
-            outputs, status = self._outcome(record)
+            spec = self._spec(runtimeContext)
+            outputs, status = self._collected(spec, self._steps.run_step(self.name, spec))
         except UnsupportedRequirement:  # cwltool reports it (and exits 33)
             raise
         except WorkflowException as error:  # as cwltool's own jobs do: a message, no traceback
@@ -167,6 +168,21 @@ class CrunchJob(JobBase):
             binds[output_dir] = "out"
         return image, JobPaths(in_container=True, binds=binds)
 
+    def _collected(self, spec: JobSpec, record: JobRecord) -> tuple[Any, str]:
+        """The step's outputs; a reused output found damaged while collected means running
+        the step once more (the cluster no longer reuses that job, and the new output
+        repairs the store)."""
+        try:
+            return self._outcome(record)
+        except WorkflowException as error:
+            damage = _store_damage(error)
+            if damage is None or record.reused_job_uuid is None:
+                raise
+            logger.warning("[step %s] the output of job %s, reused, is damaged (%s): "
+                           "running the step again", self.name, record.reused_job_uuid,
+                           damage)
+        return self._outcome(self._steps.run_step(self.name, spec))
+
     def _outcome(self, record: JobRecord) -> tuple[Any, str]:
         if record.state != "Complete" or record.output_pdh is None or record.exit_code is None:
             reason = record.failure_reason or record.state
@@ -182,6 +198,18 @@ class CrunchJob(JobBase):
                            record.uuid)
         outputs = self.collect_outputs(f"{KEEP_PREFIX}{record.output_pdh}", record.exit_code)
         return outputs, status
+
+
+def _store_damage(error: BaseException) -> CorruptBlock | None:
+    """The CorruptBlock (or CorruptManifest) behind a cwltool error, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, CorruptBlock):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _partition_property(requirement: Mapping[str, Any] | None) -> dict[str, str]:

@@ -81,10 +81,15 @@ def _add_block_uploads(connection: Connection) -> None:
     BlockUpload.__table__.create(connection)  # type: ignore[attr-defined]
 
 
+def _add_job_reuse_ineligible(connection: Connection) -> None:
+    connection.exec_driver_sql("ALTER TABLE jobs ADD COLUMN reuse_ineligible TEXT")
+
+
 # MIGRATIONS[n] upgrades a database at schema version n to n + 1.
 MIGRATIONS: dict[int, Migration] = {
     1: _add_job_root, 2: _add_job_self_run, 3: _add_job_container_fields,
-    4: _add_uploads_and_output_indexes, 5: _add_block_uploads}
+    4: _add_uploads_and_output_indexes, 5: _add_block_uploads,
+    6: _add_job_reuse_ineligible}
 
 _BEGIN_OPTION = "crunch_begin"
 # The key of the advisory lock every PostgreSQL write transaction takes first (any

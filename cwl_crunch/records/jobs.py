@@ -27,6 +27,8 @@ EVENTS = cast(Table, Event.__table__)
 _LIVE = (states.QUEUED, states.RUNNING)
 
 JobRow = Row[Any]  # a row of JOBS (all columns)
+OutputCheck = Callable[[str], str | None]
+"""PDH -> what is wrong with that collection in the store, or None if stored intact."""
 
 # Statements run several times per job are built once: building a statement costs
 # SQLAlchemy about three times what executing a prebuilt one does.
@@ -56,6 +58,7 @@ _TWINS = (
     select(JOBS.c.uuid, JOBS.c.state, JOBS.c.exit_code, JOBS.c.output_pdh,
            JOBS.c.log_pdh, JOBS.c.reused_job_uuid)
     .where(JOBS.c.reuse_key == bindparam("key"), JOBS.c.reuse.is_(True),
+           JOBS.c.reuse_ineligible.is_(None),
            or_(*(JOBS.c.state == state for state in (states.COMPLETE, *_LIVE))))
     .order_by(JOBS.c.created_at)
     .limit(50)
@@ -90,6 +93,7 @@ def to_record(job: JobRow | Mapping[str, Any]) -> JobRecord:
         exit_code=v["exit_code"], output_pdh=v["output_pdh"], log_pdh=v["log_pdh"],
         failure_reason=v["failure_reason"], reused_job_uuid=v["reused_job_uuid"],
         cancel_requested=v["cancel_requested"], image_digest=v["image_digest"],
+        reuse_ineligible=v["reuse_ineligible"],
     )
 
 
@@ -134,16 +138,19 @@ def insert_job(
     *,
     parent_uuid: str | None,
     key: str,
-    output_present: Callable[[str], bool],
+    output_problem: OutputCheck,
     image_digest: str | None = None,
 ) -> dict[str, Any]:
     """Make the job's record: reusing a finished twin, joining a live one, or Queued.
 
+    ``output_problem`` says what is wrong with a finished twin's output collection in
+    the store (None: stored intact); a twin whose output is damaged is marked
+    ineligible for reuse (see :func:`mark_output_damaged`) and passed over.
     Returns the new row's columns (no need to read it back).
     """
     now = time.time()
     uuid = new_uuid(cluster_id, "job")
-    twin = _twin(connection, key, output_present) if spec.reuse else None
+    twin = _twin(connection, key, output_problem) if spec.reuse else None
     row: dict[str, Any] = {column.name: None for column in JOBS.columns}
     row.update(
         uuid=uuid, name=spec.name, state=states.QUEUED, parent_uuid=parent_uuid,
@@ -169,20 +176,75 @@ def insert_job(
     return row
 
 
-def _twin(
-    connection: Connection, key: str, output_present: Callable[[str], bool]
-) -> Any:
-    """A successful finished job with this key (its output still stored), else a live
+def _twin(connection: Connection, key: str, output_problem: OutputCheck) -> Any:
+    """A successful finished job with this key (its output stored intact), else a live
     one doing the work itself (not following another), else None."""
     rows: Sequence[Any] = connection.execute(_TWINS, {"key": key}).all()
+    damaged: set[str] = set()
     for row in rows:
-        if row.state == states.COMPLETE and row.exit_code == 0 and row.output_pdh \
-                and output_present(row.output_pdh):
+        if row.state != states.COMPLETE or row.exit_code != 0 or not row.output_pdh \
+                or row.output_pdh in damaged:
+            continue
+        problem = output_problem(row.output_pdh)
+        if problem is None:
             return row
+        damaged.add(row.output_pdh)
+        mark_output_damaged(connection, row.output_pdh, problem)
     for row in rows:
         if row.state in _LIVE and row.reused_job_uuid is None:
             return row
     return None
+
+
+def mark_output_damaged(connection: Connection, pdh: str, problem: str) -> list[str]:
+    """Make every finished job whose output is ``pdh`` ineligible for reuse, saying why;
+    returns the uuids of all jobs with that output (those already ineligible keep their
+    first reason).
+
+    By output, not by reuse key: a damaged collection is damaged whoever made it, and the
+    jobs that reused a job carry its output too. The next job with their key runs, and
+    storing its output repairs the collection (a damaged stored copy is replaced).
+    """
+    reason = f"{problem} (found {datetime.now(UTC).isoformat(timespec='seconds')})"
+    connection.execute(update(JOBS).where(JOBS.c.output_pdh == pdh,
+                                          JOBS.c.reuse_ineligible.is_(None))
+                       .values(reuse_ineligible=reason))
+    return [str(uuid) for uuid in connection.execute(
+        select(JOBS.c.uuid).where(JOBS.c.output_pdh == pdh)
+        .order_by(JOBS.c.created_at)).scalars()]
+
+
+def jobs_using(connection: Connection, pdhs: Sequence[str]) -> dict[str, list[str]]:
+    """PDH -> uuids of the jobs whose output or log it is, for those of ``pdhs`` used."""
+    found: dict[str, list[str]] = {}
+    for start in range(0, len(pdhs), 500):  # bounded IN lists
+        chunk = list(pdhs[start:start + 500])
+        rows = connection.execute(
+            select(JOBS.c.uuid, JOBS.c.output_pdh, JOBS.c.log_pdh)
+            .where(or_(JOBS.c.output_pdh.in_(chunk), JOBS.c.log_pdh.in_(chunk)))
+            .order_by(JOBS.c.created_at)).all()
+        for uuid, output_pdh, log_pdh in rows:
+            for pdh in {output_pdh, log_pdh} & set(chunk):
+                found.setdefault(pdh, []).append(uuid)
+    return found
+
+
+def jobs_with_digests(connection: Connection,
+                      digests: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    """Collection digest (a PDH's hash, whatever its length) -> ``(job uuid, PDH)`` of the
+    jobs whose output or log it is, oldest first; for what ``fsck`` found damaged."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for digest in dict.fromkeys(digests):
+        prefix = f"{digest}+"
+        rows = connection.execute(
+            select(JOBS.c.uuid, JOBS.c.output_pdh, JOBS.c.log_pdh)
+            .where(or_(JOBS.c.output_pdh.startswith(prefix, autoescape=True),
+                       JOBS.c.log_pdh.startswith(prefix, autoescape=True)))
+            .order_by(JOBS.c.created_at)).all()
+        for uuid, output_pdh, log_pdh in rows:
+            pdh = output_pdh if output_pdh and output_pdh.startswith(prefix) else log_pdh
+            found.setdefault(digest, []).append((str(uuid), str(pdh)))
+    return found
 
 
 def _follow(connection: Connection, uuid: str, twin: JobRow, now: float) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 class Base(DeclarativeBase):
@@ -70,6 +70,10 @@ class Job(Base):
     binds: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")
     network: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     image_digest: Mapped[str | None] = mapped_column(String(80))
+    # Since schema version 7: why this job's result may not be reused (its output was
+    # found damaged or missing in the store), or None. Reuse skips such a job, so the
+    # step runs again and its new output repairs the store.
+    reuse_ineligible: Mapped[str | None] = mapped_column(Text)
     # Who runs it: lets any process tell a dead worker from a slow one.
     worker_host: Mapped[str | None] = mapped_column(String(255))
     worker_pid: Mapped[int | None] = mapped_column(Integer)

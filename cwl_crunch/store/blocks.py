@@ -148,6 +148,27 @@ class BlockStore:
             return False
         return True  # kept changing while hashed, but each hash matched: its bytes are right
 
+    def problem_of(self, locator: str, collection: str | None) -> str | None:
+        """What is wrong with the stored block (None: intact), hashing it unless known
+        good. For deciding whether work may be reused: a damaged block means redo it."""
+        _, length = parse_locator(locator)
+        try:
+            info = os.stat(self.path_for(locator))
+        except FileNotFoundError:
+            self.known_good.forget(locator)
+            return str(CorruptBlock(locator, collection, "block file is missing"))
+        if info.st_size != length:
+            self.known_good.forget(locator)
+            return str(CorruptBlock(locator, collection,
+                                    f"block file holds {info.st_size} bytes, not {length}"))
+        if _looks_untouched(info, length) and self.known_good.matches(locator, info):
+            return None
+        try:
+            self.verify(locator, collection)
+        except CorruptBlock as error:
+            return str(error)
+        return None
+
     def known_good_stats(self, locators: Iterable[str]) -> dict[str, StatKey]:
         """The stat keys of those blocks known good whose stat is still the known one.
 

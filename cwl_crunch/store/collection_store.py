@@ -26,10 +26,18 @@ corruption.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Iterator, Sequence
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
-from cwl_crunch.errors import PathNotFound, StoreError
+from cwl_crunch.errors import (
+    CollectionNotFound,
+    CorruptBlock,
+    CorruptManifest,
+    CrunchError,
+    PathNotFound,
+    StoreError,
+)
 from cwl_crunch.store.blocks import BlockStore
 from cwl_crunch.store.ingest import manifest_of_directory, manifest_of_paths
 from cwl_crunch.store.listing import CollectionEntry, checked_path, entry_at, list_entries
@@ -38,6 +46,12 @@ from cwl_crunch.store.manifest import Manifest
 from cwl_crunch.store.manifest_files import ManifestFiles
 from cwl_crunch.store.put_cache import PutCache
 from cwl_crunch.store.staging import Placer
+
+_log = logging.getLogger(__name__)
+
+DamageHook = Callable[[str, CorruptBlock], str | None]
+"""Told ``(pdh, error)`` when a reader finds a collection's manifest or a block damaged;
+returns what the user should do, appended to the error's message (None: nothing)."""
 
 
 class CollectionStore:
@@ -54,6 +68,9 @@ class CollectionStore:
         self._blocks = BlockStore(self.root)
         self._manifests = ManifestFiles(self.root)
         self._put_cache = PutCache(self.root / "cache" / "put-cache.sqlite3")
+        self.on_damage: DamageHook | None = None
+        """Set by the cluster that owns the records (the embedded client): a collection
+        found damaged while read makes the jobs that made it ineligible for reuse."""
 
     # Storing -----------------------------------------------------------------------
     def put_paths(self, paths: Sequence[Path]) -> str:
@@ -93,7 +110,10 @@ class CollectionStore:
     def read_block(self, locator: str, pdh: str | None = None) -> bytes:
         """One block's bytes, verified against its locator (``pdh``: for messages)."""
         parse_locator(locator)
-        return self._blocks.read_verified(locator, pdh)
+        try:
+            return self._blocks.read_verified(locator, pdh)
+        except CorruptBlock as error:
+            raise self._damaged(pdh, error) from None
 
     # Looking -----------------------------------------------------------------------
     def has_collection(self, pdh: str) -> bool:
@@ -101,10 +121,53 @@ class CollectionStore:
 
     def manifest(self, pdh: str) -> Manifest:
         """The parsed manifest, verified against its PDH; CollectionNotFound if absent."""
-        return Manifest.from_text(self._manifests.read(pdh))
+        return Manifest.from_text(self.manifest_text(pdh))
 
     def manifest_text(self, pdh: str) -> bytes:
-        return self._manifests.read(pdh)
+        try:
+            return self._manifests.read(pdh)
+        except CorruptBlock as error:
+            raise self._damaged(pdh, error) from None
+
+    def damage_of(self, pdh: str) -> str | None:
+        """What is wrong with the stored collection, or None if it is stored intact.
+
+        Its manifest is hashed, and each block unless this instance knows it good (see
+        :mod:`cwl_crunch.store.known_good` for the gap that leaves); absent or resized
+        blocks are found by a stat before anything is hashed. What reuse asks before
+        handing a job's output on.
+        """
+        try:
+            manifest = Manifest.from_text(self._manifests.read(pdh))
+        except CollectionNotFound:
+            return f"collection {pdh} is not in the store"
+        except CorruptBlock as error:
+            return str(error)
+        locators = list(dict.fromkeys(
+            locator for file in manifest.files() for locator in file.locators))
+        # Those a stat already shows touched first: no hashing if one is plainly damaged.
+        touched = set(self._blocks.missing(locators))
+        for locator in sorted(locators, key=lambda locator: locator not in touched):
+            problem = self._blocks.problem_of(locator, pdh)
+            if problem is not None:
+                return problem
+        return None
+
+    def _damaged(self, pdh: str | None, error: CorruptBlock) -> CorruptBlock:
+        """``error``, with what to do added by the on_damage hook."""
+        collection = pdh or error.collection
+        if self.on_damage is None or collection is None:
+            return error
+        try:
+            hint = self.on_damage(collection, error)
+        except CrunchError as hook_error:  # never hide the damage behind another error
+            _log.warning("could not record the damage of %s: %s", collection, hook_error)
+            return error
+        if not hint:
+            return error
+        if isinstance(error, CorruptManifest):
+            return CorruptManifest(error.block, f"{error.reason}; {hint}")
+        return CorruptBlock(error.block, error.collection, f"{error.reason}; {hint}")
 
     def missing_blocks(self, locators: Iterable[str]) -> builtins.list[str]:
         """Blocks absent or touched since stored (size or mtime changed), each once.
@@ -131,15 +194,29 @@ class CollectionStore:
         if file is None:
             what = "a directory" if manifest.is_dir(path) else "not there"
             raise PathNotFound(f"cannot read {path!r} of collection {pdh}: it is {what}")
-        return _as_bytes(self._blocks.verified_views(file.locators, pdh))
+        return self._reporting(pdh, _as_bytes(self._blocks.verified_views(file.locators, pdh)))
+
+    def _reporting(self, pdh: str, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        try:
+            yield from chunks
+        except CorruptBlock as error:
+            raise self._damaged(pdh, error) from None
 
     def export(self, pdh: str, path: str, dest: Path) -> None:
         """Copy a file or directory out, like ``cp -r``, verifying every block."""
-        Placer(self._blocks, self.manifest(pdh)).export(path, Path(dest))
+        manifest = self.manifest(pdh)
+        try:
+            Placer(self._blocks, manifest).export(path, Path(dest))
+        except CorruptBlock as error:
+            raise self._damaged(pdh, error) from None
 
     def stage(self, pdh: str, path: str, dest: Path, *, writable: bool) -> None:
         """Place a file or directory ("" = whole collection) at ``dest`` for a job."""
-        Placer(self._blocks, self.manifest(pdh)).stage(path, Path(dest), writable=writable)
+        manifest = self.manifest(pdh)
+        try:
+            Placer(self._blocks, manifest).stage(path, Path(dest), writable=writable)
+        except CorruptBlock as error:
+            raise self._damaged(pdh, error) from None
 
     def entry(self, pdh: str, path: str = "") -> CollectionEntry:
         """The file or directory at ``path`` (CollectionNotFound, PathNotFound)."""

@@ -125,6 +125,23 @@ def decode_block_stats(locators: tuple[str, ...], text: str) -> dict[str, StatKe
     return stats
 
 
+@dataclasses.dataclass(frozen=True)
+class BlockSource:
+    """Where a put file held a block: its bytes ``offset`` to ``offset + length``, as long
+    as the file's identity is still ``identity`` (for repairing a damaged block)."""
+
+    identity: FileIdentity
+    offset: int
+    length: int
+
+    @property
+    def realpath(self) -> str:
+        return self.identity.realpath
+
+    def matches(self, info: os.stat_result) -> bool:
+        return FileIdentity.of(self.identity.realpath, info) == self.identity
+
+
 class PutCacheSession:
     """One connection, used by one thread for one put; new entries are saved at the end."""
 
@@ -207,6 +224,58 @@ class PutCache:
             if connection is not None:
                 with contextlib.suppress(sqlite3.Error):
                     connection.close()
+
+    def sources_of(self, digests: set[str]) -> dict[str, list[BlockSource]]:
+        """Digest -> the put files that held that block, for the digests asked; one scan
+        of the cache, keeping only what is asked (the cache may hold millions of files)."""
+        found: dict[str, list[BlockSource]] = {}
+        if not self.path.exists():
+            return found
+        connection = self._connect()
+        if connection is None or not digests:
+            return found
+        try:
+            for row in connection.execute(
+                    "SELECT realpath, device, inode, size, mtime_ns, ctime_ns, locators"
+                    " FROM put_cache"):
+                identity = FileIdentity(str(row[0]), *(int(value) for value in row[1:6]))
+                offset = 0
+                for locator in str(row[6]).split():
+                    digest, _, length_text = locator.partition("+")
+                    length = int(length_text) if length_text.isdigit() else 0
+                    if digest in digests:
+                        found.setdefault(digest, []).append(
+                            BlockSource(identity, offset, length))
+                    offset += length
+        except sqlite3.Error as error:
+            _log.warning("put cache %s unreadable: %s", self.path, error)
+        finally:
+            connection.close()
+        return found
+
+    def forget_blocks(self, digests: set[str]) -> None:
+        """Drop the entries of files holding any of these blocks: a put of them reads
+        the file again instead of trusting a block that is damaged."""
+        if not digests or not self.path.exists():
+            return
+        connection = self._connect()
+        if connection is None:
+            return
+        try:
+            doomed = [
+                (str(realpath), int(device), int(inode))
+                for realpath, device, inode, locators in connection.execute(
+                    "SELECT realpath, device, inode, locators FROM put_cache")
+                if any(locator.partition("+")[0] in digests
+                       for locator in str(locators).split())]
+            with connection:
+                connection.executemany(
+                    "DELETE FROM put_cache WHERE realpath = ? AND device = ? AND inode = ?",
+                    doomed)
+        except sqlite3.Error as error:
+            _log.warning("put cache %s: cannot drop entries: %s", self.path, error)
+        finally:
+            connection.close()
 
     def _connect(self) -> sqlite3.Connection | None:
         try:

@@ -252,7 +252,7 @@ def test_a_claimed_job_never_submitted_is_submitted_after_a_restart(server, tmp_
         row = jobs.insert_job(connection, server.config.cluster_id,
                               job(f"echo ran > {shlex.quote(str(tmp_path / 'ran'))}"),
                               parent_uuid=None, key="never-submitted",
-                              output_present=lambda pdh: False)
+                              output_problem=lambda pdh: "not stored")
         jobs.claim(connection, row["uuid"], "Queued",
                    WorkerInfo(host=SLURM_HOST, pid=0, pid_start=0))
     database.close()

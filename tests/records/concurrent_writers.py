@@ -36,7 +36,7 @@ def own_spec(who: int, number: int) -> JobSpec:
 def _insert(database: Database, spec: JobSpec) -> str:
     with database.writing() as connection:
         uuid: str = jobs.insert_job(connection, "local", spec, parent_uuid=None,
-                                    key=reuse_key(spec), output_present=lambda pdh: True)["uuid"]
+                                    key=reuse_key(spec), output_problem=lambda pdh: None)["uuid"]
     return uuid
 
 

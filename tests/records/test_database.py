@@ -235,7 +235,7 @@ def test_foreign_keys_are_enforced(db):
     with pytest.raises(IntegrityError), db.writing() as connection:
         jobs.insert_job(connection, "local", JobSpec(command=("true",)),
                         parent_uuid="local-job-doesnotexist0000", key="k",
-                        output_present=lambda pdh: True)
+                        output_problem=lambda pdh: None)
 
 
 def test_write_transaction_takes_the_lock_at_its_first_statement(db, database_url):
@@ -386,7 +386,7 @@ def test_a_version_1_database_is_migrated_and_keeps_its_jobs(database_url):
     spec = JobSpec(("echo", "old"))
     with database.writing() as connection:
         uuid = jobs.insert_job(connection, "local", spec, parent_uuid=None,
-                               key=reuse_key(spec), output_present=lambda pdh: True)["uuid"]
+                               key=reuse_key(spec), output_problem=lambda pdh: None)["uuid"]
     database.close()
     # DROP COLUMN: SQLite 3.35 and later, and PostgreSQL alike.
     with plain(database_url) as connection:
@@ -396,7 +396,7 @@ def test_a_version_1_database_is_migrated_and_keeps_its_jobs(database_url):
         connection.execute(text("DROP INDEX ix_jobs_log"))
         connection.execute(text("DROP TABLE uploads"))
         connection.execute(text("DROP TABLE block_uploads"))
-        for column in ("binds", "network", "image_digest"):
+        for column in ("binds", "network", "image_digest", "reuse_ineligible"):
             connection.execute(text(f"ALTER TABLE jobs DROP COLUMN {column}"))
         connection.execute(text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
 
@@ -411,10 +411,11 @@ def test_a_version_1_database_is_migrated_and_keeps_its_jobs(database_url):
         assert row.self_run is False
         assert record.spec.binds == {} and record.spec.network is False
         assert record.image_digest is None
+        assert record.reuse_ineligible is None
         rooted = JobSpec(("true",), root="/tmp/job")
         with migrated.writing() as connection:
             new = jobs.insert_job(connection, "local", rooted, parent_uuid=None,
-                                  key=reuse_key(rooted), output_present=lambda pdh: True)
+                                  key=reuse_key(rooted), output_problem=lambda pdh: None)
         assert new["root"] == "/tmp/job"
     finally:
         migrated.close()
@@ -426,3 +427,28 @@ def test_a_version_1_database_is_migrated_and_keeps_its_jobs(database_url):
             assert columns == set(table.columns.keys()), name
             indexes = {index["name"] for index in inspector.get_indexes(name)}
             assert {index.name for index in table.indexes} <= indexes, name
+
+
+def test_a_version_5_database_gains_reuse_ineligible_and_keeps_its_jobs(database_url):
+    database = Database(database_url)
+    spec = JobSpec(("echo", "five"))
+    with database.writing() as connection:
+        uuid = jobs.insert_job(connection, "local", spec, parent_uuid=None,
+                               key=reuse_key(spec), output_problem=lambda pdh: None)["uuid"]
+    database.close()
+    with plain(database_url) as connection:
+        connection.execute(text("ALTER TABLE jobs DROP COLUMN reuse_ineligible"))
+        connection.execute(text("UPDATE meta SET value = '6' WHERE key = 'schema_version'"))
+    migrated = Database(database_url)
+    try:
+        with migrated.writing() as connection:
+            assert schema_version(connection) == SCHEMA_VERSION == 7
+            assert jobs.to_record(jobs.get_job(connection, uuid)).reuse_ineligible is None
+            connection.execute(text("UPDATE jobs SET output_pdh = 'p+1' WHERE uuid = :u"),
+                               {"u": uuid})
+            assert jobs.mark_output_damaged(connection, "p+1", "manifest damaged") == [uuid]
+        with migrated.reading() as connection:
+            reason = jobs.to_record(jobs.get_job(connection, uuid)).reuse_ineligible
+            assert reason is not None and reason.startswith("manifest damaged")
+    finally:
+        migrated.close()

@@ -46,9 +46,13 @@ def spec(**changes):
 
 
 def insert(db, job_spec=SPEC, parent=None, present=lambda pdh: True):
+    """``present(pdh)``: whether that output is stored intact (else: damaged)."""
+    def problem(pdh):
+        return None if present(pdh) else f"collection {pdh} is damaged"
+
     with db.writing() as connection:
         return jobs.insert_job(connection, "local", job_spec, parent_uuid=parent,
-                               key=reuse_key(job_spec), output_present=present)["uuid"]
+                               key=reuse_key(job_spec), output_problem=problem)["uuid"]
 
 
 def row(db, uuid):
@@ -178,9 +182,52 @@ def test_a_twin_whose_output_is_present_is_preferred(db):
     only_second = insert(db, present=lambda pdh: pdh == PDH_OUT)
     assert record(db, only_second).reused_job_uuid == second
     assert record(db, only_second).output_pdh == PDH_OUT
-    only_first = insert(db, present=lambda pdh: pdh == gone_pdh)
-    assert record(db, only_first).reused_job_uuid == first
-    assert record(db, only_first).output_pdh == gone_pdh
+    # The first was found damaged once: it stays ineligible, even if its output is back.
+    assert record(db, first).reuse_ineligible is not None
+    again = insert(db, present=lambda pdh: True)
+    assert record(db, again).reused_job_uuid == second
+
+
+def test_a_damaged_output_makes_its_jobs_ineligible_with_the_reason(db):
+    original = run_to_completion(db)
+    reused = insert(db)
+    assert record(db, reused).reused_job_uuid == original
+    asked = []
+
+    def damaged(pdh):
+        asked.append(pdh)
+        return False
+
+    fresh = insert(db, present=damaged)
+    assert asked == [PDH_OUT]  # asked once for the output both twins carry
+    assert record(db, fresh).state == "Queued"
+    assert record(db, fresh).reused_job_uuid is None
+    for uuid in (original, reused):
+        reason = record(db, uuid).reuse_ineligible
+        assert reason is not None and f"collection {PDH_OUT} is damaged" in reason, reason
+    assert record(db, fresh).reuse_ineligible is None
+    # Never asked again: the next submission joins the job that runs anew.
+    asked.clear()
+    follower = insert(db, present=damaged)
+    assert asked == [] and record(db, follower).reused_job_uuid == fresh
+    claim(db, fresh)
+    finish(db, fresh, output=PDH_OUT)
+    later = insert(db)
+    assert record(db, later).reused_job_uuid == fresh
+
+
+def test_mark_output_damaged_marks_each_job_once(db):
+    first = run_to_completion(db)
+    other = run_to_completion(db, job_spec=spec(command=("cat", "in/data.txt")))
+    with db.writing() as connection:
+        assert jobs.mark_output_damaged(connection, PDH_OUT, "bad block") == [first, other]
+        assert jobs.mark_output_damaged(connection, PDH_OUT, "again") == [first, other]
+        assert jobs.jobs_using(connection, [PDH_OUT, PDH_LOG, "x+1"]) == {
+            PDH_OUT: [first, other], PDH_LOG: [first, other]}
+        assert jobs.jobs_with_digests(connection, [PDH_OUT.split("+")[0]]) == {
+            PDH_OUT.split("+")[0]: [(first, PDH_OUT), (other, PDH_OUT)]}
+    # The first reason is kept.
+    assert record(db, first).reuse_ineligible.startswith("bad block (found ")
 
 
 @pytest.mark.parametrize("state, exit_code", [("Complete", 1), ("Complete", 137),

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import Field
 
-from cwl_crunch.client.base import JobFilter, JobOutcome, WorkerInfo
+from cwl_crunch.client.base import JOB_PAGE_LIMIT, JobFilter, JobOutcome, WorkerInfo
 from cwl_crunch.client.codec import claim_to_dict, record_to_dict, spec_from_dict
 from cwl_crunch.server.access import Access
 from cwl_crunch.server.auth import Caller, caller, core_of, person
@@ -22,7 +22,7 @@ from cwl_crunch.server.schemas import (
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 Who = Annotated[Caller, Depends(caller)]
 Person = Annotated[Caller, Depends(person)]
-MAX_LIST = 10_000
+MAX_LIST = JOB_PAGE_LIMIT
 NO_NUL = r"^[^\x00]*$"
 """PostgreSQL refuses a NUL in any text it is asked to compare (a 500): a 422 instead."""
 JobUuid = Annotated[str, Path(pattern=NO_NUL)]
@@ -78,8 +78,10 @@ def list_jobs(
     top_level: bool = False,
     state: Annotated[list[Plain] | None, Query(max_length=10)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 100,
+    after: Annotated[str | None, Query(pattern=NO_NUL)] = None,
 ) -> list[dict[str, Any]]:
-    """Jobs by UUID (in the order asked), or by filter (newest first)."""
+    """Jobs by UUID (in the order asked), or by filter (newest first, ties by UUID
+    descending). For the next page, ask again with ``after`` = the last UUID listed."""
     core, access = core_of(request), access_of(request)
     if uuid:
         for one in uuid:
@@ -90,8 +92,11 @@ def list_jobs(
             raise HTTPException(403, "a job's token lists only the children of its jobs: "
                                      "give ?parent=")
         access.check_job(who, parent)
+        if after is not None:  # its creation time is where the page starts
+            access.check_job(who, after)
     job_filter = JobFilter(parent_uuid=parent, top_level=top_level,
-                           states=frozenset(state) if state else None, limit=limit)
+                           states=frozenset(state) if state else None, limit=limit,
+                           after=after)
     return [record_to_dict(record) for record in core.list_jobs(job_filter)]
 
 

@@ -103,15 +103,20 @@ def _logs(client: ClusterClient, args: argparse.Namespace) -> int:
         print(f"job {job.uuid} is {job.state} and has no log collection yet", file=sys.stderr)
         return 1
     present = {entry.path for entry in client.list_collection(job.log_pdh)}
+    out = sys.stdout.buffer
+    sys.stdout.flush()
+    ended_line = True
     for name in LOG_FILES:
         if name not in present:
             continue
-        print(f"==> {name} <==")
-        sys.stdout.flush()
+        # As tail(1) does: a log whose last line has no newline does not hide the next
+        # log's header at the end of that line.
+        out.write(f"{'' if ended_line else chr(10)}==> {name} <==\n".encode())
         chunks = client.read_file(job.log_pdh, name)
         for chunk in chunks if args.tail is None else [last_lines(chunks, args.tail)]:
-            sys.stdout.buffer.write(chunk)
-        sys.stdout.buffer.flush()
+            out.write(chunk)
+            ended_line = chunk.endswith(b"\n") if chunk else ended_line
+        out.flush()
     return 0
 
 

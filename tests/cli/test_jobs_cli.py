@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import random
 import re
+import subprocess
 import sys
 import time
 
 import pytest
 from procs import processes_with
 
+from cwl_crunch.cli.jobs import last_lines
 from cwl_crunch.cli.main import main
+from cwl_crunch.client import JobFilter
 
 COLUMNS = re.compile(r" {2,}")
 PARENT_PROGRAM = """
@@ -163,3 +166,55 @@ def test_unknown_job_from_a_process_has_no_traceback(cli):
     assert result.returncode == 1
     assert result.stderr == "cwl-crunch jobs: no job local-job-nope\n"
     assert result.stdout == ""
+
+
+def test_tree_draws_a_run_and_its_children(cli, some_jobs, client, capsys):
+    # Over HTTP this asked for a million children in one request: a 422 (issue 12).
+    parent = some_jobs[3]
+    code, out, err = jobs_cli(capsys, "tree", parent.uuid)
+    assert (code, err) == (0, "")
+    [kid] = [job for job in client.list_jobs(JobFilter(parent_uuid=parent.uuid))]
+    root_line, kid_line = out.splitlines()
+    assert root_line.startswith(f"{parent.uuid}  parent  Complete  ")
+    assert kid_line.startswith(f"└── {kid.uuid}  kid  Complete  ")
+    assert kid_line.endswith(f"out {kid.output_pdh}")
+
+
+TAIL_PROGRAM = r"""
+import sys
+print("\n".join(f"out {n}" for n in range(1, 2001)))
+sys.stdout.write("no newline at the end")
+print("\n".join(f"err {n}" for n in range(1, 4)), file=sys.stderr)
+"""
+
+
+def test_logs_tail_prints_the_last_lines_of_each_log(cli, cluster, capsys):
+    job = cluster.submit([sys.executable, "-c", TAIL_PROGRAM], cores=0.25, name="long")
+    job.result(timeout=20)
+    code, out, err = jobs_cli(capsys, "logs", job.uuid, "--tail", "3")
+    assert (code, err) == (0, "")
+    sections = re.split(r"^==> (\S+) <==\n", out, flags=re.MULTILINE)
+    named = dict(zip(sections[1::2], sections[2::2], strict=True))
+    assert list(named) == ["worker.txt", "stdout.txt", "stderr.txt"]
+    # As tail(1): the last line counts even without its newline, and the next header
+    # comes on a line of its own.
+    assert named["stdout.txt"] == "out 1999\nout 2000\nno newline at the end\n"
+    assert named["stderr.txt"] == "err 1\nerr 2\nerr 3\n"  # fewer lines than asked: all
+    assert len(named["worker.txt"].splitlines()) == 3
+    assert "exit code 0" in named["worker.txt"]
+    code, out, _ = jobs_cli(capsys, "logs", job.uuid, "--tail", "0")
+    assert out == "==> worker.txt <==\n==> stdout.txt <==\n==> stderr.txt <==\n"
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_last_lines_is_what_tail_prints_however_the_log_is_cut(seed, tmp_path):
+    # A log is read block by block: lines cut across blocks must come out whole.
+    rng = random.Random(seed)
+    text = bytes(rng.choice(b"ab\n\n") for _ in range(rng.randrange(0, 60)))
+    cuts = sorted(rng.sample(range(len(text) + 1), k=min(len(text) + 1, rng.randrange(1, 6))))
+    chunks = [text[start:end] for start, end in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+    count = rng.randrange(0, 8)
+    (tmp_path / "log").write_bytes(text)
+    expected = subprocess.run(["tail", "-n", str(count), str(tmp_path / "log")],
+                              capture_output=True, check=True).stdout
+    assert last_lines(iter(chunks), count) == expected, (chunks, count)

@@ -31,9 +31,19 @@ def render_tree(root: JobRecord, children: Children) -> list[str]:
     return lines
 
 
+def may_have_children(job: JobRecord) -> bool:
+    """Whether the job can be anyone's parent. A job's children are what its token
+    submitted, and a job that took over another's work (reused or joined it) never had a
+    token: that job ran, and the children are its. Asking nothing about these saves a
+    request per reused step (one each: a tree of 10,000 steps took 42 s embedded, on a
+    loaded 2-core host)."""
+    return job.reused_job_uuid is None
+
+
 def _render_children(uuid: str, children: Children, prefix: str, lines: list[str]) -> None:
     kids = sorted(children(uuid), key=lambda job: (job.created_at, job.name, job.uuid))
     for index, kid in enumerate(kids):
         last = index == len(kids) - 1
         lines.append(f"{prefix}{'└── ' if last else '├── '}{job_line(kid)}")
-        _render_children(kid.uuid, children, prefix + ("    " if last else "│   "), lines)
+        if may_have_children(kid):
+            _render_children(kid.uuid, children, prefix + ("    " if last else "│   "), lines)

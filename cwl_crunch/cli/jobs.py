@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import deque
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from cwl_crunch.cli.job_tree import render_tree
 from cwl_crunch.cli.table import format_table, human_duration
 from cwl_crunch.client import ClusterClient, JobFilter, JobRecord, open_client
+from cwl_crunch.client.base import EVERY_JOB
 from cwl_crunch.client.codec import spec_to_dict
 from cwl_crunch.config import Config
 
 LOG_FILES = ("worker.txt", "stdout.txt", "stderr.txt")
-_TREE_LIMIT = 1_000_000
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,12 +24,30 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     listing = actions.add_parser("list", help="recent jobs, newest first")
     listing.add_argument("--all", action="store_true", help="children too, not only top level")
     listing.add_argument("--state", action="append", help="only jobs in this state")
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--limit", type=_count(1), default=50,
+                         help="at most this many (default 50)")
     for name, helptext in (("show", "one job's record"), ("tree", "a job and its descendants"),
                            ("logs", "a job's worker log, stdout and stderr"),
                            ("cancel", "cancel a job and its descendants")):
-        actions.add_parser(name, help=helptext).add_argument("uuid")
+        action = actions.add_parser(name, help=helptext)
+        action.add_argument("uuid")
+        if name == "logs":
+            action.add_argument("--tail", type=_count(0), metavar="N",
+                                help="only the last N lines of each log")
     parser.set_defaults(run=run)
+
+
+def _count(least: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{value} is less than {least}")
+        return value
+
+    return parse
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
@@ -39,7 +59,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
 def _list(client: ClusterClient, args: argparse.Namespace) -> int:
     states = frozenset(args.state) if args.state else None
-    records = client.list_jobs(JobFilter(top_level=not args.all, states=states,
+    # A page at a time: a server answers at most JOB_PAGE_LIMIT jobs per request.
+    records = client.iter_jobs(JobFilter(top_level=not args.all, states=states,
                                          limit=args.limit))
     rows = [[job.uuid, job.name or "-", job.state, job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
              human_duration(job.duration), "yes" if job.reused_job_uuid else "",
@@ -70,7 +91,7 @@ def _show(client: ClusterClient, args: argparse.Namespace) -> int:
 
 def _tree(client: ClusterClient, args: argparse.Namespace) -> int:
     def children(uuid: str) -> list[JobRecord]:
-        return client.list_jobs(JobFilter(parent_uuid=uuid, limit=_TREE_LIMIT))
+        return list(client.iter_jobs(JobFilter(parent_uuid=uuid, limit=EVERY_JOB)))
 
     print("\n".join(render_tree(client.get_job(args.uuid), children)))
     return 0
@@ -82,15 +103,36 @@ def _logs(client: ClusterClient, args: argparse.Namespace) -> int:
         print(f"job {job.uuid} is {job.state} and has no log collection yet", file=sys.stderr)
         return 1
     present = {entry.path for entry in client.list_collection(job.log_pdh)}
+    out = sys.stdout.buffer
+    sys.stdout.flush()
+    ended_line = True
     for name in LOG_FILES:
         if name not in present:
             continue
-        print(f"==> {name} <==")
-        sys.stdout.flush()
-        for chunk in client.read_file(job.log_pdh, name):
-            sys.stdout.buffer.write(chunk)
-        sys.stdout.buffer.flush()
+        # As tail(1) does: a log whose last line has no newline does not hide the next
+        # log's header at the end of that line.
+        out.write(f"{'' if ended_line else chr(10)}==> {name} <==\n".encode())
+        chunks = client.read_file(job.log_pdh, name)
+        for chunk in chunks if args.tail is None else [last_lines(chunks, args.tail)]:
+            out.write(chunk)
+            ended_line = chunk.endswith(b"\n") if chunk else ended_line
+        out.flush()
     return 0
+
+
+def last_lines(chunks: Iterable[bytes], count: int) -> bytes:
+    """The last ``count`` lines of the text, as tail(1) prints them: a last line without
+    a newline counts as a line. Holds only those lines, however long the log."""
+    kept: deque[bytes] = deque(maxlen=count)
+    partial = b""
+    for chunk in chunks:
+        lines = (partial + chunk).split(b"\n")
+        partial = lines.pop()
+        if count:
+            kept.extend(line + b"\n" for line in lines[-count:])
+    if partial and count:
+        kept.append(partial)
+    return b"".join(kept)
 
 
 def _cancel(client: ClusterClient, args: argparse.Namespace) -> int:

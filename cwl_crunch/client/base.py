@@ -150,6 +150,16 @@ class JobFilter:
     """Only jobs with no parent (a person's submissions)."""
     states: frozenset[str] | None = None
     limit: int = 100
+    """At most this many; ``list_jobs`` pages through the API for more than
+    JOB_PAGE_LIMIT, so any limit gives the same answer embedded and over HTTP."""
+    after: str | None = None
+    """Continue after this job (the last UUID of the page before), in list order."""
+
+
+JOB_PAGE_LIMIT = 10_000
+"""Most jobs one ``GET /api/v1/jobs`` answers (10,000 records are ~10 MB of JSON)."""
+EVERY_JOB = 2**62
+"""A ``JobFilter.limit`` that means no limit (what fits in a 64-bit SQL LIMIT)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,7 +226,21 @@ class ClusterClient(abc.ABC):
 
     @abc.abstractmethod
     def list_jobs(self, job_filter: JobFilter) -> list[JobRecord]:
-        """Jobs matching the filter, newest first."""
+        """Jobs matching the filter, newest first (ties by UUID, descending)."""
+
+    def iter_jobs(self, job_filter: JobFilter,
+                  page_size: int = JOB_PAGE_LIMIT) -> Iterator[JobRecord]:
+        """``list_jobs`` a page at a time (up to ``job_filter.limit`` in all). Each page
+        continues after the last job of the one before: jobs created meanwhile are newer
+        than any listed, so nothing repeats or is skipped."""
+        wanted, after = job_filter.limit, job_filter.after
+        while wanted > 0:
+            asked = min(wanted, page_size)
+            page = self.list_jobs(dataclasses.replace(job_filter, limit=asked, after=after))
+            yield from page
+            if len(page) < asked:
+                return
+            wanted, after = wanted - len(page), page[-1].uuid
 
     @abc.abstractmethod
     def cancel(self, uuid: str) -> JobRecord:

@@ -219,7 +219,7 @@ class EmbeddedClient(ClusterClient):
             rows = jobs.list_jobs(
                 connection, parent_uuid=job_filter.parent_uuid,
                 top_level=job_filter.top_level, only_states=job_filter.states,
-                limit=job_filter.limit)
+                limit=job_filter.limit, after=job_filter.after)
             return [jobs.to_record(row) for row in rows]
 
     def cancel(self, uuid: str) -> JobRecord:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cwl_crunch.client.base import (
+    JOB_PAGE_LIMIT,
     Claim,
     ClusterClient,
     CollectionEntry,
@@ -103,10 +104,14 @@ class HttpClient(ClusterClient):
         return found
 
     def list_jobs(self, job_filter: JobFilter) -> list[JobRecord]:
+        if job_filter.limit > JOB_PAGE_LIMIT:  # what the server answers at most at once
+            return list(self.iter_jobs(job_filter))
         params: dict[str, Any] = {"limit": job_filter.limit,
                                   "top_level": job_filter.top_level}
         if job_filter.parent_uuid is not None:
             params["parent"] = job_filter.parent_uuid
+        if job_filter.after is not None:
+            params["after"] = job_filter.after
         if job_filter.states:
             params["state"] = sorted(job_filter.states)
         return [record_from_dict(data)

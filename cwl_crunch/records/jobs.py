@@ -418,8 +418,18 @@ def list_jobs(
     top_level: bool,
     only_states: frozenset[str] | None,
     limit: int,
+    after: str | None = None,
 ) -> list[JobRow]:
-    query = select(JOBS).order_by(JOBS.c.created_at.desc()).limit(limit)
+    """Newest first, ties by UUID (descending): a total order, so a caller pages through
+    with ``after`` = the last UUID of the page before, and jobs created meanwhile (newer
+    than any listed) never repeat or shift the rest. ``after`` names a job
+    (JobNotFound otherwise); its own row holds the exact creation time to continue from.
+    """
+    query = select(JOBS).order_by(JOBS.c.created_at.desc(), JOBS.c.uuid.desc()).limit(limit)
+    if after is not None:
+        created = get_job(connection, after).created_at
+        query = query.where(or_(JOBS.c.created_at < created,
+                                (JOBS.c.created_at == created) & (JOBS.c.uuid < after)))
     if parent_uuid is not None:
         query = query.where(JOBS.c.parent_uuid == parent_uuid)
     if top_level:

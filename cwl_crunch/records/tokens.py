@@ -64,3 +64,30 @@ def is_revoked(connection: Connection, token_uuid: str) -> bool:
 
 def job_token_uuids(connection: Connection, job_uuid: str) -> list[str]:
     return list(connection.scalars(select(TOKENS.c.uuid).where(TOKENS.c.job_uuid == job_uuid)))
+
+
+def person_tokens(connection: Connection) -> list[Row[Any]]:
+    """Every person's token (uuid, created_at, revoked), oldest first; no secret hash."""
+    return list(connection.execute(
+        select(TOKENS.c.uuid, TOKENS.c.created_at, TOKENS.c.revoked)
+        .where(TOKENS.c.job_uuid.is_(None)).order_by(TOKENS.c.created_at, TOKENS.c.uuid)))
+
+
+def revoke_person_token(connection: Connection, token_uuid: str) -> bool:
+    """Revoke a person's token; False if it already was. Every request checks its token
+    against this table, so the token stops working with the next request.
+
+    A job's token is refused: it ends with its job (cancel the job instead), and its
+    worker still needs it to report the job's end.
+    """
+    record = connection.execute(
+        select(TOKENS.c.job_uuid, TOKENS.c.revoked).where(TOKENS.c.uuid == token_uuid)).first()
+    if record is None:
+        raise TokenError(f"no token {token_uuid}")
+    if record.job_uuid is not None:
+        raise TokenError(f"token {token_uuid} is job {record.job_uuid}'s: it ends with the "
+                         f"job (cwl-crunch jobs cancel {record.job_uuid})")
+    if record.revoked:
+        return False
+    connection.execute(update(TOKENS).where(TOKENS.c.uuid == token_uuid).values(revoked=True))
+    return True

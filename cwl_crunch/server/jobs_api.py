@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from cwl_crunch.client.base import JobFilter, JobOutcome, WorkerInfo
+from cwl_crunch.client.base import JOB_PAGE_LIMIT, JobFilter, JobOutcome, JobRecord, WorkerInfo
 from cwl_crunch.client.codec import claim_to_dict, record_to_dict, spec_from_dict
 from cwl_crunch.server.access import Access
 from cwl_crunch.server.auth import Caller, caller, core_of, person
@@ -22,7 +23,7 @@ from cwl_crunch.server.schemas import (
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 Who = Annotated[Caller, Depends(caller)]
 Person = Annotated[Caller, Depends(person)]
-MAX_LIST = 10_000
+MAX_LIST = JOB_PAGE_LIMIT
 NO_NUL = r"^[^\x00]*$"
 """PostgreSQL refuses a NUL in any text it is asked to compare (a 500): a 422 instead."""
 JobUuid = Annotated[str, Path(pattern=NO_NUL)]
@@ -78,21 +79,32 @@ def list_jobs(
     top_level: bool = False,
     state: Annotated[list[Plain] | None, Query(max_length=10)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 100,
-) -> list[dict[str, Any]]:
-    """Jobs by UUID (in the order asked), or by filter (newest first)."""
+    after: Annotated[str | None, Query(pattern=NO_NUL)] = None,
+) -> JSONResponse:
+    """Jobs by UUID (in the order asked), or by filter (newest first, ties by UUID
+    descending). For the next page, ask again with ``after`` = the last UUID listed."""
     core, access = core_of(request), access_of(request)
     if uuid:
         for one in uuid:
             access.check_job(who, one)
-        return [record_to_dict(record) for record in core.get_jobs(uuid)]
+        return _records(core.get_jobs(uuid))
     if who.job_uuid is not None:
         if top_level or parent is None:
             raise HTTPException(403, "a job's token lists only the children of its jobs: "
                                      "give ?parent=")
         access.check_job(who, parent)
+        if after is not None:  # its creation time is where the page starts
+            access.check_job(who, after)
     job_filter = JobFilter(parent_uuid=parent, top_level=top_level,
-                           states=frozenset(state) if state else None, limit=limit)
-    return [record_to_dict(record) for record in core.list_jobs(job_filter)]
+                           states=frozenset(state) if state else None, limit=limit,
+                           after=after)
+    return _records(core.list_jobs(job_filter))
+
+
+def _records(records: list[JobRecord]) -> JSONResponse:
+    """Records as JSON, without FastAPI's jsonable_encoder: they are JSON types already,
+    and it took 7 of the 9 s a page of 10,000 took (measured on a loaded 2-core host)."""
+    return JSONResponse([record_to_dict(record) for record in records])
 
 
 @router.post("/jobs/{uuid}/cancel", response_model=None)

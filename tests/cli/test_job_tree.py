@@ -101,3 +101,20 @@ def test_children_with_equal_creation_times_sort_by_name_then_uuid():
 def test_tree_of_a_lone_job():
     root = job("r", "solo")
     assert render_tree(root, lambda uuid: []) == [job_line(root)]
+
+
+def test_children_of_a_job_that_reused_work_are_not_asked_for():
+    # It never had a token, so it has no children: the job whose work it took has them.
+    root = job("r", "run", "Running")
+    kids = [job("a", "ran", "Complete", created=1, parent="r", ran=1, exit_code=0),
+            job("b", "reused", "Complete", created=2, parent="r", ran=0, exit_code=0,
+                reused_job_uuid="old")]
+    asked = []
+
+    def children(uuid):
+        asked.append(uuid)
+        return kids if uuid == "r" else []
+
+    lines = render_tree(root, children)
+    assert [line.split()[1] for line in lines[1:]] == ["a", "b"]
+    assert asked == ["r", "a"]

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from cwl_crunch.client.base import JobFilter, JobOutcome, WorkerInfo
 from cwl_crunch.client.codec import claim_to_dict, record_to_dict, spec_from_dict
+from cwl_crunch.records import states
 from cwl_crunch.server.access import Access
 from cwl_crunch.server.auth import Caller, caller, core_of, person
 from cwl_crunch.server.schemas import (
@@ -27,6 +28,10 @@ NO_NUL = r"^[^\x00]*$"
 """PostgreSQL refuses a NUL in any text it is asked to compare (a 500): a 422 instead."""
 JobUuid = Annotated[str, Path(pattern=NO_NUL)]
 Plain = Annotated[str, Field(pattern=NO_NUL)]
+JOB_UUID = r"^[a-z0-9]{5}-job-[a-z0-9]{15}$"
+"""What ``records.ids.new_uuid`` makes of a job: a parent of another form is a 422 (a
+well-formed one that matches nothing lists nothing, as Arvados answers a filter)."""
+State = Annotated[str, Field(pattern=f"^({'|'.join(sorted(states.ALL))})$")]
 
 
 def access_of(request: Request) -> Access:
@@ -74,9 +79,9 @@ def get_job(request: Request, uuid: JobUuid, who: Who) -> dict[str, Any]:
 def list_jobs(
     request: Request, who: Who,
     uuid: Annotated[list[Plain] | None, Query(max_length=MAX_LIST)] = None,
-    parent: Annotated[str | None, Query(pattern=NO_NUL)] = None,
+    parent: Annotated[str | None, Query(pattern=JOB_UUID)] = None,
     top_level: bool = False,
-    state: Annotated[list[Plain] | None, Query(max_length=10)] = None,
+    state: Annotated[list[State] | None, Query(max_length=10)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 100,
 ) -> list[dict[str, Any]]:
     """Jobs by UUID (in the order asked), or by filter (newest first)."""

@@ -3,7 +3,6 @@ or that need its sockets as a client sees them."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -17,6 +16,21 @@ from cwl_crunch.client.embedded import EmbeddedClient
 from cwl_crunch.config import load_config
 
 PATH = "/usr/local/bin:/usr/bin:/bin"
+ROOT = Path(__file__).resolve().parents[1]
+"""The source tree under test: what a job's ``cwl-crunch-runner`` must run too (a job's
+environment has no PYTHONPATH, and the installed scripts may be another tree's)."""
+
+
+def script_shims(folder: Path) -> Path:
+    """``cwl-crunch`` and ``cwl-crunch-runner`` of this interpreter and ROOT, in folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, module in (("cwl-crunch", "cwl_crunch.cli.main"),
+                         ("cwl-crunch-runner", "cwl_crunch.cli.runner")):
+        shim = folder / name
+        shim.write_text(f'#!/bin/sh\nPYTHONPATH="{ROOT}" exec "{sys.executable}" -m {module} '
+                        '"$@"\n')
+        shim.chmod(0o755)
+    return folder
 
 
 class ServerProcess:
@@ -25,10 +39,11 @@ class ServerProcess:
 
     def __init__(self, home: Path, log: Path, *, poll_interval: float = 0.05) -> None:
         self.home, self.log = home, log
-        self.environment = {"CWL_CRUNCH_HOME": str(home), "PATH": PATH,
+        shims = script_shims(log.parent / "bin")
+        self.environment = {"CWL_CRUNCH_HOME": str(home), "PATH": f"{shims}:{PATH}",
                             "CWL_CRUNCH_POLL_INTERVAL": str(poll_interval),
                             "CWL_CRUNCH_CONTAINER_ENGINE": "none",
-                            "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+                            "PYTHONPATH": str(ROOT)}
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -62,7 +62,7 @@ class HttpClient(ClusterClient):
         connections (a worker outliving a restart of its server)."""
         self.config = config
         self._transport = Transport(config.api_url, config.api_token,
-                                    reconnect_for=reconnect_for)
+                                    reconnect_for=max(reconnect_for, config.api_reconnect))
         self.cluster_id = str(self._transport.json("GET", "/cluster")["cluster_id"])
         self._caller: Any = _UNSET
         self._cache = ContentCache()

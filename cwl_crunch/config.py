@@ -64,9 +64,6 @@ class Config:
     api_url: str = ""
     api_token: str = ""
     """Token of the caller; inside a job, the job's own token (makes it the parent)."""
-    api_reconnect: float = 0.0
-    """Seconds an HTTP client keeps trying a server that refuses connections (0: an error
-    at once). A server sets it for its jobs' programs: they must outlive its restart."""
     config: Path | None = None
     """The file this config was read from (informational)."""
 
@@ -170,8 +167,6 @@ def _validated(config: Config) -> Config:
         )
     if config.max_cores < 0 or config.max_ram < 0:
         raise ConfigError("max_cores and max_ram must not be negative")
-    if config.api_reconnect < 0:
-        raise ConfigError("api_reconnect must not be negative")
     if config.poll_interval <= 0:
         raise ConfigError("poll_interval must be positive")
     if config.dispatcher not in DISPATCHERS:

@@ -70,7 +70,7 @@ def _say_parent_gone(parent: int, running: int) -> None:
     """The server is gone (its jobs' programs cannot reach it): this child starts
     nothing more, so that a restarted server's own child is the one that does. What runs
     here goes on to its end, recorded in the records as always, and its programs keep
-    trying to reach the server (``api_reconnect``) until it is back."""
+    trying to reach the server until it is back (``http_transport.JOB_RECONNECT``)."""
     print(f"cwl-crunch dispatch: the server (process {parent}) is gone: starting no more "
           f"jobs; {running} running here go on to their end", file=sys.stderr, flush=True)
 

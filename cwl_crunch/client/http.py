@@ -35,7 +35,7 @@ from cwl_crunch.client.codec import (
 )
 from cwl_crunch.client.http_cache import ContentCache
 from cwl_crunch.client.http_events import EventFollower
-from cwl_crunch.client.http_transport import Transport
+from cwl_crunch.client.http_transport import JOB_RECONNECT, Transport
 from cwl_crunch.client.validation import check_spec
 from cwl_crunch.config import Config
 from cwl_crunch.errors import (
@@ -62,7 +62,7 @@ class HttpClient(ClusterClient):
         connections (a worker outliving a restart of its server)."""
         self.config = config
         self._transport = Transport(config.api_url, config.api_token,
-                                    reconnect_for=max(reconnect_for, config.api_reconnect))
+                                    reconnect_for=reconnect_for)
         self.cluster_id = str(self._transport.json("GET", "/cluster")["cluster_id"])
         self._caller: Any = _UNSET
         self._cache = ContentCache()
@@ -82,6 +82,8 @@ class HttpClient(ClusterClient):
     def caller_job(self) -> str | None:
         if self._caller is _UNSET:
             self._caller = self._transport.json("GET", "/caller")["job_uuid"]
+            if self._caller is not None:  # a job's program: it must outlive a restart
+                self._transport.keep_trying(JOB_RECONNECT)
         job: str | None = self._caller
         return job
 

@@ -18,8 +18,9 @@ READ_TIMEOUT = 300.0
 
 
 JOB_RECONNECT = 600.0
-"""Seconds a server's jobs keep trying to reach it while it refuses connections (their
-``api_reconnect``): a job should outlive a restart of its server."""
+"""Seconds a client with a job's token keeps trying to reach a server that refuses
+connections, once it knows the token is a job's: a job should outlive a restart of its
+server (a workflow runner inside a job would otherwise fail the run)."""
 RECONNECT_PAUSE = 1.0
 """Seconds between attempts to connect again (see ``reconnect_for``)."""
 SAFE_AGAIN = frozenset({"GET", "HEAD"})
@@ -55,6 +56,10 @@ class Transport:
         if response.status_code not in ok:
             raise error_of(response)
         return response
+
+    def keep_trying(self, seconds: float) -> None:
+        """From now on, keep trying for at least ``seconds`` (see ``__init__``)."""
+        self._reconnect_for = max(self._reconnect_for, seconds)
 
     def _pause_or_raise(self, method: str, error: httpx.TransportError,
                         give_up: float) -> None:

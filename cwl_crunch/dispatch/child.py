@@ -12,8 +12,8 @@ said it is ready: before its handler is in place, the signal would kill it). It 
 asked to (SIGTERM: it stops claiming and waits for its running jobs) or when the server
 is gone: within a poll interval of the server's death (kill -9 included: its parent
 changes) it stops claiming, and ends once its running jobs have ended. Those go on,
-their programs trying to reach the server for ``api_reconnect`` seconds (a server gives
-its jobs 600), and the child of a restarted server runs what is still queued.
+their programs trying to reach the server (an HTTP client with a job's token keeps
+trying for 10 minutes), and the child of a restarted server runs what is still queued.
 If it dies, a thread of the server starts another, which fails the jobs the dead one ran.
 """
 

@@ -11,7 +11,6 @@ from types import TracebackType
 import uvicorn
 
 from cwl_crunch.client.embedded import EmbeddedClient
-from cwl_crunch.client.http_transport import JOB_RECONNECT
 from cwl_crunch.config import Config
 from cwl_crunch.errors import ConfigError
 from cwl_crunch.server.app import create_app
@@ -44,9 +43,8 @@ def bound_socket(host: str, port: int) -> socket.socket:
 def open_core(config: Config, url: str, *, dispatch_in_child: bool = True) -> EmbeddedClient:
     """The cluster behind the API, its jobs run by a child process (see dispatch.child)
     and, with a dispatcher other than local, by that one; their programs reach it
-    through the API too, and keep trying while it restarts."""
-    core = EmbeddedClient(config, job_environment={
-        "CWL_CRUNCH_API_URL": url, "CWL_CRUNCH_API_RECONNECT": repr(JOB_RECONNECT)},
+    through the API too."""
+    core = EmbeddedClient(config, job_environment={"CWL_CRUNCH_API_URL": url},
                           dispatch_in_child=dispatch_in_child, serve_url=url)
     # At once, not at the first submission: jobs queued (or handed to SLURM) before a
     # restart must go on.

@@ -60,13 +60,23 @@ def run(args: argparse.Namespace, config: Config) -> int:
             if args.until_idle and not queued and not running:
                 break
             if args.parent is not None and os.getppid() != args.parent:
-                break  # the server is gone: its jobs' programs could not reach it
+                _say_parent_gone(args.parent, running)
+                break
             stopping.wait(max(config.poll_interval, 0.5 if progress else 0.2))
     finally:
         if progress:
             print(file=sys.stderr)
         client.close()
     return 0
+
+
+def _say_parent_gone(parent: int, running: int) -> None:
+    """The server is gone (its jobs' programs cannot reach it): this child starts
+    nothing more, so that a restarted server's own child is the one that does. What runs
+    here goes on to its end, recorded in the records as always, and its programs keep
+    trying to reach the server until it is back (``http_transport.JOB_RECONNECT``)."""
+    print(f"cwl-crunch dispatch: the server (process {parent}) is gone: starting no more "
+          f"jobs; {running} running here go on to their end", file=sys.stderr, flush=True)
 
 
 def _handle_signals(client: EmbeddedClient, stopping: threading.Event) -> None:

@@ -1,4 +1,4 @@
-"""``cwl-crunch jobs list | show | tree | logs | cancel``."""
+"""``cwl-crunch jobs list | show | tree | logs | cancel | wait``."""
 
 from __future__ import annotations
 
@@ -34,6 +34,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         if name == "logs":
             action.add_argument("--tail", type=_count(0), metavar="N",
                                 help="only the last N lines of each log")
+    waiting = actions.add_parser("wait", help="wait for a job to end; exit 0 if it succeeded")
+    waiting.add_argument("uuid")
+    waiting.add_argument("--timeout", type=float, metavar="SECONDS",
+                         help="give up after this long (exit code 2); default: no limit")
     parser.set_defaults(run=run)
 
 
@@ -53,7 +57,7 @@ def _count(least: int) -> Callable[[str], int]:
 def run(args: argparse.Namespace, config: Config) -> int:
     with open_client(config) as client:
         action = {"list": _list, "show": _show, "tree": _tree, "logs": _logs,
-                  "cancel": _cancel}[args.action]
+                  "cancel": _cancel, "wait": _wait}[args.action]
         return action(client, args)
 
 
@@ -139,3 +143,16 @@ def _cancel(client: ClusterClient, args: argparse.Namespace) -> int:
     job = client.cancel(args.uuid)
     print(f"{job.uuid} {job.state}{' (cancel requested)' if job.cancel_requested else ''}")
     return 0
+
+
+def _wait(client: ClusterClient, args: argparse.Namespace) -> int:
+    """How a ``--submit`` run is followed again after its command stopped waiting."""
+    job = client.get_job(args.uuid)  # an unknown UUID is an error at once
+    job = client.wait([job.uuid], timeout=args.timeout)[0]
+    extra = [f"exit code {job.exit_code}" if job.exit_code is not None else "",
+             f"output {job.output_pdh}" if job.output_pdh else "",
+             f"({job.failure_reason})" if job.failure_reason else ""]
+    print(" ".join([job.uuid, job.state, *filter(None, extra)]))
+    if not job.finished:
+        return 2
+    return 0 if job.succeeded else 1

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,16 @@ from cwltool.utils import visit_class
 from cwl_crunch.client.base import ClusterClient, CollectionMount, JobFilter, JobRecord, JobSpec
 from cwl_crunch.cwl.layout import JOB_ROOT, KEEP_PREFIX
 from cwl_crunch.cwl.path_mapper import Uploads
+from cwl_crunch.errors import ApiError
 
 RUNNER_CORES = 0.25
 RUNNER_RAM = 1 << 30
 OUT_PREFIX = f"file://{JOB_ROOT}/out"
+SERVER_PATIENCE = 600.0
+"""Seconds of not reaching the cluster (killed, restarting) before ``--submit`` stops
+waiting; the run goes on there, and ``cwl-crunch jobs wait UUID`` follows it again."""
+RETRY_PAUSE = 1.0
+"""Seconds between attempts to reach the cluster again."""
 
 
 def submit_run(args: argparse.Namespace, client: ClusterClient) -> int:
@@ -58,6 +65,11 @@ def submit_run(args: argparse.Namespace, client: ClusterClient) -> int:
     print(f"cwl-crunch-runner: run {record.uuid} submitted; waiting (Ctrl-C stops waiting, "
           "not the run)", file=sys.stderr)
     final = _wait_with_progress(client, record, quiet=args.quiet)
+    if final is None:
+        print(f"cwl-crunch-runner: stopped waiting. The run {record.uuid} goes on if the "
+              f"cluster is back: follow it with `cwl-crunch jobs wait {record.uuid}` (with "
+              "this command's CWL_CRUNCH_API_URL and CWL_CRUNCH_API_TOKEN)", file=sys.stderr)
+        return 1
     return _report(client, final, Path(args.outdir or os.getcwd()))
 
 
@@ -102,14 +114,28 @@ def _referenced(inputs: dict[str, Any]) -> set[str]:
     return pdhs
 
 
-def _wait_with_progress(client: ClusterClient, record: JobRecord, *, quiet: bool) -> JobRecord:
+def _wait_with_progress(client: ClusterClient, record: JobRecord, *,
+                        quiet: bool) -> JobRecord | None:
+    """The run's final record; None if the cluster could not be reached for
+    ``SERVER_PATIENCE`` seconds."""
     show = not quiet and sys.stderr.isatty()
+    away = Absence(record.uuid, show=show)
     while True:
-        final = client.wait([record.uuid], timeout=2.0)[0]
+        try:
+            final = client.wait([record.uuid], timeout=2.0)[0]
+            steps = client.list_jobs(JobFilter(parent_uuid=record.uuid, limit=10_000)) \
+                if show and not final.finished else []
+        except ApiError as error:
+            if error.status is not None:
+                raise  # the cluster answered: waiting longer would not change its answer
+            if not away.note(error):
+                return None
+            time.sleep(RETRY_PAUSE)
+            continue
+        away.over()
         if final.finished:
             break
         if show:
-            steps = client.list_jobs(JobFilter(parent_uuid=record.uuid, limit=10_000))
             done = sum(step.finished for step in steps)
             sys.stderr.write(f"\rrun {record.uuid} {final.state}: {len(steps)} steps, "
                              f"{done} done ")
@@ -117,6 +143,48 @@ def _wait_with_progress(client: ClusterClient, record: JobRecord, *, quiet: bool
     if show:
         sys.stderr.write("\n")
     return final
+
+
+class Absence:
+    """Says once that the cluster cannot be reached and that this command waits for it,
+    then how long it has waited (``note`` is False after ``SERVER_PATIENCE`` seconds)."""
+
+    def __init__(self, run_uuid: str, *, show: bool) -> None:
+        self._run_uuid = run_uuid
+        self._show = show
+        self._since: float | None = None
+        self._said = 0.0
+        self._newline = "\n" if show else ""  # ends a progress line
+
+    def note(self, error: ApiError) -> bool:
+        now = time.monotonic()
+        if self._since is None:
+            self._since = self._said = now
+            print(f"{self._newline}cwl-crunch-runner: {error}; waiting for it up to "
+                  f"{SERVER_PATIENCE:g} s (the run {self._run_uuid} goes on there)",
+                  file=sys.stderr, flush=True)
+        waited = now - self._since
+        if waited > SERVER_PATIENCE:
+            print(f"{self._newline}cwl-crunch-runner: the cluster did not answer for "
+                  f"{waited:.0f} s",
+                  file=sys.stderr)
+            return False
+        if self._show:
+            sys.stderr.write(f"\rwaiting for the cluster: {waited:.0f} s of "
+                             f"{SERVER_PATIENCE:g} ")
+        elif now - self._said >= 30:  # a log, not a terminal: a line every 30 s
+            self._said = now
+            print(f"cwl-crunch-runner: still waiting for the cluster ({waited:.0f} s)",
+                  file=sys.stderr)
+        sys.stderr.flush()
+        return True
+
+    def over(self) -> None:
+        if self._since is not None:
+            print(f"{self._newline}cwl-crunch-runner: the cluster answers again after "
+                  f"{time.monotonic() - self._since:.0f} s; waiting for the run "
+                  f"{self._run_uuid}", file=sys.stderr, flush=True)
+            self._since = None
 
 
 def _report(client: ClusterClient, run: JobRecord, outdir: Path) -> int:

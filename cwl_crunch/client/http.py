@@ -41,7 +41,7 @@ from cwl_crunch.client.codec import (
 )
 from cwl_crunch.client.http_cache import ContentCache
 from cwl_crunch.client.http_events import EventFollower
-from cwl_crunch.client.http_transport import Transport
+from cwl_crunch.client.http_transport import JOB_RECONNECT, Transport
 from cwl_crunch.client.validation import check_spec
 from cwl_crunch.config import Config
 from cwl_crunch.errors import (
@@ -89,6 +89,8 @@ class HttpClient(ClusterClient):
     def caller_job(self) -> str | None:
         if self._caller is _UNSET:
             self._caller = self._transport.json("GET", "/caller")["job_uuid"]
+            if self._caller is not None:  # a job's program: it must outlive a restart
+                self._transport.keep_trying(JOB_RECONNECT)
         job: str | None = self._caller
         return job
 

@@ -17,15 +17,23 @@ CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 300.0
 
 
+JOB_RECONNECT = 600.0
+"""Seconds a client with a job's token keeps trying to reach a server that refuses
+connections, once it knows the token is a job's: a job should outlive a restart of its
+server (a workflow runner inside a job would otherwise fail the run)."""
 RECONNECT_PAUSE = 1.0
 """Seconds between attempts to connect again (see ``reconnect_for``)."""
+SAFE_AGAIN = frozenset({"GET", "HEAD"})
+"""Methods sent again after the connection broke mid-request: they change nothing, so a
+request the dying server may have seen can be repeated (a submission cannot)."""
 
 
 class Transport:
     def __init__(self, url: str, token: str, *, reconnect_for: float = 0.0) -> None:
         """``reconnect_for``: seconds to keep trying while the server refuses connections
-        (a worker must outlive a restart of its server; a request that could not
-        connect never reached it, so sending it again is safe)."""
+        (a job's programs must outlive a restart of their server; a request that could not
+        connect never reached it, so sending it again is safe; a GET is sent again too
+        when the connection broke before its answer)."""
         self.url = url.rstrip("/")
         self._reconnect_for = reconnect_for
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -43,15 +51,26 @@ class Transport:
             try:
                 response = self.http.request(method, path, **kwargs)
                 break
-            except httpx.ConnectError as error:
-                if time.monotonic() + RECONNECT_PAUSE > give_up:
-                    raise self._unreachable(error) from None
-                time.sleep(RECONNECT_PAUSE)
             except httpx.TransportError as error:
-                raise self._unreachable(error) from None
+                self._pause_or_raise(method, error, give_up)
         if response.status_code not in ok:
             raise error_of(response)
         return response
+
+    def keep_trying(self, seconds: float) -> None:
+        """From now on, keep trying for at least ``seconds`` (see ``__init__``)."""
+        self._reconnect_for = max(self._reconnect_for, seconds)
+
+    def _pause_or_raise(self, method: str, error: httpx.TransportError,
+                        give_up: float) -> None:
+        """Sleep before the next attempt, or raise: the server stayed away too long, or
+        sending the request again could do twice what it asks."""
+        again = isinstance(error, httpx.ConnectError) or (
+            method in SAFE_AGAIN and isinstance(error, (httpx.NetworkError,
+                                                        httpx.RemoteProtocolError)))
+        if not again or time.monotonic() + RECONNECT_PAUSE > give_up:
+            raise self._unreachable(error) from None
+        time.sleep(RECONNECT_PAUSE)
 
     def _unreachable(self, error: httpx.TransportError) -> errors.ApiError:
         return errors.ApiError(f"cannot reach the cluster at {self.url}: "
@@ -61,17 +80,19 @@ class Transport:
         """A GET's body read in chunks into one buffer that nothing else refers to (an
         httpx response and its stream refer to each other: a body kept there would
         live until the cycle collector runs, so big downloads would pile up)."""
-        body = bytearray()
-        try:
-            with self.http.stream("GET", path) as response:
-                if response.status_code != 200:
-                    response.read()
-                    raise error_of(response)
-                for chunk in response.iter_bytes():
-                    body += chunk
-        except httpx.TransportError as error:
-            raise self._unreachable(error) from None
-        return body
+        give_up = time.monotonic() + self._reconnect_for
+        while True:
+            body = bytearray()
+            try:
+                with self.http.stream("GET", path) as response:
+                    if response.status_code != 200:
+                        response.read()
+                        raise error_of(response)
+                    for chunk in response.iter_bytes():
+                        body += chunk
+                return body
+            except httpx.TransportError as error:
+                self._pause_or_raise("GET", error, give_up)
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.call(method, path, **kwargs).json()

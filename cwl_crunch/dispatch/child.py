@@ -10,7 +10,10 @@ queued jobs as every dispatcher of a cluster home does, through the records; a S
 from the server wakes it at once instead of at its next poll (sent only once the child
 said it is ready: before its handler is in place, the signal would kill it). It ends when
 asked to (SIGTERM: it stops claiming and waits for its running jobs) or when the server
-is gone.
+is gone: within a poll interval of the server's death (kill -9 included: its parent
+changes) it stops claiming, and ends once its running jobs have ended. Those go on,
+their programs trying to reach the server (an HTTP client with a job's token keeps
+trying for 10 minutes), and the child of a restarted server runs what is still queued.
 If it dies, a thread of the server starts another, which fails the jobs the dead one ran.
 """
 

@@ -21,6 +21,7 @@ from cwl_crunch.server import collections_api, events_api, jobs_api, logs_api, w
 from cwl_crunch.server.access import Access
 from cwl_crunch.server.auth import Caller, core_of, person
 from cwl_crunch.server.block_proofs import BlockProofs
+from cwl_crunch.server.http_limits import HeadLimits
 
 API_VERSION = "1"
 MAX_JSON_BODY = 16 << 20
@@ -60,6 +61,7 @@ def create_app(core: EmbeddedClient) -> FastAPI:
     _add_error_handlers(app)
     _add_meta_routes(app)
     app.add_middleware(BodyLimit)
+    app.add_middleware(HeadLimits)  # added last, so the outermost: first to see a request
     return app
 
 
@@ -82,8 +84,9 @@ def _add_error_handlers(app: FastAPI) -> None:
             f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
             for problem in error.errors())
         # A job body that does not parse is a job that can never run, as for the
-        # embedded client.
-        kind = "SubmitError" if request.url.path in JOB_BODIES else "RequestValidationError"
+        # embedded client (a bad filter of GET /jobs is no submission).
+        submitted = request.method == "POST" and request.url.path in JOB_BODIES
+        kind = "SubmitError" if submitted else "RequestValidationError"
         return JSONResponse({"error": kind, "detail": problems}, status_code=422)
 
 

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from cwl_crunch.client.base import JOB_PAGE_LIMIT, JobFilter, JobOutcome, JobRecord, WorkerInfo
 from cwl_crunch.client.codec import claim_to_dict, record_to_dict, spec_from_dict
+from cwl_crunch.records import states
 from cwl_crunch.server.access import Access
 from cwl_crunch.server.auth import Caller, caller, core_of, person
 from cwl_crunch.server.schemas import (
@@ -28,6 +29,10 @@ NO_NUL = r"^[^\x00]*$"
 """PostgreSQL refuses a NUL in any text it is asked to compare (a 500): a 422 instead."""
 JobUuid = Annotated[str, Path(pattern=NO_NUL)]
 Plain = Annotated[str, Field(pattern=NO_NUL)]
+JOB_UUID = r"^[a-z0-9]{5}-job-[a-z0-9]{15}$"
+"""What ``records.ids.new_uuid`` makes of a job: a parent of another form is a 422 (a
+well-formed one that matches nothing lists nothing, as Arvados answers a filter)."""
+State = Annotated[str, Field(pattern=f"^({'|'.join(sorted(states.ALL))})$")]
 
 
 def access_of(request: Request) -> Access:
@@ -75,9 +80,9 @@ def get_job(request: Request, uuid: JobUuid, who: Who) -> dict[str, Any]:
 def list_jobs(
     request: Request, who: Who,
     uuid: Annotated[list[Plain] | None, Query(max_length=MAX_LIST)] = None,
-    parent: Annotated[str | None, Query(pattern=NO_NUL)] = None,
+    parent: Annotated[str | None, Query(pattern=JOB_UUID)] = None,
     top_level: bool = False,
-    state: Annotated[list[Plain] | None, Query(max_length=10)] = None,
+    state: Annotated[list[State] | None, Query(max_length=10)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 100,
     after: Annotated[str | None, Query(pattern=NO_NUL)] = None,
 ) -> JSONResponse:

@@ -13,6 +13,7 @@ from cwl_crunch.client.embedded import EmbeddedClient
 from cwl_crunch.config import Config
 from cwl_crunch.errors import ConfigError
 from cwl_crunch.server.app import create_app
+from cwl_crunch.server.http_limits import MAX_HEAD, LimitedH11Protocol
 from cwl_crunch.server.sockets import bound_socket
 
 
@@ -36,9 +37,12 @@ def open_core(config: Config, url: str, *, dispatch_in_child: bool = True) -> Em
 
 
 def make_server(core: EmbeddedClient, *, grace: int) -> uvicorn.Server:
-    """The app over ``core``, ready to run on sockets bound by ``bound_socket``."""
+    """The app over ``core``, ready to run on sockets bound by ``bound_socket``; requests
+    over the limits of ``server.http_limits`` are answered there."""
     return uvicorn.Server(uvicorn.Config(create_app(core), log_level="warning",
-                                         lifespan="off", timeout_graceful_shutdown=grace))
+                                         lifespan="off", timeout_graceful_shutdown=grace,
+                                         http=LimitedH11Protocol,
+                                         h11_max_incomplete_event_size=MAX_HEAD))
 
 
 class ServerThread:

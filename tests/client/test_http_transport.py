@@ -79,3 +79,48 @@ def test_waiting_for_the_server_gives_up_in_time(late_server):
     with pytest.raises(ApiError, match="cannot reach the cluster"):
         transport.json("GET", "/cluster")
     assert 1 <= time.monotonic() - started < 4
+
+
+@pytest.fixture
+def dying_once() -> Iterator[tuple[int, list[str]]]:
+    """A server whose first connection closes after reading the request, unanswered (as
+    a server killed mid-request does); later ones answer. Yields its port and the
+    request lines it read."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    seen: list[str] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            with connection:
+                request = connection.recv(65536).decode(errors="replace")
+                seen.append(request.split("\r\n", 1)[0])
+                if len(seen) == 1:
+                    continue  # closed with no answer
+                body = b'{"cluster_id": "local"}'
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                   b"Connection: close\r\nContent-Length: "
+                                   + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield listener.getsockname()[1], seen
+    listener.close()
+
+
+def test_a_get_is_sent_again_when_the_connection_broke_before_its_answer(dying_once):
+    port, seen = dying_once
+    transport = Transport(f"http://127.0.0.1:{port}", "token", reconnect_for=30)
+    assert transport.json("GET", "/cluster") == {"cluster_id": "local"}
+    assert seen == ["GET /api/v1/cluster HTTP/1.1"] * 2
+
+
+def test_a_post_is_not_sent_again_when_the_server_may_have_seen_it(dying_once):
+    """It may have done what it asked (a submission): doing it twice is worse."""
+    port, seen = dying_once
+    transport = Transport(f"http://127.0.0.1:{port}", "token", reconnect_for=30)
+    with pytest.raises(ApiError, match="cannot reach the cluster"):
+        transport.json("POST", "/jobs", json={})
+    assert seen == ["POST /api/v1/jobs HTTP/1.1"]

@@ -176,6 +176,16 @@ def insert_job(
     return row
 
 
+def reuse_candidates(connection: Connection, key: str) -> list[str]:
+    """Output PDHs of the finished jobs that reuse with ``key`` would consider, in order:
+    a caller verifies them before its write transaction, so that hashing a large output
+    does not hold the write lock (the check inside it then finds them known good)."""
+    rows = connection.execute(_TWINS, {"key": key}).all()
+    return list(dict.fromkeys(
+        row.output_pdh for row in rows
+        if row.state == states.COMPLETE and row.exit_code == 0 and row.output_pdh))
+
+
 def _twin(connection: Connection, key: str, output_problem: OutputCheck) -> Any:
     """A successful finished job with this key (its output stored intact), else a live
     one doing the work itself (not following another), else None."""

@@ -267,3 +267,11 @@ def test_home_in_named_file_is_honoured_or_rejected(tmp_path):
     except ConfigError:
         return  # rejecting the key is acceptable too; ignoring it silently is not
     assert config.home == tmp_path / "from-file"
+
+
+def test_isolation_is_namespaces_unless_set_to_none(tmp_path):
+    assert load_config(environ={}, home=tmp_path).isolation == "namespaces"
+    assert load_config(environ={"CWL_CRUNCH_ISOLATION": "none"},
+                       home=tmp_path).isolation == "none"
+    with pytest.raises(ConfigError, match="isolation 'off' is not one of namespaces, none"):
+        load_config(environ={"CWL_CRUNCH_ISOLATION": "off"}, home=tmp_path)

@@ -293,6 +293,9 @@ class LocalDispatcher(Dispatcher):
             pid = job.worker_pid
             if job.state != states.RUNNING or pid is None or is_alive(pid, job.worker_pid_start):
                 return  # someone else reaped it, or it was a false alarm
+            # Isolated, the group's leader is unshare: killing it kills the job's PID
+            # namespace, so also what left the group (worker/isolation.py). Unisolated,
+            # a process that left the group and dropped its token is not found here.
             if job.command_pgid:
                 kill_group(job.command_pgid, job.command_pgid_start)
             else:

@@ -3,11 +3,13 @@ marked ``podman``), and refused at submit without one."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from polling import wait_until
@@ -453,3 +455,32 @@ def test_images_on_the_test_machine(docker_client):
     """The offline images these tests use (a failure here explains the others)."""
     for name in (BASE_IMAGE, "docker.io/bash:4.4"):
         assert docker_client.images.get(name).id
+
+
+def test_a_container_jobs_leftovers_die_and_its_supervisor_holds_no_secrets(
+        engine_cluster, monkeypatch, nonce):
+    # The worker's (this test's) environment must not reach the supervisor on the host.
+    monkeypatch.setenv("WORKER_SECRET", nonce)
+    seconds = f"40.{time.time_ns() % 10**9:09d}"
+    supervisors: list[bytes] = []
+
+    def watch() -> bool:
+        for pid in processes_with("cwl_crunch.containers.supervise"):
+            with contextlib.suppress(OSError):
+                supervisors.append(Path(f"/proc/{pid}/environ").read_bytes())
+        return bool(supervisors)
+
+    future = engine_cluster.submit(
+        ["sh", "-c", f"(setsid sleep {seconds} </dev/null >/dev/null 2>&1 &); sleep 2"],
+        image=BASE_IMAGE)
+    wait_until(watch, what="the supervisor", timeout=30)
+    job = future.result(timeout=60)
+    assert job.succeeded
+    try:
+        assert processes_with(seconds) == []
+    finally:
+        for pid in processes_with(seconds):
+            os.kill(pid, signal.SIGKILL)
+    names = {entry.split(b"=", 1)[0] for entry in supervisors[0].split(b"\0") if entry}
+    assert names <= {b"PATH", b"HOME", b"LANG", b"CWL_CRUNCH_API_TOKEN"}, names
+    assert nonce.encode() not in supervisors[0]

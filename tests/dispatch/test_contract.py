@@ -15,14 +15,18 @@ job's own directory is not.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shlex
+import signal
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from leftovers import cancel_unfinished
 from polling import wait_until
+from procs import processes_with
 
 from cwl_crunch.client.base import ClusterClient, JobRecord, JobSpec
 from cwl_crunch.client.http import HttpClient
@@ -203,21 +207,27 @@ def test_jobs_that_fit_together_run_together(dispatching):
 
 def test_a_cancelled_job_ends_and_its_processes_are_gone(dispatching, tmp_path):
     client = dispatching.client
-    pids = tmp_path / "pids"
+    started = tmp_path / "started"
+    seconds = f"60.{time.time_ns() % 10**9:09d}"
     # The shell and the sleep it started: the whole job must go, not only its leader.
+    # Found by the sleep's unique duration on their command lines ($$ and $! would be
+    # pids in the job's own PID namespace).
     record = client.submit(dispatching.job(
-        f'sleep 60 & echo "$$ $!" > {shlex.quote(str(pids))}; wait'))
+        f'sleep {seconds} & touch {shlex.quote(str(started))}; wait'))
     running(client, record.uuid)
-    shell, sleep = (int(p) for p in wait_until(
-        lambda: pids.exists() and pids.read_text().split(), what="the job's pids"))
-    processes = [(pid, start_ticks(pid)) for pid in (shell, sleep)]
-    assert all(ticks is not None for _, ticks in processes), processes
-
-    client.cancel(record.uuid)
-    [final] = ended(client, [record.uuid], timeout=10)
-    assert final.state == "Cancelled", final
-    assert final.output_pdh is None
-    assert [pid for pid, ticks in processes if is_alive(pid, ticks)] == []
+    wait_until(started.exists, what="the job's sleep")
+    processes = [(pid, start_ticks(pid)) for pid in processes_with(seconds)]
+    assert len(processes) >= 2, processes  # at least the shell and its sleep
+    try:
+        client.cancel(record.uuid)
+        [final] = ended(client, [record.uuid], timeout=10)
+        assert final.state == "Cancelled", final
+        assert final.output_pdh is None
+        assert [pid for pid, ticks in processes if is_alive(pid, ticks)] == []
+    finally:
+        for pid, ticks in processes:
+            if is_alive(pid, ticks):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_a_job_over_its_time_limit_is_stopped_and_fails(dispatching):

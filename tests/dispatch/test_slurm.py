@@ -305,3 +305,28 @@ def test_a_submitted_scatter_runs_its_steps_on_slurm_and_its_runner_here(server,
     for step in steps:
         assert len(slurm_jobs_of(step.uuid)) == 1, step.uuid
     assert slurm_jobs_of(run.uuid) == [], "the runner went to SLURM"
+
+
+def test_a_job_on_slurm_is_isolated_like_a_local_one(server, tmp_path):
+    """The worker on the node runs the command as the server's own workers do: it sees
+    none of the cluster's files and nothing it started outlives it."""
+    home = tmp_path / "home"
+    marker = f"45.{time.time_ns() % 10**9:09d}"
+    record = server.client.submit(job(
+        f"ls -A {home} > out/home.txt; ls -A {home}/store > out/store.txt 2>/dev/null; "
+        f"(setsid sh -c 'sleep {marker}' </dev/null >/dev/null 2>&1 &); true"))
+    try:
+        final = ended(server.client, record.uuid)
+        assert final.succeeded, final
+        assert slurm_jobs_of(record.uuid), "the job did not go to SLURM"
+        seen = {name: b"".join(server.client.read_file(final.output_pdh or "", name)).decode()
+                for name in ("home.txt", "store.txt")}
+        assert seen["home.txt"].split() in ([], ["work"]), seen
+        assert seen["store.txt"] == ""
+        assert subprocess.run(["pgrep", "-f", f"sleep {marker}"],
+                              capture_output=True).returncode == 1, "a process outlived it"
+    finally:
+        left = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True,
+                              text=True).stdout.split()
+        if left:
+            subprocess.run(["kill", "-KILL", *left], check=False)

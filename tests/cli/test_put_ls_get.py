@@ -1,4 +1,5 @@
-"""``cwl-crunch put``, ``ls`` and ``get`` against an embedded cluster in a temp home."""
+"""``cwl-crunch put``, ``ls`` and ``get`` against an embedded cluster in a temp home, and
+against a live server on such a home (the ``cli`` fixture)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ PDH_LINE = re.compile(r"[0-9a-f]{64}\+[0-9]+\n")
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("CWL_CRUNCH_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+def home(cli):
+    """The cluster's own home (the server's, over HTTP)."""
+    return cli.home
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ import os
 import stat
 import time
 
+import damage
+
 from cwl_crunch.store import CollectionStore
 from cwl_crunch.store.blocks import BLOCK_MTIME_NS
 from cwl_crunch.store.fsck import StoreCheck
@@ -36,15 +38,7 @@ def block_file(store, digest):
 
 
 def stealthy_flip(path, offset=10):
-    before = os.stat(path)
-    os.chmod(path, 0o644)
-    with open(path, "r+b") as damaged:
-        damaged.seek(offset)
-        byte = damaged.read(1)
-        damaged.seek(offset)
-        damaged.write(bytes([byte[0] ^ 0x01]))
-    os.chmod(path, stat.S_IMODE(before.st_mode))
-    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    damage.stealthy_flip(path, offset)
 
 
 def test_an_intact_store_has_no_damage(tmp_path):

@@ -4,25 +4,16 @@ repairs it (a copy whose size is right but whose text is not must not be kept)."
 from __future__ import annotations
 
 import hashlib
-import os
 import stat
 
+import damage
 import pytest
 
 from cwl_crunch.errors import CorruptBlock, CorruptManifest
 
 
 def stealthy_flip(path, offset=3):
-    """Change one byte, keeping size, mode and mtime: only a hash can tell."""
-    before = os.stat(path)
-    os.chmod(path, 0o644)
-    with open(path, "r+b") as damaged:
-        damaged.seek(offset)
-        byte = damaged.read(1)
-        damaged.seek(offset)
-        damaged.write(bytes([byte[0] ^ 0x01]))
-    os.chmod(path, stat.S_IMODE(before.st_mode))
-    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    damage.stealthy_flip(path, offset)
 
 
 @pytest.mark.parametrize("how", ["flip", "stealthy"])

@@ -8,11 +8,11 @@ from __future__ import annotations
 import hashlib
 import os
 import pty
-import stat
 import subprocess
 import sys
 import time
 
+import damage
 import pytest
 
 import cwl_crunch
@@ -58,15 +58,7 @@ def store_file(home, kind, name):
 
 
 def stealthy_flip(path, offset=5):
-    before = os.stat(path)
-    os.chmod(path, 0o644)
-    with open(path, "r+b") as damaged:
-        damaged.seek(offset)
-        byte = damaged.read(1)
-        damaged.seek(offset)
-        damaged.write(bytes([byte[0] ^ 0x01]))
-    os.chmod(path, stat.S_IMODE(before.st_mode))
-    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    damage.stealthy_flip(path, offset)
 
 
 def append(path):

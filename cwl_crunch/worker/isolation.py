@@ -78,7 +78,7 @@ def isolation_problem() -> str | None:
     """None if isolated jobs can run on this host, else why not. Tried once per process
     with a real isolated command (a few ms)."""
     if not namespaces_available():
-        return "unshare(1) and mount(8) are not installed"
+        return "unshare(1), setpriv(1) and mount(8) (util-linux) are not installed"
     with tempfile.TemporaryDirectory(prefix="cwl-crunch-probe-") as scratch:
         hidden = Path(scratch) / "hidden"
         job_dir = hidden / "host" / "job"

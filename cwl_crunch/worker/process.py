@@ -60,7 +60,8 @@ def start_command(
             if hidden is None and not namespaces_available():
                 if spec.root is not None:
                     return ProcessResult(None, "this worker cannot give the job a fixed root: "
-                                               "unshare(1) and mount(8) are not installed")
+                                           "unshare(1), setpriv(1) and mount(8) (util-linux) "
+                                           "are not installed")
             else:
                 # The wrapper would start and then fail to run it: say why, as Popen would.
                 unrunnable = executable_problem(spec, job_dir, environment)

@@ -32,7 +32,8 @@ from cwl_crunch.client.base import CollectionMount, JobSpec
 # "the wrapper itself failed").
 SETUP_FAILED = 125
 
-# $1 host dir (the job dir is $1/job), $2 root ("" for none), $3 cwd, $4 "isolate" or "",
+# $1 host dir (the job dir is $1/job), $2 root ("" for none), $3 cwd, $4 "" (not isolated),
+# "root" (isolated, run by root) or "UID:GID" (isolated: the user and group to run as),
 # $5 number of read-only paths, then those paths (relative to the job dir); when
 # isolating, then the number of directories to hide and (directory, inodes) for each,
 # the number of files to hide and those; then the command.
@@ -57,9 +58,15 @@ _SETUP = (
     'cd "$root/$cwd"; else cd "$job/$cwd"; fi || fail "no directory $cwd"; '
     # Isolated, this shell is PID 1 of the job's PID namespace: it runs the command as its
     # child (a PID 1 ignores the signals it has no handler for: SIGTERM must reach the
-    # command) and the namespace ends when it does. The command runs in a user namespace
-    # of its own, which locks the mounts above: it cannot unmount what hides the cluster.
-    'if [ -n "$isolate" ]; then unshare --user --map-root-user -- "$@"; exit; fi; exec "$@"'
+    # command) and the namespace ends when it does. The command must not be able to unmount
+    # what hides the cluster: run by root, it runs without CAP_SYS_ADMIN (for good: not in
+    # its bounding set); otherwise in a user namespace of its own, which locks the mounts
+    # above, as the user it is outside (not as root: a tar it runs would try to chown).
+    'if [ "$isolate" = root ]; then '
+    'setpriv --bounding-set=-sys_admin --inh-caps=-sys_admin -- "$@"; exit; '
+    'elif [ -n "$isolate" ]; then '
+    'unshare --map-user="${isolate%:*}" --map-group="${isolate#*:}" -- "$@"; exit; '
+    'fi; exec "$@"'
 )
 
 PID_NAMESPACE = ["--pid", "--fork", "--kill-child", "--mount-proc"]
@@ -78,7 +85,7 @@ def needs_namespace(spec: JobSpec) -> bool:
 
 
 def namespaces_available() -> bool:
-    return shutil.which("unshare") is not None and shutil.which("mount") is not None
+    return all(shutil.which(tool) is not None for tool in ("unshare", "mount", "setpriv"))
 
 
 def namespaced_command(spec: JobSpec, job_dir: Path,
@@ -98,8 +105,16 @@ def namespaced_command(spec: JobSpec, job_dir: Path,
     return ["unshare", *user_namespace, "--mount", "--propagation", "private",
             *pid_namespace, "--", "/bin/sh", "-c", _SETUP, "cwl-crunch-job",
             str(job_dir.parent), spec.root or "", spec.cwd,
-            "isolate" if hidden is not None else "", str(len(read_only)), *read_only,
+            _isolated_as(hidden is not None), str(len(read_only)), *read_only,
             *isolation, *spec.command]
+
+
+def _isolated_as(isolated: bool) -> str:
+    """Who the command runs as in an isolated job: the user running the worker (uid:gid,
+    or "root"), as it would unisolated."""
+    if not isolated:
+        return ""
+    return "root" if os.geteuid() == 0 else f"{os.getuid()}:{os.getgid()}"
 
 
 def hidden_mounts(hidden: Sequence[Path], host_dir: Path,

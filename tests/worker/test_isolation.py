@@ -132,6 +132,25 @@ def test_exit_codes_and_stdin_are_the_commands(cluster, tmp_path, code):
     assert cluster.read_text(job.output_pdh or "", "copy") == "line one\nline two\n"
 
 
+def test_a_job_runs_as_the_worker_s_user_and_tar_keeps_working(cluster, tmp_path):
+    """As root, an isolated job is root without CAP_SYS_ADMIN; otherwise the worker's own
+    uid in a user namespace. Either way a tar of someone else's files extracts (in a user
+    namespace mapping only root, tar's chown to uid 1001 failed: CWL's directory_output)."""
+    archive = tmp_path / "owned.tar"
+    subprocess.run(["tar", "cf", str(archive), "--owner=1001", "--group=1001", "-C",
+                    str(Path(__file__).parent), Path(__file__).name], check=True)
+    home = tmp_path / "home"
+    job = ended(cluster, cluster.submit(
+        ["sh", "-c", f"id -u > out/uid; cd out && tar xf ../in/owned.tar; echo $? > ../out/tar; "
+                     f"umount {home} 2>/dev/null; echo $? > ../out/umount"],
+        mounts={"in": cwl_crunch.CollectionMount(cluster.put(archive))}))
+    assert job.state == "Complete" and job.exit_code == 0, job.failure_reason
+    pdh = job.output_pdh or ""
+    assert cluster.read_text(pdh, "uid").strip() == str(os.geteuid())
+    assert cluster.read_text(pdh, "tar").strip() == "0"
+    assert cluster.read_text(pdh, "umount").strip() != "0"
+
+
 # The cluster's own files -----------------------------------------------------------
 
 def looks_around(home: Path, config_file: Path | None = None) -> list[str]:

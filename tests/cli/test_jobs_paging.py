@@ -34,7 +34,7 @@ def add_finished_children(database_url: str, parent: str, count: int,
         with database.writing() as connection:
             row = jobs.insert_job(connection, "local", JobSpec(command=("true",), name="bulk",
                                                                reuse=False),
-                                  parent_uuid=parent, key="bulk", output_present=bool)
+                                  parent_uuid=parent, key="bulk", output_problem=lambda pdh: None)
             now, oldest = time.time(), jobs.get_job(connection, parent).created_at + 1
             rows = [{**row, "uuid": new_uuid("local", "job"), "state": "Complete",
                      "created_at": oldest + index // SAME_TIME, "started_at": now,

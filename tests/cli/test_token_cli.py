@@ -102,7 +102,8 @@ def test_revoke_refuses_unknown_and_job_tokens(tmp_path):
     try:
         with database.writing() as connection:
             job = jobs.insert_job(connection, "local", JobSpec(command=("true",)),
-                                  parent_uuid=None, key="k", output_present=bool)["uuid"]
+                                  parent_uuid=None, key="k",
+                                  output_problem=lambda pdh: None)["uuid"]
             job_token = create_token(connection, "local", job).split("/")[1]
     finally:
         database.close()

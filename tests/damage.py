@@ -6,8 +6,9 @@ import os
 import stat
 
 
-def stealthy_flip(path, offset=3):
-    """Change one byte at ``offset``, keeping size, mode and mtime: only a hash can tell."""
+def flip_byte(path, offset=3, *, stealthy=True):
+    """Change one byte at ``offset``, keeping size and mode; ``stealthy`` also keeps the
+    mtime, so that only a hash can tell."""
     before = os.stat(path)
     os.chmod(path, 0o644)
     with open(path, "r+b") as damaged:
@@ -16,4 +17,10 @@ def stealthy_flip(path, offset=3):
         damaged.seek(offset)
         damaged.write(bytes([byte[0] ^ 0x01]))
     os.chmod(path, stat.S_IMODE(before.st_mode))
-    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    if stealthy:
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def stealthy_flip(path, offset=3):
+    """Change one byte at ``offset``, keeping size, mode and mtime: only a hash can tell."""
+    flip_byte(path, offset, stealthy=True)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 
 import httpx
 import pytest
 from polling import wait_until
+from server_process import stop as stop_server
 
 from cwl_crunch.client.base import JobSpec
 from cwl_crunch.records import jobs
@@ -38,12 +38,7 @@ def server_home(tmp_path):
                             timeout=30, what="the server's banner")
         yield env, banner[1].rstrip("/.,")
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_server(server)
 
 
 def crunch(env, *argv):

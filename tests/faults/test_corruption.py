@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 import subprocess
 import sys
 
+import damage
 import pytest
 
 import cwl_crunch
@@ -28,15 +28,8 @@ HASH = hashlib.sha256(CONTENT).hexdigest()
 def flip_byte(path, *, stealthy, offset=100):
     """Change one byte of ``path`` in place; ``stealthy`` restores mtime and mode."""
     before = os.stat(path)
-    os.chmod(path, 0o644)
-    with open(path, "r+b") as damaged:
-        damaged.seek(offset)
-        byte = damaged.read(1)
-        damaged.seek(offset)
-        damaged.write(bytes([byte[0] ^ 0x01]))
-    os.chmod(path, stat.S_IMODE(before.st_mode))
+    damage.flip_byte(path, offset, stealthy=stealthy)
     if stealthy:
-        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
         after = os.stat(path)
         assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
 

@@ -7,10 +7,10 @@ pytest's import mode.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable
 from pathlib import Path
 
+import damage
 import pytest
 
 from cwl_crunch.store import CollectionStore
@@ -50,13 +50,7 @@ class StoreFiles:
     @staticmethod
     def flip_byte(path: Path, offset: int = 0) -> None:
         """Damage a file in place, as a job writing through a hard link would."""
-        os.chmod(path, 0o644)
-        with open(path, "r+b") as damaged:
-            damaged.seek(offset)
-            byte = damaged.read(1)
-            damaged.seek(offset)
-            damaged.write(bytes([byte[0] ^ 0xFF]))
-        os.chmod(path, 0o444)
+        damage.flip_byte(path, offset, stealthy=False)
 
     @staticmethod
     def locator(data: bytes) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from polling import wait_until
 from procs import processes_with
+from server_process import stop as stop_server
 
 import cwl_crunch
 from cwl_crunch.dispatch.processes import KILL_GRACE, cli_command
@@ -233,12 +234,7 @@ def server_process(tmp_path: Path) -> Iterator[tuple[cwl_crunch.Cluster, Path, P
                                 api_token=token) as cl:
             yield cl, home, config_file
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_server(server)
 
 
 @pytest.mark.timeout(120)

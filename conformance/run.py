@@ -24,7 +24,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_SUITE = Path(__file__).resolve().parents[2] / "shared" / "cwl-v1.2"
+SUITE_ENV = "CWL_CONFORMANCE_SUITE"
+SUITE_PLACES = (HERE / "cwl-v1.2", HERE.parents[1] / "cwl-v1.2",
+                HERE.parents[1] / "shared" / "cwl-v1.2")
+"""Where a checkout of the suite is looked for, when neither --suite nor $CWL_CONFORMANCE_SUITE
+says: in conformance/, beside this repository, or in a ``shared`` folder beside it."""
+SUITE_REPO = "https://github.com/common-workflow-language/cwl-v1.2"
 TOOL = "cwl-crunch-runner"
 # Only for checking this script against another runner, e.g. "cwltool --no-container".
 TOOL_OVERRIDE_ENV = "CONFORMANCE_TOOL"
@@ -41,7 +46,8 @@ FAILED_RE = re.compile(r"^Test (\d+) (?:failed|timed out):")
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--suite", type=Path, default=DEFAULT_SUITE, help="dir with the suite yaml")
+    ap.add_argument("--suite", type=Path, help="checkout of the CWL v1.2 suite (with "
+                    f"conformance_tests.yaml); default ${SUITE_ENV}, else conformance/cwl-v1.2")
     ap.add_argument("-j", type=int, default=2, help="tests run in parallel (default 2)")
     ap.add_argument("--tags", help="comma-separated tags to run, e.g. required")
     ap.add_argument("--exclude-tags", help="comma-separated tags to skip")
@@ -97,9 +103,25 @@ def parse_junit(path: Path) -> tuple[int, list[str], list[str]]:
     return len(cases), [c.get("file", "?") for c in failed], [c.get("file", "?") for c in required]
 
 
+def find_suite(given: Path | None) -> Path | str:
+    """The suite's directory, or what is wrong and how to get one."""
+    named = given or (Path(os.environ[SUITE_ENV]) if os.environ.get(SUITE_ENV) else None)
+    places = (named,) if named is not None else SUITE_PLACES
+    for place in places:
+        if (place / "conformance_tests.yaml").is_file():
+            return place.resolve()
+    looked = ", ".join(str(place) for place in places)
+    return (f"no CWL v1.2 conformance suite (conformance_tests.yaml) in {looked}. Get one "
+            f"with: git clone {SUITE_REPO} {HERE / 'cwl-v1.2'} (or pass --suite DIR)")
+
+
 def main(argv: list[str]) -> int:
     a = parse_args(argv)
-    suite = a.suite.resolve()
+    found = find_suite(a.suite)
+    if isinstance(found, str):
+        print(f"conformance/run.py: {found}", file=sys.stderr)
+        return 2
+    a.suite = suite = found
     out = a.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "tmp"  # cwltest never deletes its --outdir dirs: keep them here, not in /tmp

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the browser tests (pytest -m browser) use: Debian's headless Chromium and its
-# WebDriver (apt `chromium chromium-driver`) and the `selenium` Python package (PyPI), see
-# ../shared/ENVIRONMENT.md. No browser download of selenium's own (Selenium Manager) is
+# WebDriver (apt `chromium chromium-driver`) and the `selenium` Python package (PyPI).
+# No browser download of selenium's own (Selenium Manager) is
 # needed: the tests point selenium at /usr/bin/chromium and /usr/bin/chromedriver.
 # Idempotent and fast once done: each step is skipped when its result is already there.
 # Needs root (apt). Prints the Chromium version.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs podman, serves its Docker Engine API socket and builds the four images the CWL
-# conformance suite uses, offline (see ../shared/ENVIRONMENT.md). Idempotent: each step is
-# skipped when its result is already there. Needs root (apt, debootstrap, a system socket).
+# conformance suite uses, without a container registry (Debian's packages only).
+# Idempotent: each step is skipped when its result is already there. Needs root (apt,
+# debootstrap, a system socket).
 set -euo pipefail
 
 SOCKET="${CWL_CRUNCH_PODMAN_SOCKET:-/run/podman/podman.sock}"

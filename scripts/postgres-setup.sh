@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs Debian's PostgreSQL, starts a cluster on loopback and makes the role and database
-# the tests use (see ../shared/ENVIRONMENT.md), then prints the database's SQLAlchemy URL.
+# the tests use, then prints the database's SQLAlchemy URL.
 # Idempotent and fast once done: when the URL already answers, nothing else runs.
 # Needs root (apt, and running commands as the postgres user).
 #

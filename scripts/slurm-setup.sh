@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs Debian's SLURM (slurm-wlm) and munge and runs a one-node cluster on this machine
-# (see ../shared/ENVIRONMENT.md): node "localhost" with all its CPUs and its memory less
+# Installs Debian's SLURM (slurm-wlm) and munge and runs a one-node cluster on this
+# machine: node "localhost" with all its CPUs and its memory less
 # 1 GiB, partitions "debug" (the default) and "other" on it, no accounting. The daemons run
 # in the background (there is no systemd); state, spool, logs and pid files are kept in
 # $SLURM_SETUP_DIR. Finished jobs stay visible to `scontrol show job` for 5 minutes

@@ -19,12 +19,13 @@ from pathlib import Path
 import pytest
 from leftovers import cancel_unfinished
 from polling import wait_until
+from sqlalchemy import update
 
-from cwl_crunch.client.base import ClusterClient, JobFilter, JobRecord, JobSpec, WorkerInfo
+from cwl_crunch.client.base import ClusterClient, JobFilter, JobRecord, JobSpec
 from cwl_crunch.client.http import HttpClient
 from cwl_crunch.config import load_config
 from cwl_crunch.dispatch.slurm_commands import SlurmJob, parse_squeue, squeue_arguments
-from cwl_crunch.dispatch.slurm_tracking import SLURM_HOST
+from cwl_crunch.dispatch.slurm_tracking import BACKEND
 from cwl_crunch.records import jobs
 from cwl_crunch.records.database import Database
 from cwl_crunch.server.serve import ServerThread
@@ -74,8 +75,9 @@ class SlurmServer:
                 database.close()
             if row.state == "Queued":
                 return None
-            assert row.worker_host == SLURM_HOST, (row.state, row.worker_host)
-            return str(row.worker_pid) if row.worker_pid else None
+            assert row.backend == BACKEND, (row.state, row.backend)
+            assert row.worker_host is None and row.worker_pid is None, row
+            return str(row.backend_job_id) if row.backend_job_id else None
         return wait_until(recorded, timeout=WAIT, what=f"job {uuid} handed to SLURM")
 
 
@@ -196,7 +198,7 @@ def test_a_job_slurm_no_longer_knows_fails_saying_so(server):
     unknown = str(10_000_000 + int(real_id))  # an id SLURM never gave
     database = server.records()
     with database.writing() as connection:
-        assert jobs.set_worker_pid(connection, record.uuid, SLURM_HOST, int(unknown))
+        assert jobs.set_backend_job_id(connection, record.uuid, BACKEND, unknown)
     database.close()
     server.start()
     final = ended(server.client, record.uuid)
@@ -236,7 +238,8 @@ def test_a_claimed_job_whose_sbatch_went_unrecorded_is_adopted_not_resubmitted(s
     # As if the dispatcher stopped between sbatch and recording its answer.
     database = server.records()
     with database.writing() as connection:
-        jobs.set_worker_pid(connection, record.uuid, SLURM_HOST, 0)
+        connection.execute(update(jobs.JOBS).where(jobs.JOBS.c.uuid == record.uuid)
+                           .values(backend_job_id=None))
     database.close()
     server.start()
     assert server.slurm_id(record.uuid) == slurm_id
@@ -253,8 +256,7 @@ def test_a_claimed_job_never_submitted_is_submitted_after_a_restart(server, tmp_
                               job(f"echo ran > {shlex.quote(str(tmp_path / 'ran'))}"),
                               parent_uuid=None, key="never-submitted",
                               output_problem=lambda pdh: "not stored")
-        jobs.claim(connection, row["uuid"], "Queued",
-                   WorkerInfo(host=SLURM_HOST, pid=0, pid_start=0))
+        jobs.claim(connection, row["uuid"], "Queued", None, backend=BACKEND)
     database.close()
     server.start()
     assert ended(server.client, row["uuid"]).succeeded

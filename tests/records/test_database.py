@@ -396,7 +396,8 @@ def test_a_version_1_database_is_migrated_and_keeps_its_jobs(database_url):
         connection.execute(text("DROP INDEX ix_jobs_log"))
         connection.execute(text("DROP TABLE uploads"))
         connection.execute(text("DROP TABLE block_uploads"))
-        for column in ("binds", "network", "image_digest", "reuse_ineligible"):
+        for column in ("binds", "network", "image_digest", "reuse_ineligible", "backend",
+                       "backend_job_id", "end_reason"):
             connection.execute(text(f"ALTER TABLE jobs DROP COLUMN {column}"))
         connection.execute(text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
 
@@ -437,12 +438,13 @@ def test_a_version_5_database_gains_reuse_ineligible_and_keeps_its_jobs(database
                                key=reuse_key(spec), output_problem=lambda pdh: None)["uuid"]
     database.close()
     with plain(database_url) as connection:
-        connection.execute(text("ALTER TABLE jobs DROP COLUMN reuse_ineligible"))
+        for column in ("reuse_ineligible", "backend", "backend_job_id", "end_reason"):
+            connection.execute(text(f"ALTER TABLE jobs DROP COLUMN {column}"))
         connection.execute(text("UPDATE meta SET value = '6' WHERE key = 'schema_version'"))
     migrated = Database(database_url)
     try:
         with migrated.writing() as connection:
-            assert schema_version(connection) == SCHEMA_VERSION == 7
+            assert schema_version(connection) == SCHEMA_VERSION == 8
             assert jobs.to_record(jobs.get_job(connection, uuid)).reuse_ineligible is None
             connection.execute(text("UPDATE jobs SET output_pdh = 'p+1' WHERE uuid = :u"),
                                {"u": uuid})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -21,7 +22,8 @@ from leftovers import cancel_unfinished
 from polling import wait_until
 from sqlalchemy import update
 
-from cwl_crunch.client.base import ClusterClient, JobFilter, JobRecord, JobSpec
+from cwl_crunch.cli.main import main
+from cwl_crunch.client.base import ClusterClient, EndReason, JobFilter, JobRecord, JobSpec
 from cwl_crunch.client.http import HttpClient
 from cwl_crunch.config import load_config
 from cwl_crunch.dispatch.slurm_commands import SlurmJob, parse_squeue, squeue_arguments
@@ -130,6 +132,7 @@ def test_what_slurm_can_never_run_fails_at_once_with_slurms_message(server, fiel
     assert final.state == "Failed", final
     assert "SLURM refused the job" in (final.failure_reason or ""), final.failure_reason
     assert words in (final.failure_reason or "").lower(), final.failure_reason
+    assert final.end_reason == EndReason.REFUSED, final
     assert time.monotonic() - submitted < 10
 
 
@@ -145,6 +148,25 @@ def test_slurm_is_asked_for_the_jobs_resources_and_partition(server):
         assert field in shown, (field, shown)
 
 
+def test_a_job_on_slurm_shows_its_backend_and_slurm_id(server, monkeypatch, capsys):
+    record = server.client.submit(job("true"))
+    slurm_id = server.slurm_id(record.uuid)
+    final = ended(server.client, record.uuid)
+    assert final.succeeded, final
+    assert (final.backend, final.backend_job_id, final.end_reason) == (
+        "slurm", slurm_id, EndReason.EXIT)
+    assert [j.slurm_id for j in slurm_jobs_of(record.uuid)] == [slurm_id]
+    for name, value in {"CWL_CRUNCH_HOME": str(server.config.home),
+                        "CWL_CRUNCH_API_URL": server.url,
+                        "CWL_CRUNCH_API_TOKEN": server.token}.items():
+        monkeypatch.setenv(name, value)
+    assert main(["jobs", "show", record.uuid]) == 0
+    out = capsys.readouterr().out
+    for field, value in (("backend", "slurm"), ("backend job id", slurm_id),
+                         ("end reason", "exit")):
+        assert re.search(rf"^{field} +{value}$", out, flags=re.MULTILINE), (field, out)
+
+
 # Faults -------------------------------------------------------------------------------------
 
 def test_a_job_an_admin_scancels_fails_with_the_reason(server, tmp_path):
@@ -156,6 +178,7 @@ def test_a_job_an_admin_scancels_fails_with_the_reason(server, tmp_path):
     final = ended(server.client, record.uuid)
     assert final.state == "Failed", final
     assert "CANCELLED" in final.failure_reason and slurm_id in final.failure_reason, final
+    assert final.end_reason == EndReason.CANCELLED, final
     assert final.log_pdh, "the worker's logs are kept"
 
 

@@ -82,7 +82,9 @@ def _show(client: ClusterClient, args: argparse.Namespace) -> int:
         "started": job.started_at.isoformat() if job.started_at else None,
         "finished": job.finished_at.isoformat() if job.finished_at else None,
         "duration": human_duration(job.duration), "exit code": job.exit_code,
-        "failure reason": job.failure_reason, "reused job": job.reused_job_uuid,
+        "end reason": job.end_reason, "failure reason": job.failure_reason,
+        "backend": job.backend, "backend job id": job.backend_job_id,
+        "reused job": job.reused_job_uuid,
         "output": job.output_pdh, "log": job.log_pdh, "reuse key": job.reuse_key,
         "image digest": job.image_digest,
     }

@@ -24,7 +24,7 @@ from schema_salad.exceptions import ValidationException
 
 from cwl_crunch.cli.submit_run import submit_run
 from cwl_crunch.client import ClusterClient, JobOutcome, JobSpec, open_client
-from cwl_crunch.client.base import JobState
+from cwl_crunch.client.base import EndReason, JobState
 from cwl_crunch.config import Config, load_config
 from cwl_crunch.containers import find_engine
 from cwl_crunch.containers.engine import NO_ENGINE
@@ -122,7 +122,8 @@ class RunSession:
             # The run's job fails with its workflow; its finished steps stay reusable.
             state, reason = "Failed", f"the workflow failed (exit code {exit_code})"
         self._client.finish_job(self.run_uuid,
-                                JobOutcome(state, exit_code, None, None, reason))
+                                JobOutcome(state, exit_code, None, None, reason,
+                                           EndReason.EXIT))
         if self._steps.client is not self._client:
             self._steps.client.close()
 

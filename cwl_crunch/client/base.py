@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import enum
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +24,39 @@ from cwl_crunch.store import CollectionEntry as CollectionEntry
 
 JobState = Literal["Queued", "Running", "Complete", "Failed", "Cancelled"]
 FINAL_STATES: frozenset[str] = frozenset({"Complete", "Failed", "Cancelled"})
+
+
+class EndReason(enum.StrEnum):
+    """Why a job ended, for programs (``failure_reason`` says it in words, for people).
+
+    Every end of a job records one (older records may have none: they ended before
+    schema version 8, and only those with an exit code were given ``EXIT``).
+    """
+
+    EXIT = "exit"
+    """The command ran and exited; ``exit_code`` and the state say how it went."""
+    TIME_LIMIT = "time limit"
+    """Stopped at its time limit (its own, or the backend's)."""
+    CANCELLED = "cancelled"
+    """Cancelled by a person or a parent, or by the backend's operator (scancel)."""
+    OUT_OF_MEMORY = "out of memory"
+    """The backend killed it for using more memory than it asked for."""
+    LOST = "lost"
+    """The backend lost it: its node failed, it was preempted, or the backend forgot it."""
+    REFUSED = "refused"
+    """The backend would not take it (sbatch refused it, or could not be run)."""
+    WORKER_DIED = "worker died"
+    """The process running the job died before it could report the job's end."""
+    ERROR = "error"
+    """The cluster could not run the command or keep its results (staging, isolation,
+    container engine, a worker error): ``failure_reason`` says what."""
+    REUSED = "reused"
+    """It did no work of its own: it took the result of an identical job."""
+
+
+BACKENDS = ("local", "slurm")
+"""Who runs a claimed job: ``local``, a worker process on a host of this cluster (its
+``worker_host`` and ``worker_pid``); ``slurm``, a SLURM batch job (``backend_job_id``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +144,13 @@ class JobRecord:
     """Content digest of ``spec.image`` as resolved when the job was submitted."""
     reuse_ineligible: str | None = None
     """Why this job's result is no longer reused (its output was found damaged)."""
+    backend: str | None = None
+    """Who ran it (one of BACKENDS); None for a job never claimed, or one that only
+    followed a twin."""
+    backend_job_id: str | None = None
+    """The backend's own id of the job (SLURM's job id), where it has one."""
+    end_reason: EndReason | None = None
+    """Why it ended (None while it runs, and for some jobs that ended before schema 8)."""
 
     @property
     def name(self) -> str:
@@ -189,6 +230,8 @@ class JobOutcome:
     output_pdh: str | None
     log_pdh: str | None
     failure_reason: str | None = None
+    end_reason: EndReason | None = None
+    """None: ``finish_job`` derives it (EXIT with an exit code, else ERROR)."""
 
 
 class ClusterClient(abc.ABC):

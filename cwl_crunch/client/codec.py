@@ -11,6 +11,7 @@ from cwl_crunch.client.base import (
     Claim,
     CollectionEntry,
     CollectionMount,
+    EndReason,
     JobEvent,
     JobOutcome,
     JobRecord,
@@ -112,7 +113,9 @@ def record_to_dict(record: JobRecord) -> dict[str, Any]:
         "output_pdh": record.output_pdh, "log_pdh": record.log_pdh,
         "failure_reason": record.failure_reason, "reused_job_uuid": record.reused_job_uuid,
         "cancel_requested": record.cancel_requested, "image_digest": record.image_digest,
-        "reuse_ineligible": record.reuse_ineligible,
+        "reuse_ineligible": record.reuse_ineligible, "backend": record.backend,
+        "backend_job_id": record.backend_job_id,
+        "end_reason": None if record.end_reason is None else str(record.end_reason),
     }
 
 
@@ -124,6 +127,8 @@ def record_from_dict(data: Mapping[str, Any]) -> JobRecord:
     fields["created_at"] = created
     fields["started_at"] = _datetime(fields.get("started_at"))
     fields["finished_at"] = _datetime(fields.get("finished_at"))
+    end_reason = fields.get("end_reason")
+    fields["end_reason"] = None if end_reason is None else EndReason(end_reason)
     return JobRecord(**fields)
 
 
@@ -155,7 +160,16 @@ def entry_from_dict(data: Mapping[str, Any]) -> CollectionEntry:
 
 
 def outcome_to_dict(outcome: JobOutcome) -> dict[str, Any]:
-    return dataclasses.asdict(outcome)
+    fields = dataclasses.asdict(outcome)
+    fields["end_reason"] = None if outcome.end_reason is None else str(outcome.end_reason)
+    return fields
+
+
+def outcome_from_dict(data: Mapping[str, Any]) -> JobOutcome:
+    fields = dict(data)
+    end_reason = fields.get("end_reason")
+    fields["end_reason"] = None if end_reason is None else EndReason(end_reason)
+    return JobOutcome(**fields)
 
 
 def worker_to_dict(worker: WorkerInfo) -> dict[str, Any]:

@@ -26,7 +26,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from cwl_crunch.client.base import Claim, ClusterClient, JobOutcome, JobSpec, JobState
+from cwl_crunch.client.base import Claim, ClusterClient, EndReason, JobOutcome, JobSpec, JobState
 from cwl_crunch.config import Config
 from cwl_crunch.dispatch.base import Dispatcher
 from cwl_crunch.dispatch.packing import Candidate, Capacity, choose_jobs, fits_machine
@@ -206,7 +206,7 @@ class LocalDispatcher(Dispatcher):
             job_run = self._worker.start(claim)
         except OSError as error:  # the job's host dir or log could not even be made
             self._client.finish_job(claim.job.uuid, JobOutcome(
-                states.FAILED, None, None, None, f"worker error: {error}"))
+                states.FAILED, None, None, None, f"worker error: {error}", EndReason.ERROR))
             return
         if job_run.command is None:
             self._complete_later(job_run, None)
@@ -309,6 +309,7 @@ class LocalDispatcher(Dispatcher):
             log_pdh: str | None = None
             with contextlib.suppress(CrunchError, OSError):  # logs are a courtesy
                 log_pdh = salvage_logs(self._store, self._config.work, uuid)
-            jobs.finish(connection, job, JobOutcome(state, None, None, log_pdh, reason))
+            jobs.finish(connection, job, JobOutcome(state, None, None, log_pdh, reason,
+                                                    EndReason.WORKER_DIED))
         if job.image_digest is not None:  # outside the transaction: engine calls are slow
             remove_leftovers(self._worker.engine, uuid, None)

@@ -5,7 +5,7 @@ local dispatcher (in its child process) which keeps the jobs under one core: wor
 runners take 0.25 core and spend their life waiting for their steps, and SLURM would
 give each a whole CPU of the cluster (see ``split.py``).
 
-One loop thread claims queued whole-core jobs (Running, worker_host SLURM_HOST) and
+One loop thread claims queued whole-core jobs (Running, backend "slurm") and
 hands them to a few submitting threads, each running ``sbatch`` for one job: the batch
 script is ``cwl-crunch worker UUID`` with the job's token, which stages from the shared
 store directory, runs the command and reports to the server like any worker. The loop
@@ -30,14 +30,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cwl_crunch.client.base import Claim, JobOutcome, JobSpec, JobState, WorkerInfo
+from cwl_crunch.client.base import Claim, EndReason, JobOutcome, JobSpec, JobState
 from cwl_crunch.config import ENV_PREFIX, Config
 from cwl_crunch.dispatch import slurm_commands as commands
 from cwl_crunch.dispatch.base import Dispatcher
 from cwl_crunch.dispatch.processes import cli_command
 from cwl_crunch.dispatch.slurm_commands import slurm_output_path
 from cwl_crunch.dispatch.slurm_tracking import (
-    SLURM_HOST,
+    BACKEND,
     Adopt,
     Cancel,
     End,
@@ -71,7 +71,6 @@ many times."""
 PARTITION_PROPERTY = "partition"
 """A job property naming the SLURM partition(s) to use (the CWL runner sets it from an
 ``arv:PartitionRequirement`` hint); else the config's ``slurm_partition``."""
-_WORKER = WorkerInfo(host=SLURM_HOST, pid=0, pid_start=0)
 
 
 def worker_environment(config: Config, api_url: str, token: str) -> dict[str, str]:
@@ -168,7 +167,7 @@ class SlurmDispatcher(Dispatcher):
             queued = jobs.queued_candidates(connection, QUEUE_WINDOW, whole_cores=True)
             claims = []
             for uuid, _cores, _ram in queued:
-                jobs.claim(connection, uuid, states.QUEUED, _WORKER)
+                jobs.claim(connection, uuid, states.QUEUED, None, backend=BACKEND)
                 token = create_token(connection, self._config.cluster_id, uuid)
                 claims.append(Claim(jobs.to_record(jobs.get_job(connection, uuid)), token))
         with self._lock:
@@ -182,7 +181,8 @@ class SlurmDispatcher(Dispatcher):
             self._sbatch(claim)
         except Exception as error:  # the job must end, not stay Running
             logger.exception("SLURM dispatcher: cannot submit job %s", uuid)
-            self._end(uuid, None, states.FAILED, f"cannot submit to SLURM: {error}")
+            self._end(uuid, None, states.FAILED, f"cannot submit to SLURM: {error}",
+                      EndReason.REFUSED)
         finally:
             with self._lock:
                 self._submitting.discard(uuid)
@@ -198,17 +198,18 @@ class SlurmDispatcher(Dispatcher):
                 output_path=slurm_output_path(self._config.work, job.uuid),
                 partition=self._partition(spec), extra=self._extra)
         except SubmitError as error:
-            self._end(job.uuid, None, states.FAILED, str(error))
+            self._end(job.uuid, None, states.FAILED, str(error), EndReason.REFUSED)
             return
         environment = {**self._environment,
                        **worker_environment(self._config, self._api_url, claim.token)}
         done = self._run(arguments, environment)
         if done.returncode != 0:
-            self._end(job.uuid, None, states.FAILED, commands.sbatch_refusal(done.stderr))
+            self._end(job.uuid, None, states.FAILED, commands.sbatch_refusal(done.stderr),
+                      EndReason.REFUSED)
             return
         slurm_id = commands.parse_sbatch_output(done.stdout)
         with self._core.database.writing() as connection:
-            recorded = jobs.set_worker_pid(connection, job.uuid, SLURM_HOST, int(slurm_id))
+            recorded = jobs.set_backend_job_id(connection, job.uuid, BACKEND, slurm_id)
         if not recorded:  # ended meanwhile (a cancel, a lost race): nothing to run
             self._run(commands.scancel_arguments([slurm_id]))
 
@@ -246,10 +247,10 @@ class SlurmDispatcher(Dispatcher):
 
     def _tracked(self) -> list[Tracked]:
         with self._core.database.reading() as connection:
-            rows = jobs.running_on_host(connection, SLURM_HOST)
+            rows = jobs.running_on_backend(connection, BACKEND)
         with self._lock:
             submitting = set(self._submitting)
-        return [Tracked(row.uuid, str(row.worker_pid) if row.worker_pid else None,
+        return [Tracked(row.uuid, row.backend_job_id or None,
                         bool(row.cancel_requested))
                 for row in rows if row.uuid not in submitting]
 
@@ -266,7 +267,7 @@ class SlurmDispatcher(Dispatcher):
     def _act(self, action: Adopt | Submit | Cancel | End) -> None:
         if isinstance(action, Adopt):
             with self._core.database.writing() as connection:
-                jobs.set_worker_pid(connection, action.uuid, SLURM_HOST, int(action.slurm_id))
+                jobs.set_backend_job_id(connection, action.uuid, BACKEND, action.slurm_id)
         elif isinstance(action, Submit):
             self._resubmit(action.uuid)
         elif isinstance(action, Cancel):
@@ -277,13 +278,14 @@ class SlurmDispatcher(Dispatcher):
         else:
             self._cancelled.pop(action.slurm_id, None)
             self._end(action.uuid, action.slurm_id, action.state,
-                      self._with_worker_words(action.uuid, action.reason), action.retry)
+                      self._with_worker_words(action.uuid, action.reason),
+                      action.end_reason, action.retry)
 
     def _resubmit(self, uuid: str) -> None:
         """A claimed job that never reached SLURM (the dispatcher stopped in between)."""
         with self._core.database.writing() as connection:
             job = jobs.get_job(connection, uuid)
-            if job.state != states.RUNNING or job.worker_host != SLURM_HOST or job.worker_pid:
+            if job.state != states.RUNNING or job.backend != BACKEND or job.backend_job_id:
                 return
             token = create_token(connection, self._config.cluster_id, uuid)
             claim = Claim(jobs.to_record(job), token)
@@ -302,12 +304,12 @@ class SlurmDispatcher(Dispatcher):
         return reason
 
     def _end(self, uuid: str, slurm_id: str | None, state: JobState, reason: str,
-             retry: bool = False) -> None:
+             end_reason: EndReason, retry: bool = False) -> None:
         """End (or requeue) a job of ours still Running as ``slurm_id`` left it."""
         with self._core.database.writing() as connection:
             job = jobs.get_job(connection, uuid)
-            if job.state != states.RUNNING or job.worker_host != SLURM_HOST or (
-                    slurm_id is not None and str(job.worker_pid) != slurm_id):
+            if job.state != states.RUNNING or job.backend != BACKEND or (
+                    slurm_id is not None and job.backend_job_id != slurm_id):
                 return  # the worker reported, or another attempt runs now
             if retry and jobs.times_started(connection, uuid) < MAX_STARTS:
                 logger.warning("job %s: %s; queued again", uuid, reason)
@@ -318,6 +320,7 @@ class SlurmDispatcher(Dispatcher):
             log_pdh = None
             with contextlib.suppress(CrunchError, OSError):  # logs are a courtesy
                 log_pdh = salvage_logs(self._core.store, self._config.work, uuid)
-            jobs.finish(connection, job, JobOutcome(state, None, None, log_pdh, reason))
+            jobs.finish(connection, job,
+                        JobOutcome(state, None, None, log_pdh, reason, end_reason))
         slurm_output_path(self._config.work, uuid).unlink(missing_ok=True)
         self._core.notify_changed()

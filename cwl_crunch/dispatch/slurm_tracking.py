@@ -1,8 +1,8 @@
 """What the SLURM dispatcher does about the jobs it handed to SLURM: a pure function of
 their records and of what SLURM says of them (no I/O here; ``slurm.py`` does it).
 
-A job handed to SLURM is Running in the records with ``worker_host`` SLURM_HOST and
-``worker_pid`` the SLURM job id (0 until sbatch has answered). Its worker reports the
+A job handed to SLURM is Running in the records with ``backend`` BACKEND and
+``backend_job_id`` the SLURM job id (None until sbatch has answered). Its worker reports the
 job's end itself, through the API; the dispatcher steps in only when that cannot happen:
 
 * the SLURM job ended without the worker reporting (killed by ``scancel``, SLURM's time
@@ -22,17 +22,17 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 
-from cwl_crunch.client.base import JobState
+from cwl_crunch.client.base import EndReason, JobState
 from cwl_crunch.dispatch.slurm_commands import Disposition, SlurmJob, classify
 from cwl_crunch.records import states
 
-SLURM_HOST = "(slurm)"
-"""The ``worker_host`` of jobs handed to SLURM: no real host name has parentheses."""
+BACKEND = "slurm"
+"""The ``backend`` of jobs handed to SLURM (client.base.BACKENDS)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Tracked:
-    """A Running job of SLURM_HOST, as the records hold it."""
+    """A Running job of BACKEND, as the records hold it."""
 
     uuid: str
     slurm_id: str | None
@@ -72,6 +72,7 @@ class End:
     slurm_id: str
     state: JobState
     reason: str
+    end_reason: EndReason
     retry: bool = False
 
 
@@ -110,13 +111,27 @@ def _submitted(record: Tracked, slurm_id: str, job: SlurmJob | None) -> Action |
         return End(record.uuid, slurm_id, ended,
                    f"SLURM job {slurm_id} is gone: SLURM no longer knows it (it ended "
                    "longer ago than MinJobAge, or SLURM lost its state) and its worker "
-                   "never reported")
+                   "never reported", EndReason.LOST)
     outcome = classify(job)
     if outcome.disposition is Disposition.ACTIVE:
         return Cancel(record.uuid, slurm_id) if record.cancel_requested else None
     if outcome.disposition is Disposition.COMPLETED:
         return End(record.uuid, slurm_id, ended,
-                   f"SLURM job {slurm_id} ended without its worker reporting the job's end")
+                   f"SLURM job {slurm_id} ended without its worker reporting the job's end",
+                   EndReason.WORKER_DIED)
     retry = outcome.requeue and not record.cancel_requested
     return End(record.uuid, slurm_id, ended, f"{outcome.reason} (SLURM job {slurm_id})",
-               retry)
+               end_reason_of(job.state), retry)
+
+
+_END_REASONS = {
+    "TIMEOUT": EndReason.TIME_LIMIT, "DEADLINE": EndReason.TIME_LIMIT,
+    "CANCELLED": EndReason.CANCELLED, "OUT_OF_MEMORY": EndReason.OUT_OF_MEMORY,
+    "NODE_FAIL": EndReason.LOST, "BOOT_FAIL": EndReason.LOST, "PREEMPTED": EndReason.LOST,
+}
+
+
+def end_reason_of(slurm_state: str) -> EndReason:
+    """The end reason of a job whose SLURM job ended in ``slurm_state`` before its
+    worker reported; FAILED and the rest: the worker itself failed or was killed."""
+    return _END_REASONS.get(slurm_state, EndReason.WORKER_DIED)

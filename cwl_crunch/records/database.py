@@ -85,11 +85,39 @@ def _add_job_reuse_ineligible(connection: Connection) -> None:
     connection.exec_driver_sql("ALTER TABLE jobs ADD COLUMN reuse_ineligible TEXT")
 
 
+def _add_job_backend_and_end_reason(connection: Connection) -> None:
+    """Backend columns instead of the "(slurm)" sentinel, and a structured end reason.
+
+    A SLURM job's id moves from worker_pid to backend_job_id and its worker_host and
+    worker_pid are cleared; a claimed local job keeps its host and pid (the reaper needs
+    them with worker_pid_start) and gets backend "local". Of the ended jobs, only those
+    that unambiguously ran to an exit get an end reason: a Complete job with an exit
+    code (reused or run), and a Cancelled one (cancel is the only way there). A Failed
+    job with an exit code may have failed after its command exited, so stays NULL.
+    All in the caller's one transaction: a kill leaves version 7 or 8, nothing between.
+    """
+    for column, kind in (("backend", "VARCHAR(16)"), ("backend_job_id", "VARCHAR(64)"),
+                         ("end_reason", "VARCHAR(32)")):
+        connection.exec_driver_sql(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
+    connection.exec_driver_sql(
+        "UPDATE jobs SET backend = 'slurm', worker_host = NULL, worker_pid = NULL, "
+        "worker_pid_start = NULL, backend_job_id = CASE WHEN worker_pid > 0 "
+        "THEN CAST(worker_pid AS VARCHAR(64)) END WHERE worker_host = '(slurm)'")
+    connection.exec_driver_sql(
+        "UPDATE jobs SET backend = 'local' WHERE worker_host IS NOT NULL "
+        "AND worker_pid IS NOT NULL")
+    connection.exec_driver_sql(
+        "UPDATE jobs SET end_reason = CASE WHEN reused_job_uuid IS NOT NULL THEN 'reused' "
+        "ELSE 'exit' END WHERE state = 'Complete' AND exit_code IS NOT NULL")
+    connection.exec_driver_sql(
+        "UPDATE jobs SET end_reason = 'cancelled' WHERE state = 'Cancelled'")
+
+
 # MIGRATIONS[n] upgrades a database at schema version n to n + 1.
 MIGRATIONS: dict[int, Migration] = {
     1: _add_job_root, 2: _add_job_self_run, 3: _add_job_container_fields,
     4: _add_uploads_and_output_indexes, 5: _add_block_uploads,
-    6: _add_job_reuse_ineligible}
+    6: _add_job_reuse_ineligible, 7: _add_job_backend_and_end_reason}
 
 _BEGIN_OPTION = "crunch_begin"
 # The key of the advisory lock every PostgreSQL write transaction takes first (any

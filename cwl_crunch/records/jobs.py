@@ -14,7 +14,14 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Row, Table, bindparam, func, insert, or_, select, update
 
-from cwl_crunch.client.base import JobEvent, JobOutcome, JobRecord, JobSpec, WorkerInfo
+from cwl_crunch.client.base import (
+    EndReason,
+    JobEvent,
+    JobOutcome,
+    JobRecord,
+    JobSpec,
+    WorkerInfo,
+)
 from cwl_crunch.client.codec import mounts_from_dict, mounts_to_dict
 from cwl_crunch.errors import JobNotFound
 from cwl_crunch.records import states
@@ -93,7 +100,9 @@ def to_record(job: JobRow | Mapping[str, Any]) -> JobRecord:
         exit_code=v["exit_code"], output_pdh=v["output_pdh"], log_pdh=v["log_pdh"],
         failure_reason=v["failure_reason"], reused_job_uuid=v["reused_job_uuid"],
         cancel_requested=v["cancel_requested"], image_digest=v["image_digest"],
-        reuse_ineligible=v["reuse_ineligible"],
+        reuse_ineligible=v["reuse_ineligible"], backend=v["backend"],
+        backend_job_id=v["backend_job_id"],
+        end_reason=None if v["end_reason"] is None else EndReason(v["end_reason"]),
     )
 
 
@@ -117,12 +126,18 @@ def get_jobs(connection: Connection, uuids: Sequence[str]) -> list[JobRow]:
 def _set_state(
     connection: Connection, uuid: str, current: str, new: str, now: float, **values: Any
 ) -> dict[str, Any]:
-    """Change the state (and other columns); returns every column that changed."""
+    """Change the state (and other columns); returns every column that changed.
+
+    A job that ends says why: ``end_reason`` (an EndReason) is required then.
+    """
     states.check_transition(uuid, current, new)
     values["state"] = new
     if new == states.RUNNING:
         values.setdefault("started_at", now)
     elif new in states.FINAL:
+        if not isinstance(values.get("end_reason"), EndReason):
+            raise ValueError(f"job {uuid}: ending {new} needs an EndReason")
+        values["end_reason"] = str(values["end_reason"])
         values["finished_at"] = now
         if current == states.RUNNING:  # only a claimed (so Running) job has a token
             revoke_job_tokens(connection, uuid)
@@ -167,7 +182,8 @@ def insert_job(
         # Reused: the record is born Complete (one row, one event; nothing was queued).
         row.update(state=states.COMPLETE, reused_job_uuid=twin.reused_job_uuid or twin.uuid,
                    started_at=now, finished_at=now, exit_code=twin.exit_code,
-                   output_pdh=twin.output_pdh, log_pdh=twin.log_pdh)
+                   output_pdh=twin.output_pdh, log_pdh=twin.log_pdh,
+                   end_reason=str(EndReason.REUSED))
         twin = None
     connection.execute(_INSERT_JOB, row)
     connection.execute(_ADD_EVENT, {"job_uuid": uuid, "state": row["state"], "at": now})
@@ -291,21 +307,35 @@ def usage_on_host(connection: Connection, host: str) -> tuple[float, int]:
     return float(cores), int(ram)
 
 
-def claim(connection: Connection, uuid: str, current: str, worker: WorkerInfo,
-          *, self_run: bool = False) -> None:
+LOCAL = "local"
+"""The backend of jobs run by a worker process on a host (client.base.BACKENDS)."""
+
+
+def claim(connection: Connection, uuid: str, current: str, worker: WorkerInfo | None,
+          *, self_run: bool = False, backend: str = LOCAL) -> None:
+    """Mark the job Running for ``worker`` (a local worker process), or for ``backend``
+    with no worker of ours (``worker`` None: SLURM runs it; its id comes later, see
+    :func:`set_backend_job_id`)."""
     now = time.time()
-    _set_state(connection, uuid, current, states.RUNNING, now, worker_host=worker.host,
-               worker_pid=worker.pid, worker_pid_start=worker.pid_start, self_run=self_run)
+    where: dict[str, Any] = {"worker_host": None, "worker_pid": None,
+                             "worker_pid_start": None}
+    if worker is not None:
+        where = {"worker_host": worker.host, "worker_pid": worker.pid,
+                 "worker_pid_start": worker.pid_start}
+    _set_state(connection, uuid, current, states.RUNNING, now, **where, backend=backend,
+               backend_job_id=None, self_run=self_run)
     for follower, state in _followers(connection, uuid):
         _set_state(connection, follower, state, states.RUNNING, now)
 
 
-def set_worker_pid(connection: Connection, uuid: str, host: str, pid: int) -> bool:
-    """Record the worker's id on ``host`` (a batch system's job id) of a running job that
-    ``host`` runs; False if the job no longer is such (it ended meanwhile)."""
+def set_backend_job_id(connection: Connection, uuid: str, backend: str,
+                       backend_job_id: str) -> bool:
+    """Record the backend's id (a batch system's job id) of a running job that
+    ``backend`` runs; False if the job no longer is such (it ended meanwhile)."""
     changed = connection.execute(
         update(JOBS).where(JOBS.c.uuid == uuid, JOBS.c.state == states.RUNNING,
-                           JOBS.c.worker_host == host).values(worker_pid=pid))
+                           JOBS.c.backend == backend)
+        .values(backend_job_id=backend_job_id))
     return bool(changed.rowcount)
 
 
@@ -315,7 +345,8 @@ def requeue(connection: Connection, job: JobRow) -> None:
     revoke_job_tokens(connection, job.uuid)
     _set_state(connection, job.uuid, job.state, states.QUEUED, time.time(),
                worker_host=None, worker_pid=None, worker_pid_start=None, started_at=None,
-               command_pgid=None, command_pgid_start=None)
+               command_pgid=None, command_pgid_start=None, backend=None,
+               backend_job_id=None)
 
 
 def times_started(connection: Connection, uuid: str) -> int:
@@ -341,20 +372,32 @@ def set_process(connection: Connection, uuid: str, pgid: int, ticks: int) -> boo
 def finish(connection: Connection, job: JobRow, outcome: JobOutcome) -> dict[str, Any]:
     """Record a job's end, and settle the jobs that joined it; returns the job's columns.
 
-    A job whose cancel was requested ends Cancelled whatever its command did.
+    A job whose cancel was requested ends Cancelled whatever its command did. An
+    outcome without an end reason (from a client before schema 8) gets EXIT if it has
+    an exit code, else ERROR (CANCELLED if it says Cancelled).
     """
     now = time.time()
     state = outcome.state
     reason = outcome.failure_reason
     output_pdh = outcome.output_pdh
+    end_reason = outcome.end_reason or _derived_end_reason(outcome)
     if job.cancel_requested and state == states.COMPLETE:
         # What a killed command left is not a result: keep its logs, not its output.
         state, reason, output_pdh = states.CANCELLED, "cancelled", None
+    if state == states.CANCELLED:
+        end_reason = EndReason.CANCELLED
     changed = _set_state(connection, job.uuid, job.state, state, now,
                          exit_code=outcome.exit_code, output_pdh=output_pdh,
-                         log_pdh=outcome.log_pdh, failure_reason=reason)
+                         log_pdh=outcome.log_pdh, failure_reason=reason,
+                         end_reason=end_reason)
     _settle_followers(connection, job.uuid, state, outcome, now)
     return {**job._mapping, **changed}
+
+
+def _derived_end_reason(outcome: JobOutcome) -> EndReason:
+    if outcome.state == states.CANCELLED:
+        return EndReason.CANCELLED
+    return EndReason.ERROR if outcome.exit_code is None else EndReason.EXIT
 
 
 def _settle_followers(
@@ -367,7 +410,7 @@ def _settle_followers(
         if succeeded and outcome is not None:
             _set_state(connection, follower, follower_state, states.COMPLETE, now,
                        exit_code=outcome.exit_code, output_pdh=outcome.output_pdh,
-                       log_pdh=outcome.log_pdh)
+                       log_pdh=outcome.log_pdh, end_reason=EndReason.REUSED)
         elif follower_state == states.RUNNING:
             # The twin failed or was cancelled for its own reasons: run this one itself.
             _set_state(connection, follower, follower_state, states.QUEUED, now,
@@ -392,11 +435,11 @@ def request_cancel(connection: Connection, job: JobRow) -> bool:
     """Cancel a queued job now; mark a running one for its worker. True if it was running."""
     if job.state in states.FINAL:
         return False
-    if job.state == states.QUEUED or job.worker_pid is None:
+    if job.state == states.QUEUED or job.backend is None:
         # Queued, or following a twin: nothing of its own is running.
         now = time.time()
         _set_state(connection, job.uuid, job.state, states.CANCELLED, now,
-                   failure_reason="cancelled")
+                   failure_reason="cancelled", end_reason=EndReason.CANCELLED)
         _settle_followers(connection, job.uuid, states.CANCELLED, None, now)
         return False
     connection.execute(_UPDATE_JOB, {"_uuid": job.uuid, "cancel_requested": True})
@@ -416,8 +459,16 @@ def last_event_id(connection: Connection) -> int:
 
 
 def running_on_host(connection: Connection, host: str) -> list[JobRow]:
+    """Running jobs whose local worker runs on ``host``."""
     return list(connection.execute(
         select(JOBS).where(JOBS.c.state == states.RUNNING, JOBS.c.worker_host == host)
+    ).all())
+
+
+def running_on_backend(connection: Connection, backend: str) -> list[JobRow]:
+    """Running jobs that ``backend`` runs (not those following a twin)."""
+    return list(connection.execute(
+        select(JOBS).where(JOBS.c.state == states.RUNNING, JOBS.c.backend == backend)
     ).all())
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 
 class Base(DeclarativeBase):
@@ -74,7 +74,15 @@ class Job(Base):
     # found damaged or missing in the store), or None. Reuse skips such a job, so the
     # step runs again and its new output repairs the store.
     reuse_ineligible: Mapped[str | None] = mapped_column(Text)
-    # Who runs it: lets any process tell a dead worker from a slow one.
+    # Since schema version 8: which backend runs it ("local", "slurm"; None for a job
+    # never claimed or one following a twin), the backend's own id for it (SLURM's job
+    # id), and why it ended (client.base.EndReason). Before, a SLURM job was stored as
+    # worker_host "(slurm)" with its SLURM id in worker_pid.
+    backend: Mapped[str | None] = mapped_column(String(16))
+    backend_job_id: Mapped[str | None] = mapped_column(String(64))
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+    # Who runs it, for local jobs (backend "local"): lets any process tell a dead
+    # worker from a slow one.
     worker_host: Mapped[str | None] = mapped_column(String(255))
     worker_pid: Mapped[int | None] = mapped_column(Integer)
     worker_pid_start: Mapped[int | None] = mapped_column(BigInteger)

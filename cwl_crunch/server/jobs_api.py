@@ -8,8 +8,13 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from cwl_crunch.client.base import JOB_PAGE_LIMIT, JobFilter, JobOutcome, JobRecord, WorkerInfo
-from cwl_crunch.client.codec import claim_to_dict, record_to_dict, spec_from_dict
+from cwl_crunch.client.base import JOB_PAGE_LIMIT, JobFilter, JobRecord, WorkerInfo
+from cwl_crunch.client.codec import (
+    claim_to_dict,
+    outcome_from_dict,
+    record_to_dict,
+    spec_from_dict,
+)
 from cwl_crunch.records import states
 from cwl_crunch.server.access import Access
 from cwl_crunch.server.auth import Caller, caller, core_of, person
@@ -147,7 +152,7 @@ def finish(request: Request, uuid: JobUuid, body: OutcomeBody, who: Who) -> dict
     for pdh in (body.output_pdh, body.log_pdh):
         if pdh is not None:
             access_of(request).check_collection(who, pdh)
-    outcome = JobOutcome(**body.model_dump())
+    outcome = outcome_from_dict(body.model_dump())
     return record_to_dict(core_of(request).finish_job(uuid, outcome))
 
 

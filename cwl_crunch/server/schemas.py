@@ -110,6 +110,9 @@ class OutcomeBody(Strict):
     output_pdh: Text | None
     log_pdh: Text | None
     failure_reason: Text | None = None
+    # client.base.EndReason's values; None (or absent, from an older worker): derived.
+    end_reason: Literal["exit", "time limit", "cancelled", "out of memory", "lost",
+                        "refused", "worker died", "error", "reused"] | None = None
 
 
 class LocatorsBody(Strict):

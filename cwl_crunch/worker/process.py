@@ -22,6 +22,8 @@ class ProcessResult:
     exit_code: int | None
     failure: str | None = None
     """Why the command did not run to its own end (could not start, time limit)."""
+    timed_out: bool = False
+    """Stopped at its time limit."""
 
 
 @dataclasses.dataclass
@@ -136,7 +138,8 @@ def stop_command(started: StartedCommand) -> None:
 
 def time_limit_result(started: StartedCommand, time_limit: float | None) -> ProcessResult:
     limit = f"{time_limit:g} s" if time_limit is not None else "the time limit"
-    return ProcessResult(started.process.returncode, f"time limit of {limit} exceeded")
+    return ProcessResult(started.process.returncode, f"time limit of {limit} exceeded",
+                         timed_out=True)
 
 
 def _open(files: ExitStack, path: Path, mode: str) -> IO[bytes]:

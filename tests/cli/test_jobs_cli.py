@@ -107,6 +107,7 @@ def test_show_prints_the_record(cli, cluster, capsys):
     assert fields["name"] == "shown"
     assert fields["state"] == "Complete"
     assert fields["exit code"] == "0"
+    assert (fields["end reason"], fields["backend"]) == ("exit", "local")
     assert fields["output"] == record.output_pdh
     assert fields["log"] == record.log_pdh
     assert fields["reuse key"] == record.reuse_key

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -19,12 +20,14 @@ from pathlib import Path
 import pytest
 from leftovers import cancel_unfinished
 from polling import wait_until
+from sqlalchemy import update
 
-from cwl_crunch.client.base import ClusterClient, JobFilter, JobRecord, JobSpec, WorkerInfo
+from cwl_crunch.cli.main import main
+from cwl_crunch.client.base import ClusterClient, EndReason, JobFilter, JobRecord, JobSpec
 from cwl_crunch.client.http import HttpClient
 from cwl_crunch.config import load_config
 from cwl_crunch.dispatch.slurm_commands import SlurmJob, parse_squeue, squeue_arguments
-from cwl_crunch.dispatch.slurm_tracking import SLURM_HOST
+from cwl_crunch.dispatch.slurm_tracking import BACKEND
 from cwl_crunch.records import jobs
 from cwl_crunch.records.database import Database
 from cwl_crunch.server.serve import ServerThread
@@ -74,8 +77,9 @@ class SlurmServer:
                 database.close()
             if row.state == "Queued":
                 return None
-            assert row.worker_host == SLURM_HOST, (row.state, row.worker_host)
-            return str(row.worker_pid) if row.worker_pid else None
+            assert row.backend == BACKEND, (row.state, row.backend)
+            assert row.worker_host is None and row.worker_pid is None, row
+            return str(row.backend_job_id) if row.backend_job_id else None
         return wait_until(recorded, timeout=WAIT, what=f"job {uuid} handed to SLURM")
 
 
@@ -128,6 +132,7 @@ def test_what_slurm_can_never_run_fails_at_once_with_slurms_message(server, fiel
     assert final.state == "Failed", final
     assert "SLURM refused the job" in (final.failure_reason or ""), final.failure_reason
     assert words in (final.failure_reason or "").lower(), final.failure_reason
+    assert final.end_reason == EndReason.REFUSED, final
     assert time.monotonic() - submitted < 10
 
 
@@ -143,6 +148,25 @@ def test_slurm_is_asked_for_the_jobs_resources_and_partition(server):
         assert field in shown, (field, shown)
 
 
+def test_a_job_on_slurm_shows_its_backend_and_slurm_id(server, monkeypatch, capsys):
+    record = server.client.submit(job("true"))
+    slurm_id = server.slurm_id(record.uuid)
+    final = ended(server.client, record.uuid)
+    assert final.succeeded, final
+    assert (final.backend, final.backend_job_id, final.end_reason) == (
+        "slurm", slurm_id, EndReason.EXIT)
+    assert [j.slurm_id for j in slurm_jobs_of(record.uuid)] == [slurm_id]
+    for name, value in {"CWL_CRUNCH_HOME": str(server.config.home),
+                        "CWL_CRUNCH_API_URL": server.url,
+                        "CWL_CRUNCH_API_TOKEN": server.token}.items():
+        monkeypatch.setenv(name, value)
+    assert main(["jobs", "show", record.uuid]) == 0
+    out = capsys.readouterr().out
+    for field, value in (("backend", "slurm"), ("backend job id", slurm_id),
+                         ("end reason", "exit")):
+        assert re.search(rf"^{field} +{value}$", out, flags=re.MULTILINE), (field, out)
+
+
 # Faults -------------------------------------------------------------------------------------
 
 def test_a_job_an_admin_scancels_fails_with_the_reason(server, tmp_path):
@@ -154,6 +178,7 @@ def test_a_job_an_admin_scancels_fails_with_the_reason(server, tmp_path):
     final = ended(server.client, record.uuid)
     assert final.state == "Failed", final
     assert "CANCELLED" in final.failure_reason and slurm_id in final.failure_reason, final
+    assert final.end_reason == EndReason.CANCELLED, final
     assert final.log_pdh, "the worker's logs are kept"
 
 
@@ -196,7 +221,7 @@ def test_a_job_slurm_no_longer_knows_fails_saying_so(server):
     unknown = str(10_000_000 + int(real_id))  # an id SLURM never gave
     database = server.records()
     with database.writing() as connection:
-        assert jobs.set_worker_pid(connection, record.uuid, SLURM_HOST, int(unknown))
+        assert jobs.set_backend_job_id(connection, record.uuid, BACKEND, unknown)
     database.close()
     server.start()
     final = ended(server.client, record.uuid)
@@ -236,7 +261,8 @@ def test_a_claimed_job_whose_sbatch_went_unrecorded_is_adopted_not_resubmitted(s
     # As if the dispatcher stopped between sbatch and recording its answer.
     database = server.records()
     with database.writing() as connection:
-        jobs.set_worker_pid(connection, record.uuid, SLURM_HOST, 0)
+        connection.execute(update(jobs.JOBS).where(jobs.JOBS.c.uuid == record.uuid)
+                           .values(backend_job_id=None))
     database.close()
     server.start()
     assert server.slurm_id(record.uuid) == slurm_id
@@ -253,8 +279,7 @@ def test_a_claimed_job_never_submitted_is_submitted_after_a_restart(server, tmp_
                               job(f"echo ran > {shlex.quote(str(tmp_path / 'ran'))}"),
                               parent_uuid=None, key="never-submitted",
                               output_problem=lambda pdh: "not stored")
-        jobs.claim(connection, row["uuid"], "Queued",
-                   WorkerInfo(host=SLURM_HOST, pid=0, pid_start=0))
+        jobs.claim(connection, row["uuid"], "Queued", None, backend=BACKEND)
     database.close()
     server.start()
     assert ended(server.client, row["uuid"]).succeeded

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 
@@ -18,7 +20,7 @@ from sqlalchemy import create_engine, insert, inspect, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from cwl_crunch.client.base import JobSpec
+from cwl_crunch.client.base import EndReason, JobSpec
 from cwl_crunch.errors import RecordsError, SchemaVersionError
 from cwl_crunch.records import database as database_module
 from cwl_crunch.records import jobs
@@ -396,7 +398,8 @@ def test_a_version_1_database_is_migrated_and_keeps_its_jobs(database_url):
         connection.execute(text("DROP INDEX ix_jobs_log"))
         connection.execute(text("DROP TABLE uploads"))
         connection.execute(text("DROP TABLE block_uploads"))
-        for column in ("binds", "network", "image_digest", "reuse_ineligible"):
+        for column in ("binds", "network", "image_digest", "reuse_ineligible", "backend",
+                       "backend_job_id", "end_reason"):
             connection.execute(text(f"ALTER TABLE jobs DROP COLUMN {column}"))
         connection.execute(text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
 
@@ -437,12 +440,13 @@ def test_a_version_5_database_gains_reuse_ineligible_and_keeps_its_jobs(database
                                key=reuse_key(spec), output_problem=lambda pdh: None)["uuid"]
     database.close()
     with plain(database_url) as connection:
-        connection.execute(text("ALTER TABLE jobs DROP COLUMN reuse_ineligible"))
+        for column in ("reuse_ineligible", "backend", "backend_job_id", "end_reason"):
+            connection.execute(text(f"ALTER TABLE jobs DROP COLUMN {column}"))
         connection.execute(text("UPDATE meta SET value = '6' WHERE key = 'schema_version'"))
     migrated = Database(database_url)
     try:
         with migrated.writing() as connection:
-            assert schema_version(connection) == SCHEMA_VERSION == 7
+            assert schema_version(connection) == SCHEMA_VERSION == 8
             assert jobs.to_record(jobs.get_job(connection, uuid)).reuse_ineligible is None
             connection.execute(text("UPDATE jobs SET output_pdh = 'p+1' WHERE uuid = :u"),
                                {"u": uuid})
@@ -450,5 +454,102 @@ def test_a_version_5_database_gains_reuse_ineligible_and_keeps_its_jobs(database
         with migrated.reading() as connection:
             reason = jobs.to_record(jobs.get_job(connection, uuid)).reuse_ineligible
             assert reason is not None and reason.startswith("manifest damaged")
+    finally:
+        migrated.close()
+
+
+def _schema_7_database(database_url):
+    """A database as schema version 7 left it, with a SLURM job (the "(slurm)" sentinel,
+    SLURM's id in worker_pid), a local job that exited, and one still queued."""
+    database = Database(database_url)
+    made = {}
+    with database.writing() as connection:
+        for name in ("slurm", "local", "queued"):
+            spec = JobSpec(("echo", name))
+            made[name] = jobs.insert_job(connection, "local", spec, parent_uuid=None,
+                                         key=reuse_key(spec),
+                                         output_problem=lambda pdh: None)["uuid"]
+    database.close()
+    with plain(database_url) as connection:
+        for column in ("backend", "backend_job_id", "end_reason"):
+            connection.execute(text(f"ALTER TABLE jobs DROP COLUMN {column}"))
+        connection.execute(text(
+            "UPDATE jobs SET state = 'Running', worker_host = '(slurm)', worker_pid = 4711, "
+            "worker_pid_start = 0 WHERE uuid = :u"), {"u": made["slurm"]})
+        connection.execute(text(
+            "UPDATE jobs SET state = 'Complete', worker_host = 'hosta', worker_pid = 99, "
+            "worker_pid_start = 5, exit_code = 0 WHERE uuid = :u"), {"u": made["local"]})
+        connection.execute(text("UPDATE meta SET value = '7' WHERE key = 'schema_version'"))
+    return made
+
+
+def test_a_version_7_database_moves_the_slurm_sentinel_into_backend_columns(database_url):
+    made = _schema_7_database(database_url)
+    migrated = Database(database_url)
+    try:
+        with migrated.reading() as connection:
+            assert schema_version(connection) == SCHEMA_VERSION == 8
+            slurm, local, queued = (jobs.get_job(connection, made[name])
+                                    for name in ("slurm", "local", "queued"))
+        assert (slurm.backend, slurm.backend_job_id) == ("slurm", "4711")
+        assert (slurm.worker_host, slurm.worker_pid, slurm.worker_pid_start) == (
+            None, None, None)
+        assert slurm.end_reason is None  # still running
+        # A local job keeps its host and pid: the reaper needs them (with pid_start).
+        assert (local.backend, local.backend_job_id) == ("local", None)
+        assert (local.worker_host, local.worker_pid, local.worker_pid_start) == (
+            "hosta", 99, 5)
+        assert jobs.to_record(local).end_reason == EndReason.EXIT
+        assert (queued.backend, queued.end_reason) == (None, None)
+        with migrated.reading() as connection:
+            tracked = jobs.running_on_backend(connection, "slurm")
+        assert [row.uuid for row in tracked] == [made["slurm"]]
+    finally:
+        migrated.close()
+
+
+MIGRATE_UNTIL_KILLED = """
+import os, sys, time
+from cwl_crunch.records import database
+real = database.MIGRATIONS[7]
+def slow(connection):
+    real(connection)  # every statement of the step has run, uncommitted
+    with open(sys.argv[2], "w") as ready:
+        ready.write("migrated")
+    time.sleep(60)
+database.MIGRATIONS[7] = slow
+database.Database(sys.argv[1])
+"""
+
+
+def test_a_migration_killed_midway_leaves_version_7_and_then_completes(database_url,
+                                                                        tmp_path):
+    made = _schema_7_database(database_url)
+    ready = tmp_path / "ready"
+    process = subprocess.Popen([sys.executable, "-c", MIGRATE_UNTIL_KILLED, database_url,
+                                str(ready)])
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert process.poll() is None, "the migrating process ended early"
+            assert time.monotonic() < deadline, "the migration never got under way"
+            time.sleep(0.05)
+    finally:
+        process.kill()  # SIGKILL: no rollback of its own, no cleanup
+        process.wait(timeout=30)
+    assert stored_version(database_url) == "7"
+    with plain(database_url) as connection:
+        columns = {column["name"] for column in inspect(connection).get_columns("jobs")}
+        assert not {"backend", "backend_job_id", "end_reason"} & columns
+        sentinel = connection.execute(text("SELECT worker_host, worker_pid FROM jobs "
+                                           "WHERE uuid = :u"), {"u": made["slurm"]}).one()
+        assert tuple(sentinel) == ("(slurm)", 4711)
+    migrated = Database(database_url)
+    try:
+        with migrated.reading() as connection:
+            assert schema_version(connection) == 8
+            slurm = jobs.get_job(connection, made["slurm"])
+        assert (slurm.backend, slurm.backend_job_id, slurm.worker_host) == (
+            "slurm", "4711", None)
     finally:
         migrated.close()

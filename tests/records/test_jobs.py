@@ -673,19 +673,19 @@ def test_queued_candidates_by_size(db):
         assert sizes(None) == [small, almost, whole, big]
 
 
-def test_set_worker_pid_only_for_a_running_job_of_that_host(db):
+def test_set_backend_job_id_only_for_a_running_job_of_that_backend(db):
     uuid = insert(db)
-    batch = WorkerInfo(host="(batch)", pid=0, pid_start=0)
     with db.writing() as connection:
-        assert not jobs.set_worker_pid(connection, uuid, "(batch)", 17)  # still queued
-    claim(db, uuid, batch)
+        assert not jobs.set_backend_job_id(connection, uuid, "slurm", "17")  # still queued
+        jobs.claim(connection, uuid, "Queued", None, backend="slurm")
+    assert row(db, uuid).backend == "slurm" and row(db, uuid).worker_host is None
     with db.writing() as connection:
-        assert not jobs.set_worker_pid(connection, uuid, "elsewhere", 17)
-        assert jobs.set_worker_pid(connection, uuid, "(batch)", 17)
-    assert row(db, uuid).worker_pid == 17
+        assert not jobs.set_backend_job_id(connection, uuid, "local", "17")
+        assert jobs.set_backend_job_id(connection, uuid, "slurm", "17")
+    assert row(db, uuid).backend_job_id == "17"
     finish(db, uuid)
     with db.writing() as connection:
-        assert not jobs.set_worker_pid(connection, uuid, "(batch)", 18)
+        assert not jobs.set_backend_job_id(connection, uuid, "slurm", "18")
 
 
 def test_a_requeued_job_runs_afresh_and_its_old_token_stops_working(db):

@@ -191,6 +191,15 @@ class JobOutcome:
     failure_reason: str | None = None
 
 
+@dataclasses.dataclass(frozen=True)
+class NodeSize:
+    """The cores and RAM (bytes) of a cluster's largest node: more than this, no job
+    it runs can have."""
+
+    cores: float
+    ram: int
+
+
 class ClusterClient(abc.ABC):
     """Submit and track jobs, move collections. One instance per cluster connection."""
 
@@ -241,6 +250,11 @@ class ClusterClient(abc.ABC):
             if len(page) < asked:
                 return
             wanted, after = wanted - len(page), page[-1].uuid
+
+    @abc.abstractmethod
+    def largest_node(self) -> NodeSize:
+        """The largest node of the machines that would run a job of one core or more
+        (a CWL step's resources are judged against it, not against the caller's host)."""
 
     @abc.abstractmethod
     def cancel(self, uuid: str) -> JobRecord:

@@ -234,6 +234,15 @@ class JobOutcome:
     """None: ``finish_job`` derives it (EXIT with an exit code, else ERROR)."""
 
 
+@dataclasses.dataclass(frozen=True)
+class NodeSize:
+    """The cores and RAM (bytes) of a cluster's largest node: more than this, no job
+    it runs can have."""
+
+    cores: float
+    ram: int
+
+
 class ClusterClient(abc.ABC):
     """Submit and track jobs, move collections. One instance per cluster connection."""
 
@@ -284,6 +293,11 @@ class ClusterClient(abc.ABC):
             if len(page) < asked:
                 return
             wanted, after = wanted - len(page), page[-1].uuid
+
+    @abc.abstractmethod
+    def largest_node(self) -> NodeSize:
+        """The largest node of the machines that would run a job of one core or more
+        (a CWL step's resources are judged against it, not against the caller's host)."""
 
     @abc.abstractmethod
     def cancel(self, uuid: str) -> JobRecord:

@@ -26,6 +26,7 @@ from cwl_crunch.client.base import (
     JobOutcome,
     JobRecord,
     JobSpec,
+    NodeSize,
     WorkerInfo,
 )
 from cwl_crunch.client.validation import check_spec
@@ -234,6 +235,9 @@ class EmbeddedClient(ClusterClient):
                 top_level=job_filter.top_level, only_states=job_filter.states,
                 limit=job_filter.limit, after=job_filter.after)
             return [jobs.to_record(row) for row in rows]
+
+    def largest_node(self) -> NodeSize:
+        return self.dispatcher.largest_node()
 
     def cancel(self, uuid: str) -> JobRecord:
         to_kill = []

@@ -29,6 +29,7 @@ from cwl_crunch.client.base import (
     JobOutcome,
     JobRecord,
     JobSpec,
+    NodeSize,
     WorkerInfo,
 )
 from cwl_crunch.client.codec import (
@@ -118,6 +119,10 @@ class HttpClient(ClusterClient):
             params["state"] = sorted(job_filter.states)
         return [record_from_dict(data)
                 for data in self._transport.json("GET", "/jobs", params=params)]
+
+    def largest_node(self) -> NodeSize:
+        body = self._transport.json("GET", "/nodes/largest")
+        return NodeSize(cores=float(body["cores"]), ram=int(body["ram"]))
 
     def cancel(self, uuid: str) -> JobRecord:
         return record_from_dict(self._transport.json("POST", f"/jobs/{uuid}/cancel"))

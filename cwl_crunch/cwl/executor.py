@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from cwltool.pathmapper import PathMapper
 from cwltool.process import Process, relocateOutputs
 
 from cwl_crunch.cwl.fs_access import MaterializingFsAccess
+from cwl_crunch.cwl.resources import MIB
 from cwl_crunch.cwl.steps import StepRunner
 
 _CWLTOOL_LOGGER = logging.getLogger("cwltool")
@@ -34,9 +34,10 @@ class CrunchExecutor(MultithreadedJobExecutor):
     runs as many threads as the host has cores. When the steps run on a server's cluster,
     which packs them itself, that limit only kept steps waiting here (2 in flight on 2
     cores, each a round trip to the server): ``steps_in_flight`` replaces it with a cap
-    on steps in flight. The resources a step is given (``runtime.cores``, so its reuse
-    key) are still computed against this host, as cwltool does. Embedded, the host's
-    limit stays: the steps run here, and more waiting threads only slow it down."""
+    on steps in flight. Embedded, the limit is the cluster's one node (the local
+    dispatcher's cores and RAM): the steps run there, and more waiting threads only slow
+    it down. The resources a step is given (``runtime.cores``, so its reuse key) are
+    judged against the cluster's largest node (``StepRunner.select_resources``)."""
 
     def __init__(self, steps: StepRunner, before_run: Callable[[Process], None],
                  steps_in_flight: int | None = None) -> None:
@@ -44,19 +45,9 @@ class CrunchExecutor(MultithreadedJobExecutor):
         super().__init__()
         self._steps = steps
         self._before_run = before_run
-        self._host_limits = (self.max_cores, self.max_ram)
-        self._limits_lock = threading.Lock()
+        self._steps_in_flight = steps_in_flight
         if steps_in_flight is not None:
             self.max_cores, self.max_ram = float(steps_in_flight), 1 << 40
-
-    def select_resources(self, request: Any, runtime_context: RuntimeContext) -> Any:
-        with self._limits_lock:
-            admission = (self.max_cores, self.max_ram)
-            self.max_cores, self.max_ram = self._host_limits
-            try:
-                return super().select_resources(request, runtime_context)
-            finally:
-                self.max_cores, self.max_ram = admission
 
     def run_jobs(
         self,
@@ -71,6 +62,9 @@ class CrunchExecutor(MultithreadedJobExecutor):
             SingleJobExecutor.run_jobs(self, process, job_order_object, logger,  # type: ignore[arg-type]
                                        runtime_context)
             return
+        if self._steps_in_flight is None:  # embedded: a step fitted to the node is admitted
+            node = self._steps.largest_node()
+            self.max_cores, self.max_ram = node.cores, node.ram // MIB
         super().run_jobs(process, job_order_object, logger, runtime_context)
 
     def execute(

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import threading
-from typing import TextIO
+from collections.abc import Mapping
+from typing import Any, TextIO
 
 from cwltool.errors import WorkflowException
 
-from cwl_crunch.client.base import ClusterClient, JobRecord, JobSpec
+from cwl_crunch.client.base import ClusterClient, JobRecord, JobSpec, NodeSize
 from cwl_crunch.cwl.containers import RunnerContainers
 from cwl_crunch.cwl.inplace import InplaceUpdates
+from cwl_crunch.cwl.resources import fit_resources
+from cwl_crunch.errors import CrunchError
+
+logger = logging.getLogger("cwl_crunch.cwl")
 
 
 class Progress:
@@ -50,6 +56,27 @@ class StepRunner:
         self.progress = progress
         self.interrupted = threading.Event()
         """Set on Ctrl-C: no new step starts; the running ones are being cancelled."""
+        self._largest: NodeSize | None = None
+        self._largest_lock = threading.Lock()
+
+    def largest_node(self) -> NodeSize:
+        """The cluster's largest node, asked once per run."""
+        with self._largest_lock:
+            if self._largest is None:
+                try:
+                    self._largest = self.client.largest_node()
+                except CrunchError as error:
+                    raise WorkflowException(
+                        f"cannot learn the size of the cluster's nodes: {error}") from None
+            return self._largest
+
+    def select_resources(self, request: Mapping[str, int | float], _context: Any, *,
+                         required: bool, step: str) -> dict[str, int | float]:
+        """cwltool's ``RuntimeContext.select_resources`` hook, for one step."""
+        fitted = fit_resources(request, self.largest_node(), required=required, step=step)
+        for warning in fitted.warnings:
+            logger.warning("%s", warning)
+        return fitted.resources
 
     def run_step(self, name: str, spec: JobSpec) -> JobRecord:
         if self.interrupted.is_set():

@@ -8,7 +8,7 @@ from typing import Any
 from cwltool.command_line_tool import CommandLineTool
 from cwltool.context import LoadingContext, RuntimeContext
 from cwltool.errors import UnsupportedRequirement
-from cwltool.process import Process
+from cwltool.process import Process, shortname
 from cwltool.workflow import default_make_tool
 
 from cwl_crunch.cwl.job import CrunchJob
@@ -28,6 +28,11 @@ class CrunchCommandLineTool(CommandLineTool):
         context.outdir, context.tmpdir, context.stagedir = OUTDIR, TMPDIR, STAGEDIR
         context.use_container = False
         context.cachedir = None
+        # The step's resources are judged against the cluster's nodes, not this host.
+        _, required = self.get_requirement("ResourceRequirement")
+        step = runtimeContext.name or shortname(str(self.tool.get("id", "job")))
+        context.select_resources = functools.partial(
+            self._steps.select_resources, required=bool(required), step=step)
         return super().job(job_order, output_callbacks, context)
 
     def make_job_runner(self, runtimeContext: RuntimeContext) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from typing import TYPE_CHECKING, ClassVar
 
-from cwl_crunch.client.base import JobSpec
+from cwl_crunch.client.base import JobSpec, NodeSize
 from cwl_crunch.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -28,6 +28,10 @@ class Dispatcher(abc.ABC):
     @abc.abstractmethod
     def check_fits(self, spec: JobSpec) -> None:
         """Raise SubmitError if no machine this dispatcher uses could ever run the job."""
+
+    @abc.abstractmethod
+    def largest_node(self) -> NodeSize:
+        """The cores and RAM of the largest machine this dispatcher runs jobs on."""
 
     @abc.abstractmethod
     def start(self) -> None:

@@ -27,7 +27,7 @@ import subprocess
 import threading
 from collections.abc import Mapping
 
-from cwl_crunch.client.base import JobSpec
+from cwl_crunch.client.base import JobSpec, NodeSize
 from cwl_crunch.config import ENV_PREFIX
 from cwl_crunch.dispatch.base import Dispatcher
 from cwl_crunch.dispatch.processes import cli_command
@@ -77,6 +77,9 @@ class ChildProcessDispatcher(Dispatcher):
 
     def check_fits(self, spec: JobSpec) -> None:
         self._here.check_fits(spec)
+
+    def largest_node(self) -> NodeSize:
+        return self._here.largest_node()
 
     def start(self) -> None:
         with self._lock:

@@ -26,7 +26,15 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from cwl_crunch.client.base import Claim, ClusterClient, EndReason, JobOutcome, JobSpec, JobState
+from cwl_crunch.client.base import (
+    Claim,
+    ClusterClient,
+    EndReason,
+    JobOutcome,
+    JobSpec,
+    JobState,
+    NodeSize,
+)
 from cwl_crunch.config import Config
 from cwl_crunch.dispatch.base import Dispatcher
 from cwl_crunch.dispatch.packing import Candidate, Capacity, choose_jobs, fits_machine
@@ -107,6 +115,9 @@ class LocalDispatcher(Dispatcher):
                 f"machine offers at most {self.capacity.cores:g} cores and "
                 f"{self.capacity.ram / 2**30:.2f} GiB (max_cores / max_ram in the config)"
             )
+
+    def largest_node(self) -> NodeSize:
+        return NodeSize(cores=self.capacity.cores, ram=self.capacity.ram)
 
     def start(self) -> None:
         with self._lock:

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cwl_crunch.client.base import Claim, EndReason, JobOutcome, JobSpec, JobState
+from cwl_crunch.client.base import Claim, EndReason, JobOutcome, JobSpec, JobState, NodeSize
 from cwl_crunch.config import ENV_PREFIX, Config
 from cwl_crunch.dispatch import slurm_commands as commands
 from cwl_crunch.dispatch.base import Dispatcher
@@ -71,6 +71,9 @@ many times."""
 PARTITION_PROPERTY = "partition"
 """A job property naming the SLURM partition(s) to use (the CWL runner sets it from an
 ``arv:PartitionRequirement`` hint); else the config's ``slurm_partition``."""
+NODES_TTL = 60.0
+"""Seconds the largest node sinfo reported is kept (each CWL run asks once; a cluster's
+nodes change far more rarely)."""
 
 
 def worker_environment(config: Config, api_url: str, token: str) -> dict[str, str]:
@@ -106,6 +109,7 @@ class SlurmDispatcher(Dispatcher):
         self._loop_thread: threading.Thread | None = None
         self._submitting: set[str] = set()  # claimed, sbatch not answered; under _lock
         self._cancelled: dict[str, float] = {}  # SLURM id -> when scancel last ran
+        self._largest: tuple[float, NodeSize] | None = None  # when read, what; under _lock
         self._pool = ThreadPoolExecutor(SUBMITTING_THREADS, thread_name_prefix="sbatch")
         slurm_output_path(self._config.work, "x").parent.mkdir(parents=True, exist_ok=True)
 
@@ -118,6 +122,21 @@ class SlurmDispatcher(Dispatcher):
         # SLURM's own words (see _submit), which know the nodes better than we could.
         commands.sbatch_arguments(spec, job_uuid="check", command=["true"],
                                   output_path=Path("/dev/null"))
+
+    def largest_node(self) -> NodeSize:
+        """From ``sinfo``, kept NODES_TTL seconds."""
+        with self._lock:
+            if self._largest is not None and \
+                    time.monotonic() - self._largest[0] < NODES_TTL:
+                return self._largest[1]
+        listed = self._run(commands.sinfo_arguments())
+        if listed.returncode != 0:
+            raise DispatchError(f"sinfo failed (exit {listed.returncode}): "
+                                f"{listed.stderr.strip()}")
+        largest = commands.parse_sinfo_nodes(listed.stdout)
+        with self._lock:
+            self._largest = (time.monotonic(), largest)
+        return largest
 
     def start(self) -> None:
         with self._lock:

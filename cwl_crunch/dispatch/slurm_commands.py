@@ -28,7 +28,7 @@ import shlex
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from cwl_crunch.client.base import JobSpec
+from cwl_crunch.client.base import JobSpec, NodeSize
 from cwl_crunch.errors import DispatchError, SubmitError
 
 JOB_NAME_PREFIX = "crunch-"
@@ -121,6 +121,28 @@ def squeue_arguments() -> list[str]:
     """Every job of this user SLURM still knows of, ended ones included, one per line
     (``--me``: on a shared cluster, the others' jobs are most of the queue)."""
     return ["squeue", "--me", "--noheader", "--states=all", "--format", SQUEUE_FORMAT]
+
+
+def sinfo_arguments() -> list[str]:
+    """Each node's CPUs and memory (MiB), one line per node and partition."""
+    return ["sinfo", "--noheader", "--Node", "--format", "%N|%c|%m"]
+
+
+def parse_sinfo_nodes(text: str) -> NodeSize:
+    """The largest node in ``sinfo_arguments()`` output: the most CPUs of any node and
+    the most memory of any node (maybe two nodes: a job that no one node could hold,
+    sbatch refuses at once with its own words)."""
+    cores, mib = 0, 0
+    for line in text.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) != 3 or not fields[1].isdigit():
+            continue
+        memory = re.match(r"\d+", fields[2])
+        cores = max(cores, int(fields[1]))
+        mib = max(mib, int(memory.group()) if memory else 0)
+    if cores == 0:
+        raise DispatchError(f"sinfo listed no node: {text.strip()[:200]!r}")
+    return NodeSize(cores=float(cores), ram=mib * MIB)
 
 
 def scontrol_arguments(slurm_id: str) -> list[str]:

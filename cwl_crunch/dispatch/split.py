@@ -9,7 +9,7 @@ only routes the questions a submission asks.
 
 from __future__ import annotations
 
-from cwl_crunch.client.base import JobSpec
+from cwl_crunch.client.base import JobSpec, NodeSize
 from cwl_crunch.dispatch.base import Dispatcher
 from cwl_crunch.records.jobs import WHOLE_CORE
 
@@ -27,6 +27,10 @@ class SplitDispatcher(Dispatcher):
 
     def check_fits(self, spec: JobSpec) -> None:
         (self.whole if spec.cores >= WHOLE_CORE else self.small).check_fits(spec)
+
+    def largest_node(self) -> NodeSize:
+        # What a step asking for more than a node has is fitted to: one core or more.
+        return self.whole.largest_node()
 
     def start(self) -> None:
         self.small.start()

@@ -19,7 +19,7 @@ from cwl_crunch import errors
 from cwl_crunch.client.embedded import EmbeddedClient
 from cwl_crunch.server import collections_api, events_api, jobs_api, logs_api, web
 from cwl_crunch.server.access import Access
-from cwl_crunch.server.auth import Caller, core_of, person
+from cwl_crunch.server.auth import Caller, caller, core_of, person
 from cwl_crunch.server.block_proofs import BlockProofs
 from cwl_crunch.server.http_limits import HeadLimits
 
@@ -95,6 +95,14 @@ def _add_meta_routes(app: FastAPI) -> None:
     def cluster(request: Request) -> dict[str, Any]:
         """Which cluster this is (no token needed)."""
         return {"cluster_id": core_of(request).cluster_id, "api_version": API_VERSION}
+
+    @app.get("/api/v1/nodes/largest", tags=["meta"])
+    def largest_node(request: Request,
+                     who: Annotated[Caller, Depends(caller)]) -> dict[str, Any]:
+        """Cores and RAM (bytes) of the largest node that runs jobs of one core or more:
+        what a CWL runner judges its steps' ResourceRequirements against."""
+        node = core_of(request).largest_node()
+        return {"cores": node.cores, "ram": node.ram}
 
     @app.post("/api/v1/tokens", status_code=201, tags=["meta"])
     def new_token(request: Request,

@@ -355,3 +355,70 @@ def test_a_job_on_slurm_is_isolated_like_a_local_one(server, tmp_path):
                               text=True).stdout.split()
         if left:
             subprocess.run(["kill", "-KILL", *left], check=False)
+
+
+# A step's resources, judged against SLURM's largest node ----------------------------------
+
+RESOURCES_TOOL = """cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: echo
+arguments: [$(runtime.cores)]
+stdout: cores.txt
+{where}:
+  ResourceRequirement: {{coresMin: {cores}}}
+inputs: []
+outputs:
+  cores: {{type: File, outputBinding: {{glob: cores.txt}}}}
+"""
+
+
+def sinfo_node_memory() -> int:
+    """RealMemory of the node (MiB), as slurm.conf gives it."""
+    return int(run("sinfo", "--noheader", "--Node", "--format", "%m").split()[0])
+
+
+def run_tool_here(server: SlurmServer, tmp_path: Path, where: str,
+                  cores: int) -> subprocess.CompletedProcess[str]:
+    """cwl-crunch-runner on this host, its steps on the server (so on SLURM)."""
+    (tmp_path / "tool.cwl").write_text(RESOURCES_TOOL.format(where=where, cores=cores))
+    return subprocess.run(
+        [sys.executable, "-m", "cwl_crunch.cli.runner", "--cluster", server.url,
+         "--outdir", str(tmp_path / "out"), str(tmp_path / "tool.cwl")],
+        capture_output=True, text=True, timeout=150, cwd=tmp_path,
+        env={"PATH": os.environ["PATH"], "CWL_CRUNCH_API_TOKEN": server.token,
+             "CWL_CRUNCH_HOME": str(tmp_path / "runner-home"),
+             **{name: os.environ[name] for name in ("PYTHONPATH",) if name in os.environ}})
+
+
+def test_the_largest_node_is_slurms_as_sinfo_lists_it(server, slurm_cpus):
+    node = server.client.largest_node()
+    assert node.cores == slurm_cpus
+    assert node.ram == sinfo_node_memory() << 20
+
+
+def test_a_hint_beyond_slurms_nodes_is_scaled_down_to_the_largest(server, slurm_cpus,
+                                                                    tmp_path):
+    done = run_tool_here(server, tmp_path, "hints", slurm_cpus + 2)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (f"[step tool.cwl] asks for {slurm_cpus + 2} cores (coresMin) in a hint; the "
+            f"largest node of the cluster has {slurm_cpus} cores: it gets {slurm_cpus} "
+            "cores") in done.stderr
+    assert (tmp_path / "out" / "cores.txt").read_text() == f"{slurm_cpus}\n"
+    [run_job] = server.client.list_jobs(JobFilter(top_level=True))
+    [step] = server.client.list_jobs(JobFilter(parent_uuid=run_job.uuid))
+    assert step.succeeded and step.spec.cores == slurm_cpus
+    [placed] = slurm_jobs_of(step.uuid)
+    shown = run("scontrol", "show", "job", "--oneliner", placed.slurm_id).split()
+    assert f"NumCPUs={slurm_cpus}" in shown
+
+
+def test_a_requirement_beyond_slurms_nodes_fails_before_submission(server, slurm_cpus,
+                                                                     tmp_path):
+    done = run_tool_here(server, tmp_path, "requirements", 1000)
+    assert done.returncode != 0
+    assert ("[step tool.cwl] requires 1000 cores (coresMin), but the largest node of the "
+            f"cluster has {slurm_cpus} cores: no node can run it") in done.stderr
+    assert "Traceback" not in done.stderr
+    [run_job] = server.client.list_jobs(JobFilter(top_level=True))
+    assert server.client.list_jobs(JobFilter(parent_uuid=run_job.uuid)) == []
+    assert run_job.state == "Failed"

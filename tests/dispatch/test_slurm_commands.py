@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from cwl_crunch.client.base import JobSpec
+from cwl_crunch.client.base import JobSpec, NodeSize
 from cwl_crunch.dispatch.slurm_commands import (
     JOB_NAME_PREFIX,
     Disposition,
@@ -28,11 +28,13 @@ from cwl_crunch.dispatch.slurm_commands import (
     job_uuid_of,
     parse_sbatch_output,
     parse_scontrol_job,
+    parse_sinfo_nodes,
     parse_squeue,
     sbatch_arguments,
     sbatch_refusal,
     scancel_arguments,
     scontrol_arguments,
+    sinfo_arguments,
     slurm_job_name,
     squeue_arguments,
 )
@@ -361,3 +363,18 @@ def test_slurm_gets_what_sbatch_arguments_ask_for(sbatch, tmp_path):
         assert output.read_text() == "ran\n"
     finally:
         _run(scancel_arguments([slurm_id]))
+
+
+# sinfo: the largest node ------------------------------------------------------------------
+
+def test_the_largest_node_has_the_most_cpus_and_the_most_memory_listed():
+    # Captured from SLURM 22.05 (one node in two partitions), plus two made-up nodes.
+    text = "localhost|2|23081\nlocalhost|2|23081\nbig|64|128000\nfat|8|512000+\n"
+    assert parse_sinfo_nodes(text) == NodeSize(cores=64.0, ram=512000 << 20)
+    assert sinfo_arguments() == ["sinfo", "--noheader", "--Node", "--format", "%N|%c|%m"]
+
+
+@pytest.mark.parametrize("text", ["", "\n", "garbage\n", "n|x|100\n"])
+def test_sinfo_listing_no_node_is_an_error(text):
+    with pytest.raises(DispatchError, match="sinfo listed no node"):
+        parse_sinfo_nodes(text)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cwl_crunch.client.base import JobSpec
+from cwl_crunch.client.base import JobSpec, NodeSize
 from cwl_crunch.client.embedded import EmbeddedClient
 from cwl_crunch.config import load_config
 from cwl_crunch.dispatch.base import Dispatcher
@@ -23,6 +23,10 @@ class Recording(Dispatcher):
 
     def check_fits(self, spec: JobSpec) -> None:
         self.calls.append(f"fits {spec.cores:g}")
+
+    def largest_node(self) -> NodeSize:
+        self.calls.append("largest")
+        return NodeSize(cores=float(len(self.calls)), ram=1 << 30)
 
     def start(self) -> None:
         self.calls.append("start")
@@ -45,6 +49,14 @@ def test_jobs_under_one_core_go_to_the_small_dispatcher():
         split.check_fits(JobSpec(("true",), cores=cores))
     assert small.calls == ["fits 0.25", "fits 0.999"]
     assert whole.calls == ["fits 1", "fits 1", "fits 16"]
+
+
+def test_the_largest_node_is_that_of_the_whole_core_dispatcher():
+    """A step asking for more than a node has is one of a core or more: SLURM's."""
+    small, whole = Recording(), Recording()
+    whole.calls.append("earlier")
+    assert SplitDispatcher(small, whole).largest_node() == NodeSize(2.0, 1 << 30)
+    assert small.calls == []
 
 
 def test_everything_else_goes_to_both():

@@ -395,8 +395,7 @@ def finish(connection: Connection, job: JobRow, outcome: JobOutcome) -> dict[str
 
 
 def _derived_end_reason(outcome: JobOutcome) -> EndReason:
-    if outcome.state == states.CANCELLED:
-        return EndReason.CANCELLED
+    """For a job ending other than Cancelled (``finish`` says CANCELLED for those)."""
     return EndReason.ERROR if outcome.exit_code is None else EndReason.EXIT
 
 

@@ -10,21 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from resource_tools import CORES_TOOL
 
 import cwl_crunch
 from cwl_crunch.client import JobFilter
-
-TOOL = """cwlVersion: v1.2
-class: CommandLineTool
-baseCommand: echo
-arguments: [$(runtime.cores)]
-stdout: cores.txt
-{where}:
-  ResourceRequirement: {{coresMin: {cores}}}
-inputs: []
-outputs:
-  cores: {{type: File, outputBinding: {{glob: cores.txt}}}}
-"""
 
 WORKFLOW = """cwlVersion: v1.2
 class: Workflow
@@ -38,7 +27,7 @@ steps:
 
 def run_workflow(tmp_path: Path, where: str, cores: int,
                  **settings: str) -> subprocess.CompletedProcess[str]:
-    (tmp_path / "tool.cwl").write_text(TOOL.format(where=where, cores=cores))
+    (tmp_path / "tool.cwl").write_text(CORES_TOOL.format(where=where, cores=cores))
     (tmp_path / "wf.cwl").write_text(WORKFLOW)
     return subprocess.run(
         [sys.executable, "-m", "cwl_crunch.cli.runner", "--outdir", str(tmp_path / "out"),

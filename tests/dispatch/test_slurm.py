@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from leftovers import cancel_unfinished
 from polling import wait_until
+from resource_tools import CORES_TOOL
 from sqlalchemy import update
 
 from cwl_crunch.cli.main import main
@@ -359,19 +360,6 @@ def test_a_job_on_slurm_is_isolated_like_a_local_one(server, tmp_path):
 
 # A step's resources, judged against SLURM's largest node ----------------------------------
 
-RESOURCES_TOOL = """cwlVersion: v1.2
-class: CommandLineTool
-baseCommand: echo
-arguments: [$(runtime.cores)]
-stdout: cores.txt
-{where}:
-  ResourceRequirement: {{coresMin: {cores}}}
-inputs: []
-outputs:
-  cores: {{type: File, outputBinding: {{glob: cores.txt}}}}
-"""
-
-
 def sinfo_node_memory() -> int:
     """RealMemory of the node (MiB), as slurm.conf gives it."""
     return int(run("sinfo", "--noheader", "--Node", "--format", "%m").split()[0])
@@ -380,7 +368,7 @@ def sinfo_node_memory() -> int:
 def run_tool_here(server: SlurmServer, tmp_path: Path, where: str,
                   cores: int) -> subprocess.CompletedProcess[str]:
     """cwl-crunch-runner on this host, its steps on the server (so on SLURM)."""
-    (tmp_path / "tool.cwl").write_text(RESOURCES_TOOL.format(where=where, cores=cores))
+    (tmp_path / "tool.cwl").write_text(CORES_TOOL.format(where=where, cores=cores))
     return subprocess.run(
         [sys.executable, "-m", "cwl_crunch.cli.runner", "--cluster", server.url,
          "--outdir", str(tmp_path / "out"), str(tmp_path / "tool.cwl")],

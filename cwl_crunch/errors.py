@@ -33,7 +33,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from cwl_crunch.client.base import JobRecord
+    from cwl_crunch.model import JobRecord
 
 
 class CrunchError(Exception):
@@ -142,7 +142,7 @@ class JobFailed(CrunchError):
     """A job ended Failed or Cancelled, or its command exited non-zero."""
 
     def __init__(self, job: JobRecord) -> None:
-        if job.state == "Complete":
+        if job.complete:
             what = f"exited with code {job.exit_code}"
         else:
             what = f"ended {job.state}"

@@ -3,7 +3,7 @@ test must not hang on its ``sleep 60``."""
 
 from __future__ import annotations
 
-from cwl_crunch.client.base import ClusterClient, JobFilter
+from cwl_crunch.model import ClusterClient, JobFilter
 
 
 def cancel_unfinished(client: ClusterClient, settle: float = 0.0) -> None:

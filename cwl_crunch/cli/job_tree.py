@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 
 from cwl_crunch.cli.table import human_duration
 from cwl_crunch.client import JobRecord
+from cwl_crunch.model import JobState
 
 Children = Callable[[str], Sequence[JobRecord]]
 
@@ -13,9 +14,9 @@ Children = Callable[[str], Sequence[JobRecord]]
 def job_line(job: JobRecord) -> str:
     reused = f"reused {job.reused_job_uuid}" if job.reused_job_uuid else ""
     state: str = job.state
-    if job.state == "Complete" and job.exit_code not in (0, None):
+    if job.complete and job.exit_code not in (0, None):
         state = f"Complete (exit {job.exit_code})"
-    if job.state == "Failed" and job.failure_reason:
+    if job.state == JobState.FAILED and job.failure_reason:
         state = f"Failed ({job.failure_reason})"
     parts = [job.uuid, job.name or "-", state, human_duration(job.duration)]
     if reused:

@@ -8,7 +8,8 @@ import re
 from cwl_crunch.cli.table import format_table, human_size
 from cwl_crunch.client import open_client
 from cwl_crunch.config import Config
-from cwl_crunch.store import CollectionEntry, split_reference
+from cwl_crunch.model import CollectionEntry
+from cwl_crunch.store import split_reference
 
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 

@@ -24,7 +24,6 @@ from schema_salad.exceptions import ValidationException
 
 from cwl_crunch.cli.submit_run import submit_run
 from cwl_crunch.client import ClusterClient, JobOutcome, JobSpec, open_client
-from cwl_crunch.client.base import EndReason, JobState
 from cwl_crunch.config import Config, load_config
 from cwl_crunch.containers import find_engine
 from cwl_crunch.containers.engine import NO_ENGINE
@@ -37,6 +36,7 @@ from cwl_crunch.cwl.steps import Progress, StepRunner
 from cwl_crunch.cwl.tool import make_tool_factory
 from cwl_crunch.dispatch.processes import this_worker
 from cwl_crunch.errors import ConfigError, CrunchError
+from cwl_crunch.model import EndReason, JobState
 from cwl_crunch.server.job_api import JobApi
 
 # cwltool's exit code for "this runner does not support that".
@@ -114,13 +114,13 @@ class RunSession:
             return
         if interrupted:
             self._client.cancel(self.run_uuid)
-        state: JobState = "Complete"
+        state = JobState.COMPLETE
         reason = None
         if interrupted:
-            state, reason = "Cancelled", "interrupted"
+            state, reason = JobState.CANCELLED, "interrupted"
         elif exit_code != 0:
             # The run's job fails with its workflow; its finished steps stay reusable.
-            state, reason = "Failed", f"the workflow failed (exit code {exit_code})"
+            state, reason = JobState.FAILED, f"the workflow failed (exit code {exit_code})"
         self._client.finish_job(self.run_uuid,
                                 JobOutcome(state, exit_code, None, None, reason,
                                            EndReason.EXIT))

@@ -23,10 +23,10 @@ from cwltool.load_tool import fetch_document, resolve_and_validate_document
 from cwltool.main import load_job_order, print_pack
 from cwltool.utils import visit_class
 
-from cwl_crunch.client.base import ClusterClient, CollectionMount, JobFilter, JobRecord, JobSpec
 from cwl_crunch.cwl.layout import JOB_ROOT, KEEP_PREFIX
 from cwl_crunch.cwl.path_mapper import Uploads
 from cwl_crunch.errors import ApiError
+from cwl_crunch.model import ClusterClient, CollectionMount, JobFilter, JobRecord, JobSpec
 
 RUNNER_CORES = 0.25
 RUNNER_RAM = 1 << 30
@@ -188,7 +188,7 @@ class Absence:
 
 
 def _report(client: ClusterClient, run: JobRecord, outdir: Path) -> int:
-    if run.state != "Complete" or run.log_pdh is None:
+    if not run.complete or run.log_pdh is None:
         print(f"cwl-crunch-runner: run {run.uuid} ended {run.state}"
               f"{': ' + run.failure_reason if run.failure_reason else ''} "
               f"(its log: cwl-crunch jobs logs {run.uuid})", file=sys.stderr)

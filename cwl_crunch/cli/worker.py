@@ -13,10 +13,9 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from cwl_crunch.client.base import Claim, ClusterClient
 from cwl_crunch.config import Config
 from cwl_crunch.dispatch.slurm_commands import slurm_output_path
-from cwl_crunch.records import states
+from cwl_crunch.model import Claim, ClusterClient, JobState
 
 if TYPE_CHECKING:
     from cwl_crunch.worker.job_worker import JobWorker
@@ -63,7 +62,7 @@ def _run_handed_over(uuid: str, config: Config) -> int:
 
     with HttpClient(config, reconnect_for=SERVER_RESTART_PATIENCE) as client:
         record = client.get_job(uuid)
-        if record.state != states.RUNNING:
+        if record.state != JobState.RUNNING:
             return _not_waiting(client, uuid, "not handed to a worker")
         engine_url = find_engine(config.container_engine)
         engine = Engine(engine_url) if engine_url else None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cwl_crunch.client.base import (
+from cwl_crunch.config import Config
+from cwl_crunch.model import (
     FINAL_STATES,
     Claim,
     ClusterClient,
@@ -19,7 +20,6 @@ from cwl_crunch.client.base import (
     Mount,
     WorkerInfo,
 )
-from cwl_crunch.config import Config
 
 if TYPE_CHECKING:
     from cwl_crunch.client.embedded import JobApiFactory

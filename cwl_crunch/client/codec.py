@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from cwl_crunch.client.base import (
+from cwl_crunch.errors import SubmitError
+from cwl_crunch.model import (
     Claim,
     CollectionEntry,
     CollectionMount,
@@ -16,11 +17,11 @@ from cwl_crunch.client.base import (
     JobOutcome,
     JobRecord,
     JobSpec,
+    JobState,
     LiteralMount,
     Mount,
     WorkerInfo,
 )
-from cwl_crunch.errors import SubmitError
 
 
 def mount_to_dict(mount: Mount) -> dict[str, Any]:
@@ -129,6 +130,7 @@ def record_from_dict(data: Mapping[str, Any]) -> JobRecord:
     fields["finished_at"] = _datetime(fields.get("finished_at"))
     end_reason = fields.get("end_reason")
     fields["end_reason"] = None if end_reason is None else EndReason(end_reason)
+    fields["state"] = JobState(fields["state"])
     return JobRecord(**fields)
 
 
@@ -148,7 +150,7 @@ def event_to_dict(event: JobEvent) -> dict[str, Any]:
 def event_from_dict(data: Mapping[str, Any]) -> JobEvent:
     at = _datetime(data["at"])
     assert at is not None
-    return JobEvent(int(data["id"]), str(data["job_uuid"]), data["state"], at)
+    return JobEvent(int(data["id"]), str(data["job_uuid"]), JobState(data["state"]), at)
 
 
 def entry_to_dict(entry: CollectionEntry) -> dict[str, Any]:
@@ -169,6 +171,7 @@ def outcome_from_dict(data: Mapping[str, Any]) -> JobOutcome:
     fields = dict(data)
     end_reason = fields.get("end_reason")
     fields["end_reason"] = None if end_reason is None else EndReason(end_reason)
+    fields["state"] = JobState(fields["state"])
     return JobOutcome(**fields)
 
 

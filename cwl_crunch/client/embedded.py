@@ -16,19 +16,6 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from cwl_crunch.client.base import (
-    Claim,
-    ClusterClient,
-    CollectionEntry,
-    CollectionMount,
-    JobEvent,
-    JobFilter,
-    JobOutcome,
-    JobRecord,
-    JobSpec,
-    NodeSize,
-    WorkerInfo,
-)
 from cwl_crunch.client.validation import check_spec
 from cwl_crunch.config import Config
 from cwl_crunch.containers import Engine, Images, find_engine
@@ -40,7 +27,21 @@ from cwl_crunch.dispatch.local import LocalDispatcher
 from cwl_crunch.dispatch.processes import terminate_group, this_worker
 from cwl_crunch.dispatch.split import SplitDispatcher
 from cwl_crunch.errors import ContainerError, StoreError, SubmitError
-from cwl_crunch.records import jobs, states
+from cwl_crunch.model import (
+    Claim,
+    ClusterClient,
+    CollectionEntry,
+    CollectionMount,
+    JobEvent,
+    JobFilter,
+    JobOutcome,
+    JobRecord,
+    JobSpec,
+    JobState,
+    NodeSize,
+    WorkerInfo,
+)
+from cwl_crunch.records import jobs
 from cwl_crunch.records.database import Database
 from cwl_crunch.records.reuse_key import reuse_key
 from cwl_crunch.records.tokens import create_token, resolve_token
@@ -211,7 +212,7 @@ class EmbeddedClient(ClusterClient):
             row = jobs.insert_job(connection, self.cluster_id, spec,
                                   parent_uuid=self._parent_uuid, key=reuse_key(spec),
                                   output_problem=self.store.damage_of)
-            jobs.claim(connection, row["uuid"], states.QUEUED, worker, self_run=True)
+            jobs.claim(connection, row["uuid"], JobState.QUEUED, worker, self_run=True)
             token = create_token(connection, self.cluster_id, row["uuid"])
             claim = Claim(jobs.to_record(jobs.get_job(connection, row["uuid"])), token)
         self.notify_changed()
@@ -295,7 +296,7 @@ class EmbeddedClient(ClusterClient):
     def claim_job(self, uuid: str, worker: WorkerInfo) -> Claim | None:
         with self.database.writing() as connection:
             job = jobs.get_job(connection, uuid)
-            if job.state != states.QUEUED or job.reused_job_uuid is not None:
+            if job.state != JobState.QUEUED or job.reused_job_uuid is not None:
                 return None
             jobs.claim(connection, uuid, job.state, worker)
             token = create_token(connection, self.cluster_id, uuid)

@@ -19,19 +19,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cwl_crunch.client.base import (
-    JOB_PAGE_LIMIT,
-    Claim,
-    ClusterClient,
-    CollectionEntry,
-    JobEvent,
-    JobFilter,
-    JobOutcome,
-    JobRecord,
-    JobSpec,
-    NodeSize,
-    WorkerInfo,
-)
 from cwl_crunch.client.codec import (
     claim_from_dict,
     event_from_dict,
@@ -51,6 +38,19 @@ from cwl_crunch.errors import (
     CorruptBlock,
     CrunchError,
     InvalidManifest,
+)
+from cwl_crunch.model import (
+    JOB_PAGE_LIMIT,
+    Claim,
+    ClusterClient,
+    CollectionEntry,
+    JobEvent,
+    JobFilter,
+    JobOutcome,
+    JobRecord,
+    JobSpec,
+    NodeSize,
+    WorkerInfo,
 )
 from cwl_crunch.store import Manifest, locator_for
 from cwl_crunch.store.listing import list_entries

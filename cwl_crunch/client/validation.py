@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import PurePosixPath
 
-from cwl_crunch.client.base import CollectionMount, JobSpec
 from cwl_crunch.errors import SubmitError
+from cwl_crunch.model import CollectionMount, JobSpec
 
 
 def check_job_path(what: str, path: str) -> str:

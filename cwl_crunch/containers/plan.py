@@ -13,7 +13,7 @@ import json
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from cwl_crunch.client.base import CollectionMount, JobSpec
+from cwl_crunch.model import CollectionMount, JobSpec
 
 CONTAINER_ROOT = "/cwl-crunch/job"
 """Where a job with an image but no ``root`` sees its job directory."""

@@ -29,10 +29,10 @@ from urllib.parse import quote, unquote
 
 from cwltool.stdfsaccess import StdFsAccess
 
-from cwl_crunch.client.base import ClusterClient, CollectionEntry
 from cwl_crunch.cwl.inplace import InplaceUpdates
 from cwl_crunch.cwl.layout import JOB_ROOT, KEEP_PREFIX
 from cwl_crunch.errors import CollectionNotFound, PathNotFound
+from cwl_crunch.model import ClusterClient, CollectionEntry
 from cwl_crunch.store.references import split_reference
 
 if TYPE_CHECKING:

@@ -18,11 +18,11 @@ from cwltool.errors import UnsupportedRequirement, WorkflowException
 from cwltool.job import JobBase
 from cwltool.pathmapper import MapperEnt, PathMapper
 
-from cwl_crunch.client.base import CollectionMount, JobRecord, JobSpec, LiteralMount, Mount
 from cwl_crunch.cwl.containers import JobPaths
 from cwl_crunch.cwl.fs_access import keep_location
 from cwl_crunch.cwl.layout import JOB_ROOT, KEEP_PREFIX, OUTDIR, TMPDIR
 from cwl_crunch.errors import CorruptBlock
+from cwl_crunch.model import CollectionMount, JobRecord, JobSpec, LiteralMount, Mount
 from cwl_crunch.store import split_reference
 
 if TYPE_CHECKING:
@@ -184,7 +184,7 @@ class CrunchJob(JobBase):
         return self._outcome(self._steps.run_step(self.name, spec))
 
     def _outcome(self, record: JobRecord) -> tuple[Any, str]:
-        if record.state != "Complete" or record.output_pdh is None or record.exit_code is None:
+        if not record.complete or record.output_pdh is None or record.exit_code is None:
             reason = record.failure_reason or record.state
             logger.error("[step %s] job %s %s (its log: cwl-crunch jobs logs %s)",
                          self.name, record.uuid, reason, record.uuid)

@@ -21,10 +21,10 @@ from typing import Any, cast
 from cwltool.errors import WorkflowException
 from cwltool.pathmapper import MapperEnt, PathMapper
 
-from cwl_crunch.client.base import ClusterClient
 from cwl_crunch.cwl.inplace import InplaceUpdates
 from cwl_crunch.cwl.layout import KEEP_PREFIX
 from cwl_crunch.errors import CrunchError
+from cwl_crunch.model import ClusterClient
 
 
 class Uploads:

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 from cwltool.errors import WorkflowException
 
-from cwl_crunch.client.base import NodeSize
+from cwl_crunch.model import NodeSize
 
 MIB = 1 << 20
 

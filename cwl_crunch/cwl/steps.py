@@ -9,11 +9,11 @@ from typing import Any, TextIO
 
 from cwltool.errors import WorkflowException
 
-from cwl_crunch.client.base import ClusterClient, JobRecord, JobSpec, NodeSize
 from cwl_crunch.cwl.containers import RunnerContainers
 from cwl_crunch.cwl.inplace import InplaceUpdates
 from cwl_crunch.cwl.resources import fit_resources
 from cwl_crunch.errors import CrunchError
+from cwl_crunch.model import ClusterClient, JobRecord, JobSpec, NodeSize
 
 logger = logging.getLogger("cwl_crunch.cwl")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import abc
 from typing import TYPE_CHECKING, ClassVar
 
-from cwl_crunch.client.base import JobSpec, NodeSize
 from cwl_crunch.errors import ConfigError
+from cwl_crunch.model import JobSpec, NodeSize
 
 if TYPE_CHECKING:
     from cwl_crunch.client.embedded import EmbeddedClient

@@ -27,10 +27,10 @@ import subprocess
 import threading
 from collections.abc import Mapping
 
-from cwl_crunch.client.base import JobSpec, NodeSize
 from cwl_crunch.config import ENV_PREFIX
 from cwl_crunch.dispatch.base import Dispatcher
 from cwl_crunch.dispatch.processes import cli_command
+from cwl_crunch.model import JobSpec, NodeSize
 
 logger = logging.getLogger(__name__)
 

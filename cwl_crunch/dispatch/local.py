@@ -26,15 +26,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from cwl_crunch.client.base import (
-    Claim,
-    ClusterClient,
-    EndReason,
-    JobOutcome,
-    JobSpec,
-    JobState,
-    NodeSize,
-)
 from cwl_crunch.config import Config
 from cwl_crunch.dispatch.base import Dispatcher
 from cwl_crunch.dispatch.packing import Candidate, Capacity, choose_jobs, fits_machine
@@ -46,7 +37,16 @@ from cwl_crunch.dispatch.processes import (
     this_worker,
 )
 from cwl_crunch.errors import CrunchError, SubmitError
-from cwl_crunch.records import jobs, states
+from cwl_crunch.model import (
+    Claim,
+    ClusterClient,
+    EndReason,
+    JobOutcome,
+    JobSpec,
+    JobState,
+    NodeSize,
+)
+from cwl_crunch.records import jobs
 from cwl_crunch.records.database import Database
 from cwl_crunch.records.tokens import PREFIX as TOKEN_PREFIX
 from cwl_crunch.records.tokens import create_token, job_token_uuids
@@ -195,7 +195,7 @@ class LocalDispatcher(Dispatcher):
             chosen = choose_jobs((Candidate(*row) for row in queued), free)
             tokens = []
             for uuid in chosen:
-                jobs.claim(connection, uuid, states.QUEUED, self._me)
+                jobs.claim(connection, uuid, JobState.QUEUED, self._me)
                 tokens.append(create_token(connection, self._config.cluster_id, uuid))
             rows = jobs.get_jobs(connection, chosen)
             return [Claim(jobs.to_record(row), token)
@@ -217,7 +217,7 @@ class LocalDispatcher(Dispatcher):
             job_run = self._worker.start(claim)
         except OSError as error:  # the job's host dir or log could not even be made
             self._client.finish_job(claim.job.uuid, JobOutcome(
-                states.FAILED, None, None, None, f"worker error: {error}", EndReason.ERROR))
+                JobState.FAILED, None, None, None, f"worker error: {error}", EndReason.ERROR))
             return
         if job_run.command is None:
             self._complete_later(job_run, None)
@@ -302,7 +302,7 @@ class LocalDispatcher(Dispatcher):
         with self._database.writing() as connection:
             job = jobs.get_job(connection, uuid)
             pid = job.worker_pid
-            if job.state != states.RUNNING or pid is None or is_alive(pid, job.worker_pid_start):
+            if job.state != JobState.RUNNING or pid is None or is_alive(pid, job.worker_pid_start):
                 return  # someone else reaped it, or it was a false alarm
             # Isolated, the group's leader is unshare: killing it kills the job's PID
             # namespace, so also what left the group (worker/isolation.py). Unisolated,
@@ -315,7 +315,7 @@ class LocalDispatcher(Dispatcher):
                     needle = f"CWL_CRUNCH_API_TOKEN={TOKEN_PREFIX}/{token_uuid}/".encode()
                     for group in groups_with_environment(needle):
                         kill_group(group, None)
-            state: JobState = states.CANCELLED if job.cancel_requested else states.FAILED
+            state: JobState = JobState.CANCELLED if job.cancel_requested else JobState.FAILED
             reason = f"worker process {pid} on {job.worker_host} died while the job ran"
             log_pdh: str | None = None
             with contextlib.suppress(CrunchError, OSError):  # logs are a courtesy

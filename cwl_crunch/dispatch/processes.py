@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from cwl_crunch.client.base import WorkerInfo
+from cwl_crunch.model import WorkerInfo
 
 # Seconds between SIGTERM and SIGKILL when a job is stopped: time to flush and exit.
 KILL_GRACE = 2.0

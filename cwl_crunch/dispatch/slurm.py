@@ -30,7 +30,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cwl_crunch.client.base import Claim, EndReason, JobOutcome, JobSpec, JobState, NodeSize
 from cwl_crunch.config import ENV_PREFIX, Config
 from cwl_crunch.dispatch import slurm_commands as commands
 from cwl_crunch.dispatch.base import Dispatcher
@@ -46,7 +45,8 @@ from cwl_crunch.dispatch.slurm_tracking import (
     decide,
 )
 from cwl_crunch.errors import CrunchError, DispatchError, SubmitError
-from cwl_crunch.records import jobs, states
+from cwl_crunch.model import Claim, EndReason, JobOutcome, JobSpec, JobState, NodeSize
+from cwl_crunch.records import jobs
 from cwl_crunch.records.tokens import create_token
 from cwl_crunch.worker.job_worker import salvage_logs
 
@@ -186,7 +186,7 @@ class SlurmDispatcher(Dispatcher):
             queued = jobs.queued_candidates(connection, QUEUE_WINDOW, whole_cores=True)
             claims = []
             for uuid, _cores, _ram in queued:
-                jobs.claim(connection, uuid, states.QUEUED, None, backend=BACKEND)
+                jobs.claim(connection, uuid, JobState.QUEUED, None, backend=BACKEND)
                 token = create_token(connection, self._config.cluster_id, uuid)
                 claims.append(Claim(jobs.to_record(jobs.get_job(connection, uuid)), token))
         with self._lock:
@@ -200,7 +200,7 @@ class SlurmDispatcher(Dispatcher):
             self._sbatch(claim)
         except Exception as error:  # the job must end, not stay Running
             logger.exception("SLURM dispatcher: cannot submit job %s", uuid)
-            self._end(uuid, None, states.FAILED, f"cannot submit to SLURM: {error}",
+            self._end(uuid, None, JobState.FAILED, f"cannot submit to SLURM: {error}",
                       EndReason.REFUSED)
         finally:
             with self._lock:
@@ -217,13 +217,13 @@ class SlurmDispatcher(Dispatcher):
                 output_path=slurm_output_path(self._config.work, job.uuid),
                 partition=self._partition(spec), extra=self._extra)
         except SubmitError as error:
-            self._end(job.uuid, None, states.FAILED, str(error), EndReason.REFUSED)
+            self._end(job.uuid, None, JobState.FAILED, str(error), EndReason.REFUSED)
             return
         environment = {**self._environment,
                        **worker_environment(self._config, self._api_url, claim.token)}
         done = self._run(arguments, environment)
         if done.returncode != 0:
-            self._end(job.uuid, None, states.FAILED, commands.sbatch_refusal(done.stderr),
+            self._end(job.uuid, None, JobState.FAILED, commands.sbatch_refusal(done.stderr),
                       EndReason.REFUSED)
             return
         slurm_id = commands.parse_sbatch_output(done.stdout)
@@ -304,7 +304,7 @@ class SlurmDispatcher(Dispatcher):
         """A claimed job that never reached SLURM (the dispatcher stopped in between)."""
         with self._core.database.writing() as connection:
             job = jobs.get_job(connection, uuid)
-            if job.state != states.RUNNING or job.backend != BACKEND or job.backend_job_id:
+            if job.state != JobState.RUNNING or job.backend != BACKEND or job.backend_job_id:
                 return
             token = create_token(connection, self._config.cluster_id, uuid)
             claim = Claim(jobs.to_record(job), token)
@@ -327,7 +327,7 @@ class SlurmDispatcher(Dispatcher):
         """End (or requeue) a job of ours still Running as ``slurm_id`` left it."""
         with self._core.database.writing() as connection:
             job = jobs.get_job(connection, uuid)
-            if job.state != states.RUNNING or job.backend != BACKEND or (
+            if job.state != JobState.RUNNING or job.backend != BACKEND or (
                     slurm_id is not None and job.backend_job_id != slurm_id):
                 return  # the worker reported, or another attempt runs now
             if retry and jobs.times_started(connection, uuid) < MAX_STARTS:

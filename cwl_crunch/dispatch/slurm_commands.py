@@ -28,8 +28,8 @@ import shlex
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from cwl_crunch.client.base import JobSpec, NodeSize
 from cwl_crunch.errors import DispatchError, SubmitError
+from cwl_crunch.model import JobSpec, NodeSize
 
 JOB_NAME_PREFIX = "crunch-"
 MIB = 1 << 20

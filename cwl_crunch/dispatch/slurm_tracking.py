@@ -22,9 +22,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 
-from cwl_crunch.client.base import EndReason, JobState
 from cwl_crunch.dispatch.slurm_commands import Disposition, SlurmJob, classify
-from cwl_crunch.records import states
+from cwl_crunch.model import EndReason, JobState
 
 BACKEND = "slurm"
 """The ``backend`` of jobs handed to SLURM (client.base.BACKENDS)."""
@@ -106,7 +105,7 @@ def _unsubmitted(record: Tracked, named: list[SlurmJob]) -> Action:
 
 
 def _submitted(record: Tracked, slurm_id: str, job: SlurmJob | None) -> Action | None:
-    ended: JobState = states.CANCELLED if record.cancel_requested else states.FAILED
+    ended: JobState = JobState.CANCELLED if record.cancel_requested else JobState.FAILED
     if job is None:
         return End(record.uuid, slurm_id, ended,
                    f"SLURM job {slurm_id} is gone: SLURM no longer knows it (it ended "

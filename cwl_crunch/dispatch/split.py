@@ -9,8 +9,8 @@ only routes the questions a submission asks.
 
 from __future__ import annotations
 
-from cwl_crunch.client.base import JobSpec, NodeSize
 from cwl_crunch.dispatch.base import Dispatcher
+from cwl_crunch.model import JobSpec, NodeSize
 from cwl_crunch.records.jobs import WHOLE_CORE
 
 

@@ -43,6 +43,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import StaticPool
 
 from cwl_crunch.errors import RecordsError, SchemaVersionError
+from cwl_crunch.model import EndReason, JobState
 from cwl_crunch.records.file_lock import WriterLock
 from cwl_crunch.records.models import SCHEMA_VERSION, Base, BlockUpload, Meta, Upload
 
@@ -107,10 +108,12 @@ def _add_job_backend_and_end_reason(connection: Connection) -> None:
         "UPDATE jobs SET backend = 'local' WHERE worker_host IS NOT NULL "
         "AND worker_pid IS NOT NULL")
     connection.exec_driver_sql(
-        "UPDATE jobs SET end_reason = CASE WHEN reused_job_uuid IS NOT NULL THEN 'reused' "
-        "ELSE 'exit' END WHERE state = 'Complete' AND exit_code IS NOT NULL")
+        f"UPDATE jobs SET end_reason = CASE WHEN reused_job_uuid IS NOT NULL "
+        f"THEN '{EndReason.REUSED}' ELSE '{EndReason.EXIT}' END "
+        f"WHERE state = '{JobState.COMPLETE}' AND exit_code IS NOT NULL")
     connection.exec_driver_sql(
-        "UPDATE jobs SET end_reason = 'cancelled' WHERE state = 'Cancelled'")
+        f"UPDATE jobs SET end_reason = '{EndReason.CANCELLED}' "
+        f"WHERE state = '{JobState.CANCELLED}'")
 
 
 # MIGRATIONS[n] upgrades a database at schema version n to n + 1.

@@ -14,24 +14,26 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Row, Table, bindparam, func, insert, or_, select, update
 
-from cwl_crunch.client.base import (
+from cwl_crunch.client.codec import mounts_from_dict, mounts_to_dict
+from cwl_crunch.errors import JobNotFound
+from cwl_crunch.model import (
+    FINAL_STATES,
     EndReason,
     JobEvent,
     JobOutcome,
     JobRecord,
     JobSpec,
+    JobState,
     WorkerInfo,
+    check_transition,
 )
-from cwl_crunch.client.codec import mounts_from_dict, mounts_to_dict
-from cwl_crunch.errors import JobNotFound
-from cwl_crunch.records import states
 from cwl_crunch.records.ids import new_uuid
 from cwl_crunch.records.models import Event, Job
 from cwl_crunch.records.tokens import revoke_job_tokens
 
 JOBS = cast(Table, Job.__table__)
 EVENTS = cast(Table, Event.__table__)
-_LIVE = (states.QUEUED, states.RUNNING)
+_LIVE = (JobState.QUEUED, JobState.RUNNING)
 
 JobRow = Row[Any]  # a row of JOBS (all columns)
 OutputCheck = Callable[[str], str | None]
@@ -49,7 +51,7 @@ _FOLLOWERS = select(JOBS.c.uuid, JOBS.c.state).where(
     or_(*(JOBS.c.state == state for state in _LIVE)))
 _QUEUED = (
     select(JOBS.c.uuid, JOBS.c.cores, JOBS.c.ram)
-    .where(JOBS.c.state == states.QUEUED, JOBS.c.reused_job_uuid.is_(None))
+    .where(JOBS.c.state == JobState.QUEUED, JOBS.c.reused_job_uuid.is_(None))
     .order_by(JOBS.c.priority.desc(), JOBS.c.created_at, JOBS.c.uuid)
     .limit(bindparam("limit"))
 )
@@ -66,14 +68,14 @@ _TWINS = (
            JOBS.c.log_pdh, JOBS.c.reused_job_uuid)
     .where(JOBS.c.reuse_key == bindparam("key"), JOBS.c.reuse.is_(True),
            JOBS.c.reuse_ineligible.is_(None),
-           or_(*(JOBS.c.state == state for state in (states.COMPLETE, *_LIVE))))
+           or_(*(JOBS.c.state == state for state in (JobState.COMPLETE, *_LIVE))))
     .order_by(JOBS.c.created_at)
     .limit(50)
 )
 _USAGE = select(
     func.coalesce(func.sum(JOBS.c.cores), 0.0), func.coalesce(func.sum(JOBS.c.ram), 0)
     # A self-run job is the process that recorded it, not work placed on this host.
-).where(JOBS.c.state == states.RUNNING, JOBS.c.worker_host == bindparam("host"),
+).where(JOBS.c.state == JobState.RUNNING, JOBS.c.worker_host == bindparam("host"),
         JOBS.c.self_run.is_(False))
 
 
@@ -94,7 +96,7 @@ def to_record(job: JobRow | Mapping[str, Any]) -> JobRecord:
         priority=v["priority"], reuse=v["reuse"], properties=v["properties"],
     )
     return JobRecord(
-        uuid=v["uuid"], spec=spec, state=v["state"], parent_uuid=v["parent_uuid"],
+        uuid=v["uuid"], spec=spec, state=JobState(v["state"]), parent_uuid=v["parent_uuid"],
         reuse_key=v["reuse_key"], created_at=datetime.fromtimestamp(v["created_at"], UTC),
         started_at=_when(v["started_at"]), finished_at=_when(v["finished_at"]),
         exit_code=v["exit_code"], output_pdh=v["output_pdh"], log_pdh=v["log_pdh"],
@@ -130,16 +132,16 @@ def _set_state(
 
     A job that ends says why: ``end_reason`` (an EndReason) is required then.
     """
-    states.check_transition(uuid, current, new)
+    check_transition(uuid, current, new)
     values["state"] = new
-    if new == states.RUNNING:
+    if new == JobState.RUNNING:
         values.setdefault("started_at", now)
-    elif new in states.FINAL:
+    elif new in FINAL_STATES:
         if not isinstance(values.get("end_reason"), EndReason):
             raise ValueError(f"job {uuid}: ending {new} needs an EndReason")
         values["end_reason"] = str(values["end_reason"])
         values["finished_at"] = now
-        if current == states.RUNNING:  # only a claimed (so Running) job has a token
+        if current == JobState.RUNNING:  # only a claimed (so Running) job has a token
             revoke_job_tokens(connection, uuid)
     connection.execute(_UPDATE_JOB, {"_uuid": uuid, **values})
     connection.execute(_ADD_EVENT, {"job_uuid": uuid, "state": new, "at": now})
@@ -168,7 +170,7 @@ def insert_job(
     twin = _twin(connection, key, output_problem) if spec.reuse else None
     row: dict[str, Any] = {column.name: None for column in JOBS.columns}
     row.update(
-        uuid=uuid, name=spec.name, state=states.QUEUED, parent_uuid=parent_uuid,
+        uuid=uuid, name=spec.name, state=JobState.QUEUED, parent_uuid=parent_uuid,
         command=list(spec.command), environment=dict(spec.environment),
         mounts=mounts_to_dict(spec.mounts), output_path=spec.output_path, cwd=spec.cwd,
         root=spec.root,
@@ -178,9 +180,9 @@ def insert_job(
         time_limit=spec.time_limit, priority=spec.priority, reuse=spec.reuse,
         reuse_key=key, created_at=now, cancel_requested=False, self_run=False,
     )
-    if twin is not None and twin.state == states.COMPLETE:
+    if twin is not None and twin.state == JobState.COMPLETE:
         # Reused: the record is born Complete (one row, one event; nothing was queued).
-        row.update(state=states.COMPLETE, reused_job_uuid=twin.reused_job_uuid or twin.uuid,
+        row.update(state=JobState.COMPLETE, reused_job_uuid=twin.reused_job_uuid or twin.uuid,
                    started_at=now, finished_at=now, exit_code=twin.exit_code,
                    output_pdh=twin.output_pdh, log_pdh=twin.log_pdh,
                    end_reason=str(EndReason.REUSED))
@@ -199,7 +201,7 @@ def reuse_candidates(connection: Connection, key: str) -> list[str]:
     rows = connection.execute(_TWINS, {"key": key}).all()
     return list(dict.fromkeys(
         row.output_pdh for row in rows
-        if row.state == states.COMPLETE and row.exit_code == 0 and row.output_pdh))
+        if row.state == JobState.COMPLETE and row.exit_code == 0 and row.output_pdh))
 
 
 def _twin(connection: Connection, key: str, output_problem: OutputCheck) -> Any:
@@ -208,7 +210,7 @@ def _twin(connection: Connection, key: str, output_problem: OutputCheck) -> Any:
     rows: Sequence[Any] = connection.execute(_TWINS, {"key": key}).all()
     damaged: set[str] = set()
     for row in rows:
-        if row.state != states.COMPLETE or row.exit_code != 0 or not row.output_pdh \
+        if row.state != JobState.COMPLETE or row.exit_code != 0 or not row.output_pdh \
                 or row.output_pdh in damaged:
             continue
         problem = output_problem(row.output_pdh)
@@ -276,8 +278,8 @@ def jobs_with_digests(connection: Connection,
 def _follow(connection: Connection, uuid: str, twin: JobRow, now: float) -> dict[str, Any]:
     """Join a live twin: mirror its state until it ends (see _settle_followers)."""
     leader = twin.reused_job_uuid or twin.uuid
-    if twin.state == states.RUNNING:
-        return _set_state(connection, uuid, states.QUEUED, states.RUNNING, now,
+    if twin.state == JobState.RUNNING:
+        return _set_state(connection, uuid, JobState.QUEUED, JobState.RUNNING, now,
                           reused_job_uuid=leader)
     connection.execute(_UPDATE_JOB, {"_uuid": uuid, "reused_job_uuid": leader})
     return {"reused_job_uuid": leader}
@@ -298,7 +300,7 @@ def count_queued(connection: Connection) -> int:
     """How many jobs queued_candidates would offer (queued, running themselves)."""
     return int(connection.scalar(
         select(func.count()).select_from(JOBS)
-        .where(JOBS.c.state == states.QUEUED, JOBS.c.reused_job_uuid.is_(None))) or 0)
+        .where(JOBS.c.state == JobState.QUEUED, JOBS.c.reused_job_uuid.is_(None))) or 0)
 
 
 def usage_on_host(connection: Connection, host: str) -> tuple[float, int]:
@@ -322,10 +324,10 @@ def claim(connection: Connection, uuid: str, current: str, worker: WorkerInfo | 
     if worker is not None:
         where = {"worker_host": worker.host, "worker_pid": worker.pid,
                  "worker_pid_start": worker.pid_start}
-    _set_state(connection, uuid, current, states.RUNNING, now, **where, backend=backend,
+    _set_state(connection, uuid, current, JobState.RUNNING, now, **where, backend=backend,
                backend_job_id=None, self_run=self_run)
     for follower, state in _followers(connection, uuid):
-        _set_state(connection, follower, state, states.RUNNING, now)
+        _set_state(connection, follower, state, JobState.RUNNING, now)
 
 
 def set_backend_job_id(connection: Connection, uuid: str, backend: str,
@@ -333,7 +335,7 @@ def set_backend_job_id(connection: Connection, uuid: str, backend: str,
     """Record the backend's id (a batch system's job id) of a running job that
     ``backend`` runs; False if the job no longer is such (it ended meanwhile)."""
     changed = connection.execute(
-        update(JOBS).where(JOBS.c.uuid == uuid, JOBS.c.state == states.RUNNING,
+        update(JOBS).where(JOBS.c.uuid == uuid, JOBS.c.state == JobState.RUNNING,
                            JOBS.c.backend == backend)
         .values(backend_job_id=backend_job_id))
     return bool(changed.rowcount)
@@ -343,7 +345,7 @@ def requeue(connection: Connection, job: JobRow) -> None:
     """Send a running job back to Queued to be run afresh (its worker was lost, not at
     fault); the old worker's token stops working."""
     revoke_job_tokens(connection, job.uuid)
-    _set_state(connection, job.uuid, job.state, states.QUEUED, time.time(),
+    _set_state(connection, job.uuid, job.state, JobState.QUEUED, time.time(),
                worker_host=None, worker_pid=None, worker_pid_start=None, started_at=None,
                command_pgid=None, command_pgid_start=None, backend=None,
                backend_job_id=None)
@@ -353,7 +355,7 @@ def times_started(connection: Connection, uuid: str) -> int:
     """How many times the job went to Running (its events say)."""
     return int(connection.scalar(
         select(func.count()).select_from(EVENTS)
-        .where(EVENTS.c.job_uuid == uuid, EVENTS.c.state == states.RUNNING)) or 0)
+        .where(EVENTS.c.job_uuid == uuid, EVENTS.c.state == JobState.RUNNING)) or 0)
 
 
 def _followers(connection: Connection, uuid: str) -> list[tuple[str, str]]:
@@ -381,10 +383,10 @@ def finish(connection: Connection, job: JobRow, outcome: JobOutcome) -> dict[str
     reason = outcome.failure_reason
     output_pdh = outcome.output_pdh
     end_reason = outcome.end_reason or _derived_end_reason(outcome)
-    if job.cancel_requested and state == states.COMPLETE:
+    if job.cancel_requested and state == JobState.COMPLETE:
         # What a killed command left is not a result: keep its logs, not its output.
-        state, reason, output_pdh = states.CANCELLED, "cancelled", None
-    if state == states.CANCELLED:
+        state, reason, output_pdh = JobState.CANCELLED, "cancelled", None
+    if state == JobState.CANCELLED:
         end_reason = EndReason.CANCELLED
     changed = _set_state(connection, job.uuid, job.state, state, now,
                          exit_code=outcome.exit_code, output_pdh=output_pdh,
@@ -404,15 +406,15 @@ def _settle_followers(
 ) -> None:
     """The leader ended: its followers take its result if it succeeded, as reuse would;
     otherwise they run themselves (a failure is never handed on, joined or reused)."""
-    succeeded = state == states.COMPLETE and outcome is not None and outcome.exit_code == 0
+    succeeded = state == JobState.COMPLETE and outcome is not None and outcome.exit_code == 0
     for follower, follower_state in _followers(connection, leader):
         if succeeded and outcome is not None:
-            _set_state(connection, follower, follower_state, states.COMPLETE, now,
+            _set_state(connection, follower, follower_state, JobState.COMPLETE, now,
                        exit_code=outcome.exit_code, output_pdh=outcome.output_pdh,
                        log_pdh=outcome.log_pdh, end_reason=EndReason.REUSED)
-        elif follower_state == states.RUNNING:
+        elif follower_state == JobState.RUNNING:
             # The twin failed or was cancelled for its own reasons: run this one itself.
-            _set_state(connection, follower, follower_state, states.QUEUED, now,
+            _set_state(connection, follower, follower_state, JobState.QUEUED, now,
                        reused_job_uuid=None, started_at=None)
         else:
             connection.execute(_UPDATE_JOB, {"_uuid": follower, "reused_job_uuid": None})
@@ -425,21 +427,21 @@ def descendants(connection: Connection, uuid: str) -> list[JobRow]:
     while frontier:
         children = connection.execute(
             select(JOBS).where(JOBS.c.parent_uuid.in_(frontier))).all()
-        found.extend(child for child in children if child.state not in states.FINAL)
+        found.extend(child for child in children if child.state not in FINAL_STATES)
         frontier = [child.uuid for child in children]
     return found
 
 
 def request_cancel(connection: Connection, job: JobRow) -> bool:
     """Cancel a queued job now; mark a running one for its worker. True if it was running."""
-    if job.state in states.FINAL:
+    if job.state in FINAL_STATES:
         return False
-    if job.state == states.QUEUED or job.backend is None:
+    if job.state == JobState.QUEUED or job.backend is None:
         # Queued, or following a twin: nothing of its own is running.
         now = time.time()
-        _set_state(connection, job.uuid, job.state, states.CANCELLED, now,
+        _set_state(connection, job.uuid, job.state, JobState.CANCELLED, now,
                    failure_reason="cancelled", end_reason=EndReason.CANCELLED)
-        _settle_followers(connection, job.uuid, states.CANCELLED, None, now)
+        _settle_followers(connection, job.uuid, JobState.CANCELLED, None, now)
         return False
     connection.execute(_UPDATE_JOB, {"_uuid": job.uuid, "cancel_requested": True})
     return True
@@ -449,7 +451,7 @@ def events_after(connection: Connection, after_id: int, limit: int = 1000) -> li
     rows = connection.execute(
         select(EVENTS).where(EVENTS.c.id > after_id).order_by(EVENTS.c.id).limit(limit)
     ).all()
-    return [JobEvent(row.id, row.job_uuid, row.state, datetime.fromtimestamp(row.at, UTC))
+    return [JobEvent(row.id, row.job_uuid, JobState(row.state), datetime.fromtimestamp(row.at, UTC))
             for row in rows]
 
 
@@ -460,14 +462,14 @@ def last_event_id(connection: Connection) -> int:
 def running_on_host(connection: Connection, host: str) -> list[JobRow]:
     """Running jobs whose local worker runs on ``host``."""
     return list(connection.execute(
-        select(JOBS).where(JOBS.c.state == states.RUNNING, JOBS.c.worker_host == host)
+        select(JOBS).where(JOBS.c.state == JobState.RUNNING, JOBS.c.worker_host == host)
     ).all())
 
 
 def running_on_backend(connection: Connection, backend: str) -> list[JobRow]:
     """Running jobs that ``backend`` runs (not those following a twin)."""
     return list(connection.execute(
-        select(JOBS).where(JOBS.c.state == states.RUNNING, JOBS.c.backend == backend)
+        select(JOBS).where(JOBS.c.state == JobState.RUNNING, JOBS.c.backend == backend)
     ).all())
 
 

@@ -10,7 +10,7 @@ import hashlib
 import json
 from typing import Any
 
-from cwl_crunch.client.base import CollectionMount, JobSpec
+from cwl_crunch.model import CollectionMount, JobSpec
 
 KEY_VERSION = 1
 

@@ -16,10 +16,10 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import BigInteger
 from starlette.concurrency import run_in_threadpool
 
-from cwl_crunch.client.base import FINAL_STATES, JobEvent
 from cwl_crunch.client.codec import event_to_dict, record_to_dict
 from cwl_crunch.client.embedded import EmbeddedClient
 from cwl_crunch.errors import CrunchError
+from cwl_crunch.model import FINAL_STATES, JobEvent
 from cwl_crunch.records.jobs import EVENTS
 from cwl_crunch.records.tokens import is_revoked
 from cwl_crunch.server.auth import Caller, caller, core_of

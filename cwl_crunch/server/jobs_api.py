@@ -8,14 +8,13 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from cwl_crunch.client.base import JOB_PAGE_LIMIT, JobFilter, JobRecord, WorkerInfo
 from cwl_crunch.client.codec import (
     claim_to_dict,
     outcome_from_dict,
     record_to_dict,
     spec_from_dict,
 )
-from cwl_crunch.records import states
+from cwl_crunch.model import ALL_STATES, JOB_PAGE_LIMIT, JobFilter, JobRecord, WorkerInfo
 from cwl_crunch.server.access import Access
 from cwl_crunch.server.auth import Caller, caller, core_of, person
 from cwl_crunch.server.schemas import (
@@ -37,7 +36,7 @@ Plain = Annotated[str, Field(pattern=NO_NUL)]
 JOB_UUID = r"^[a-z0-9]{5}-job-[a-z0-9]{15}$"
 """What ``records.ids.new_uuid`` makes of a job: a parent of another form is a 422 (a
 well-formed one that matches nothing lists nothing, as Arvados answers a filter)."""
-State = Annotated[str, Field(pattern=f"^({'|'.join(sorted(states.ALL))})$")]
+State = Annotated[str, Field(pattern=f"^({'|'.join(sorted(ALL_STATES))})$")]
 
 
 def access_of(request: Request) -> Access:

@@ -22,9 +22,9 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
-from cwl_crunch.client.base import JobRecord
 from cwl_crunch.client.embedded import EmbeddedClient
 from cwl_crunch.errors import PathNotFound
+from cwl_crunch.model import JobRecord
 from cwl_crunch.server.auth import Caller, caller, core_of
 from cwl_crunch.server.collections_api import check_readable
 from cwl_crunch.server.jobs_api import access_of

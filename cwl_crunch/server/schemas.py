@@ -4,6 +4,8 @@ store) is refused with a 422 naming the field."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -16,6 +18,8 @@ from pydantic import (
     StrictInt,
     StrictStr,
 )
+
+from cwl_crunch.model import FINAL_STATES, EndReason
 
 
 def _unicode(value: str) -> str:
@@ -104,15 +108,22 @@ class ProcessBody(Strict):
     pgid_start: Int
 
 
+def _one_of(values: Iterable[str]) -> str:
+    return "^(" + "|".join(sorted(re.escape(value) for value in values)) + ")$"
+
+
+FinalState = Annotated[str, Field(pattern=_one_of(FINAL_STATES))]
+EndReasonText = Annotated[str, Field(pattern=_one_of(EndReason))]
+
+
 class OutcomeBody(Strict):
-    state: Literal["Complete", "Failed", "Cancelled"]
+    state: FinalState
     exit_code: Int32 | None
     output_pdh: Text | None
     log_pdh: Text | None
     failure_reason: Text | None = None
-    # client.base.EndReason's values; None (or absent, from an older worker): derived.
-    end_reason: Literal["exit", "time limit", "cancelled", "out of memory", "lost",
-                        "refused", "worker died", "error", "reused"] | None = None
+    # None (or absent, from an older worker): derived.
+    end_reason: EndReasonText | None = None
 
 
 class LocatorsBody(Strict):

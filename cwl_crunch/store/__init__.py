@@ -6,7 +6,6 @@ See :mod:`cwl_crunch.store.collection_store` for the on-disk layout and
 
 from cwl_crunch.store.blocks import BLOCK_MTIME_NS
 from cwl_crunch.store.collection_store import CollectionStore
-from cwl_crunch.store.listing import CollectionEntry
 from cwl_crunch.store.locators import BLOCK_SIZE, is_pdh, locator_for, pdh_for
 from cwl_crunch.store.manifest import DirEntry, FileEntry, Manifest, ManifestEntry
 from cwl_crunch.store.references import split_reference
@@ -15,7 +14,6 @@ from cwl_crunch.store.tree_walk import confined_root, is_within
 __all__ = [
     "BLOCK_MTIME_NS",
     "BLOCK_SIZE",
-    "CollectionEntry",
     "CollectionStore",
     "DirEntry",
     "FileEntry",

@@ -38,9 +38,10 @@ from cwl_crunch.errors import (
     PathNotFound,
     StoreError,
 )
+from cwl_crunch.model import CollectionEntry
 from cwl_crunch.store.blocks import BlockStore
 from cwl_crunch.store.ingest import manifest_of_directory, manifest_of_paths
-from cwl_crunch.store.listing import CollectionEntry, checked_path, entry_at, list_entries
+from cwl_crunch.store.listing import checked_path, entry_at, list_entries
 from cwl_crunch.store.locators import BLOCK_SIZE, parse_locator
 from cwl_crunch.store.manifest import Manifest
 from cwl_crunch.store.manifest_files import ManifestFiles

@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Literal
-
 from cwl_crunch.errors import PathNotFound
+from cwl_crunch.model.collections import CollectionEntry
 from cwl_crunch.store.collection_paths import is_below, path_problem
 from cwl_crunch.store.manifest import Manifest
-
-
-@dataclasses.dataclass(frozen=True)
-class CollectionEntry:
-    """One file or directory inside a collection."""
-
-    path: str
-    """Relative path from the collection root."""
-    kind: Literal["file", "dir"]
-    size: int
-    """Bytes for a file, 0 for a directory."""
 
 
 def checked_path(path: str, pdh: str) -> str:

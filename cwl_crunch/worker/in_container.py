@@ -6,10 +6,10 @@ import os
 import sys
 from pathlib import Path
 
-from cwl_crunch.client.base import JobRecord
 from cwl_crunch.containers import Engine, plan_container, remove_job_containers
 from cwl_crunch.containers.engine import HOW_TO_GET_ONE
 from cwl_crunch.errors import ContainerError, EngineUnavailable
+from cwl_crunch.model import JobRecord
 from cwl_crunch.worker.joblog import JobLog
 
 SUPERVISOR_MODULE = "cwl_crunch.containers.supervise"

@@ -26,9 +26,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from cwl_crunch.client.base import JobSpec
 from cwl_crunch.config import Config
 from cwl_crunch.errors import ConfigError
+from cwl_crunch.model import JobSpec
 from cwl_crunch.worker.rooted import namespaced_command, namespaces_available
 
 PROBE_TIMEOUT = 10.0

@@ -22,12 +22,11 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from cwl_crunch.client.base import Claim, ClusterClient, EndReason, JobOutcome, JobRecord
 from cwl_crunch.containers import Engine
 from cwl_crunch.containers.plan import container_root
 from cwl_crunch.dispatch.processes import terminate_group
 from cwl_crunch.errors import CrunchError, OutsideJobDirectory
-from cwl_crunch.records import states
+from cwl_crunch.model import Claim, ClusterClient, EndReason, JobOutcome, JobRecord, JobState
 from cwl_crunch.store import CollectionStore, confined_root, is_within
 from cwl_crunch.worker.in_container import (
     container_failure,
@@ -233,16 +232,16 @@ class JobWorker:
                       "to the store: that stored block is now damaged; put the original "
                       "again to repair it)")
             log.write(reason)
-            return JobOutcome(states.FAILED, result.exit_code, None, None, reason,
+            return JobOutcome(JobState.FAILED, result.exit_code, None, None, reason,
                               EndReason.EXIT)
         failure = container_failure(log_dir) if job_run.claim.job.image_digest else None
         if failure:
             log.write(failure)
-            return JobOutcome(states.FAILED, None, None, None, failure, EndReason.ERROR)
+            return JobOutcome(JobState.FAILED, None, None, None, failure, EndReason.ERROR)
         # A cancelled job's command was killed: finish_job records it as Cancelled.
         if result.failure:
             log.write(result.failure)
-            return JobOutcome(states.FAILED, result.exit_code, None, None, result.failure,
+            return JobOutcome(JobState.FAILED, result.exit_code, None, None, result.failure,
                               EndReason.TIME_LIMIT if result.timed_out else EndReason.ERROR)
         log.write(f"exit code {result.exit_code}")
         root = self._root(job_run)
@@ -255,10 +254,10 @@ class JobWorker:
                                                 confine=job_dir)
         except OutsideJobDirectory as error:
             log.write(str(error))
-            return JobOutcome(states.FAILED, result.exit_code, None, None, str(error),
+            return JobOutcome(JobState.FAILED, result.exit_code, None, None, str(error),
                               EndReason.EXIT)
         log.write(f"output {output_pdh}")
-        return JobOutcome(states.COMPLETE, result.exit_code, output_pdh, None, None,
+        return JobOutcome(JobState.COMPLETE, result.exit_code, output_pdh, None, None,
                           EndReason.EXIT)
 
     @staticmethod
@@ -287,7 +286,7 @@ class JobWorker:
 
 
 def _failed(reason: str) -> JobOutcome:
-    return JobOutcome(states.FAILED, None, None, None, reason, EndReason.ERROR)
+    return JobOutcome(JobState.FAILED, None, None, None, reason, EndReason.ERROR)
 
 
 def _keep_copy(source: Path, dest: Path, job_dir: Path) -> None:

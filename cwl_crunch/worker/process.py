@@ -12,8 +12,8 @@ from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import IO
 
-from cwl_crunch.client.base import JobSpec
 from cwl_crunch.dispatch.processes import KILL_GRACE, kill_group, start_ticks
+from cwl_crunch.model import JobSpec
 from cwl_crunch.worker.rooted import namespaced_command, namespaces_available, needs_namespace
 
 

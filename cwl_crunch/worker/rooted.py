@@ -26,7 +26,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from cwl_crunch.client.base import CollectionMount, JobSpec
+from cwl_crunch.model import CollectionMount, JobSpec
 
 # Exit code when the namespace cannot be set up (env(1) and xargs use 125 the same way:
 # "the wrapper itself failed").

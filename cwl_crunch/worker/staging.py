@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cwl_crunch.client.base import CollectionMount, JobSpec, LiteralMount
+from cwl_crunch.model import CollectionMount, JobSpec, LiteralMount
 from cwl_crunch.store import CollectionStore
 
 LinkSnapshot = dict[str, tuple[int, int, int]]

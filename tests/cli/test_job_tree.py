@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from cwl_crunch.cli.job_tree import job_line, render_tree
-from cwl_crunch.client.base import JobRecord, JobSpec
+from cwl_crunch.model import JobRecord, JobSpec
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 PDH = "0123456789abcdef0123456789abcdef+9"

@@ -14,7 +14,7 @@ import time
 
 from sqlalchemy import insert
 
-from cwl_crunch.client.base import JOB_PAGE_LIMIT, JobSpec
+from cwl_crunch.model import JOB_PAGE_LIMIT, JobSpec
 from cwl_crunch.records import jobs
 from cwl_crunch.records.database import Database
 from cwl_crunch.records.ids import new_uuid

@@ -13,7 +13,7 @@ import pytest
 from polling import wait_until
 from server_process import stop as stop_server
 
-from cwl_crunch.client.base import JobSpec
+from cwl_crunch.model import JobSpec
 from cwl_crunch.records import jobs
 from cwl_crunch.records.database import Database
 from cwl_crunch.records.tokens import create_token

@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from cwl_crunch.client.base import CollectionMount, JobSpec, LiteralMount
 from cwl_crunch.client.codec import (
     mount_from_dict,
     mount_to_dict,
@@ -16,6 +15,7 @@ from cwl_crunch.client.codec import (
     spec_to_dict,
 )
 from cwl_crunch.errors import SubmitError
+from cwl_crunch.model import CollectionMount, JobSpec, LiteralMount
 
 PDH = "0123456789abcdef0123456789abcdef+12"
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cwl_crunch.client.base import JobSpec
 from cwl_crunch.client.http import HttpClient
 from cwl_crunch.config import load_config
+from cwl_crunch.model import JobSpec
 from cwl_crunch.server.serve import ServerThread
 from cwl_crunch.store import CollectionStore, locator_for
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import update
 
-from cwl_crunch.client.base import JobFilter
 from cwl_crunch.errors import CrunchError
+from cwl_crunch.model import JobFilter
 from cwl_crunch.records.database import Database
 from cwl_crunch.records.jobs import JOBS
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 import cwl_crunch
-from cwl_crunch.client.base import NodeSize
+from cwl_crunch.model import NodeSize
 
 
 def test_the_largest_node_of_a_local_cluster_is_this_machine_as_its_dispatcher_sees_it(

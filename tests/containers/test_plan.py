@@ -6,7 +6,6 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from cwl_crunch.client.base import CollectionMount, JobSpec, LiteralMount
 from cwl_crunch.containers import CONTAINER_ROOT, ContainerRun, plan_container
 from cwl_crunch.containers.plan import (
     LABEL,
@@ -16,6 +15,7 @@ from cwl_crunch.containers.plan import (
     host_config_arguments,
     plan_binds,
 )
+from cwl_crunch.model import CollectionMount, JobSpec, LiteralMount
 
 JOB_DIR = Path("/host/work/job-1/job")
 PDH = "0" * 64 + "+0"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cwl_crunch.client.base import NodeSize
 from cwl_crunch.cwl.resources import MIB, ResourcesUnavailable, fit_resources
+from cwl_crunch.model import NodeSize
 
 NODE = NodeSize(cores=2.0, ram=4096 * MIB)
 

@@ -24,11 +24,11 @@ from resource_tools import CORES_TOOL
 from sqlalchemy import update
 
 from cwl_crunch.cli.main import main
-from cwl_crunch.client.base import ClusterClient, EndReason, JobFilter, JobRecord, JobSpec
 from cwl_crunch.client.http import HttpClient
 from cwl_crunch.config import load_config
 from cwl_crunch.dispatch.slurm_commands import SlurmJob, parse_squeue, squeue_arguments
 from cwl_crunch.dispatch.slurm_tracking import BACKEND
+from cwl_crunch.model import ClusterClient, EndReason, JobFilter, JobRecord, JobSpec
 from cwl_crunch.records import jobs
 from cwl_crunch.records.database import Database
 from cwl_crunch.server.serve import ServerThread

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from cwl_crunch.client.base import JobSpec, NodeSize
 from cwl_crunch.dispatch.slurm_commands import (
     JOB_NAME_PREFIX,
     Disposition,
@@ -39,6 +38,7 @@ from cwl_crunch.dispatch.slurm_commands import (
     squeue_arguments,
 )
 from cwl_crunch.errors import DispatchError, SubmitError
+from cwl_crunch.model import JobSpec, NodeSize
 
 MIB = 1 << 20
 UUID = "local-job-abcdefghijklmno"

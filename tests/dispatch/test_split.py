@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from cwl_crunch.client.base import JobSpec, NodeSize
 from cwl_crunch.client.embedded import EmbeddedClient
 from cwl_crunch.config import load_config
 from cwl_crunch.dispatch.base import Dispatcher
 from cwl_crunch.dispatch.split import SplitDispatcher
 from cwl_crunch.errors import SubmitError
+from cwl_crunch.model import JobSpec, NodeSize
 
 
 class Recording(Dispatcher):

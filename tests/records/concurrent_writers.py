@@ -14,8 +14,8 @@ import sys
 import time
 from typing import Any
 
-from cwl_crunch.client.base import JobOutcome, JobSpec, WorkerInfo
-from cwl_crunch.records import jobs, states
+from cwl_crunch.model import JobOutcome, JobSpec, JobState, WorkerInfo
+from cwl_crunch.records import jobs
 from cwl_crunch.records.database import Database
 from cwl_crunch.records.reuse_key import reuse_key
 
@@ -65,7 +65,7 @@ def claim_and_finish(database: Database, who: int, capacity: float) -> list[str]
             used, _ = jobs.usage_on_host(connection, HOST)
             fits = used + cores <= capacity
             if fits:
-                jobs.claim(connection, uuid, states.QUEUED, worker)
+                jobs.claim(connection, uuid, JobState.QUEUED, worker)
         if not fits:
             time.sleep(0.001)
             continue
@@ -73,7 +73,7 @@ def claim_and_finish(database: Database, who: int, capacity: float) -> list[str]
         time.sleep(rng.random() * 0.002)  # "running": overlaps other participants' claims
         with database.writing() as connection:
             jobs.finish(connection, jobs.get_job(connection, uuid),
-                        JobOutcome(states.COMPLETE, 0, OUTPUT, LOG))
+                        JobOutcome(JobState.COMPLETE, 0, OUTPUT, LOG))
     raise TimeoutError("the queue did not drain")
 
 

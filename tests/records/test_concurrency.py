@@ -21,7 +21,8 @@ from concurrent_writers import LOG, OUTPUT, PHASES
 from sqlalchemy import select
 
 import cwl_crunch
-from cwl_crunch.records import jobs, states
+from cwl_crunch.model import JobState
+from cwl_crunch.records import jobs
 from cwl_crunch.records.database import Database
 
 THREADS = 4
@@ -159,9 +160,9 @@ def test_concurrent_writers_lose_duplicate_and_overcommit_nothing(database_url, 
     for uuid in first_uuids:
         row = rows[uuid]
         assert (row.state, row.exit_code, row.output_pdh, row.log_pdh) == \
-            (states.COMPLETE, 0, OUTPUT, LOG)
+            (JobState.COMPLETE, 0, OUTPUT, LOG)
     for uuid in again_uuids:
-        assert rows[uuid].state == states.COMPLETE
+        assert rows[uuid].state == JobState.COMPLETE
         assert rows[uuid].reused_job_uuid in leaders.values()
 
     # Each job that runs itself was claimed exactly once; the followers never.
@@ -169,19 +170,19 @@ def test_concurrent_writers_lose_duplicate_and_overcommit_nothing(database_url, 
     assert sorted(claims) == sorted([*leaders.values(), *own])
     count = Counter((event.job_uuid, event.state) for event in events)
     for uuid in first_uuids:
-        assert [count[uuid, state] for state in (states.QUEUED, states.RUNNING,
-                                                 states.COMPLETE)] == [1, 1, 1], uuid
+        assert [count[uuid, state] for state in (JobState.QUEUED, JobState.RUNNING,
+                                                 JobState.COMPLETE)] == [1, 1, 1], uuid
     for uuid in again_uuids:  # born Complete: reused, never queued
-        assert [count[uuid, state] for state in (states.QUEUED, states.COMPLETE)] == [0, 1]
+        assert [count[uuid, state] for state in (JobState.QUEUED, JobState.COMPLETE)] == [0, 1]
 
     # The host's capacity was never overcommitted (followers hold nothing).
     in_use = peak = 0.0
     for event in events:
         row = rows[event.job_uuid]
-        if row.reused_job_uuid is None and event.state == states.RUNNING:
+        if row.reused_job_uuid is None and event.state == JobState.RUNNING:
             in_use += row.cores
-        elif row.reused_job_uuid is None and event.state == states.COMPLETE \
-                and count[event.job_uuid, states.RUNNING]:
+        elif row.reused_job_uuid is None and event.state == JobState.COMPLETE \
+                and count[event.job_uuid, JobState.RUNNING]:
             in_use -= row.cores
         peak = max(peak, in_use)
     assert peak <= CAPACITY
@@ -208,7 +209,7 @@ def test_identical_submissions_through_two_clusters_run_once(database_url, tmp_p
                 lambda cluster: cluster.submit(command, cores=0.25),
                 [first, second] * 3))
         records = cwl_crunch.wait_all(futures, timeout=60)
-        assert {record.state for record in records} == {states.COMPLETE}
+        assert {record.state for record in records} == {JobState.COMPLETE}
         assert len({record.output_pdh for record in records}) == 1
         ran = [record for record in records if record.reused_job_uuid is None]
         assert len(ran) == 1

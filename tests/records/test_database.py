@@ -20,8 +20,8 @@ from sqlalchemy import create_engine, insert, inspect, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from cwl_crunch.client.base import EndReason, JobSpec
 from cwl_crunch.errors import RecordsError, SchemaVersionError
+from cwl_crunch.model import EndReason, JobSpec
 from cwl_crunch.records import database as database_module
 from cwl_crunch.records import jobs
 from cwl_crunch.records.database import WRITE_LOCK_KEY, Database, schema_version, shown

@@ -8,14 +8,14 @@ from datetime import UTC
 import pytest
 from sqlalchemy import update
 
-from cwl_crunch.client.base import (
+from cwl_crunch.errors import IllegalTransition, JobNotFound, TokenError
+from cwl_crunch.model import (
     CollectionMount,
     JobOutcome,
     JobSpec,
     LiteralMount,
     WorkerInfo,
 )
-from cwl_crunch.errors import IllegalTransition, JobNotFound, TokenError
 from cwl_crunch.records import jobs
 from cwl_crunch.records.models import Job
 from cwl_crunch.records.reuse_key import reuse_key

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from cwl_crunch.client.base import CollectionMount, JobSpec, LiteralMount
+from cwl_crunch.model import CollectionMount, JobSpec, LiteralMount
 from cwl_crunch.records.reuse_key import reuse_key
 
 PDH_A = "0123456789abcdef0123456789abcdef+10"

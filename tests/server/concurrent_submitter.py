@@ -14,9 +14,9 @@ import random
 import sys
 from typing import Any
 
-from cwl_crunch.client.base import JobSpec
 from cwl_crunch.client.http import HttpClient
 from cwl_crunch.config import load_config
+from cwl_crunch.model import JobSpec
 
 DISTINCT = 25  # jobs each submitter submits that nobody else does
 SHARED = 5  # pieces of work every submitter submits

@@ -22,10 +22,10 @@ from polling import wait_until
 from sqlalchemy import select
 
 import cwl_crunch
-from cwl_crunch.client.base import CollectionMount, JobOutcome, JobSpec
 from cwl_crunch.client.http import HttpClient
 from cwl_crunch.dispatch.processes import this_worker
 from cwl_crunch.errors import ApiError, TokenError
+from cwl_crunch.model import CollectionMount, JobOutcome, JobSpec
 from cwl_crunch.records.tokens import TOKENS
 from cwl_crunch.server.serve import ServerThread
 

@@ -22,10 +22,9 @@ import pytest
 from api_helpers import error_body, http_client, raw_http, server_signer
 from polling import wait_until
 
-from cwl_crunch.client.base import FINAL_STATES, JobOutcome, JobSpec
 from cwl_crunch.client.http import HttpClient
 from cwl_crunch.dispatch.processes import this_worker
-from cwl_crunch.records import states
+from cwl_crunch.model import FINAL_STATES, JobOutcome, JobSpec, JobState
 from cwl_crunch.records.blob_signing import token_uuid_of
 from cwl_crunch.server import events_api
 from cwl_crunch.server.serve import ServerThread
@@ -270,7 +269,7 @@ def test_a_job_tokens_stream_ends_once_the_job_ends(
         assert response.status_code == 200
         lines = response.iter_lines()
         assert next(lines).startswith(": cwl-crunch")
-        api_client.finish_job(claim.job.uuid, JobOutcome(states.COMPLETE, 0, None, None))
+        api_client.finish_job(claim.job.uuid, JobOutcome(JobState.COMPLETE, 0, None, None))
         ended_at = time.monotonic()
         rest = list(lines)  # ends when the server closes the stream
     assert time.monotonic() - ended_at < 5

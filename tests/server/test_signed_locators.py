@@ -18,10 +18,10 @@ import httpx
 import pytest
 from polling import wait_until
 
-from cwl_crunch.client.base import CollectionMount, JobSpec
 from cwl_crunch.client.http import HttpClient
 from cwl_crunch.config import load_config
 from cwl_crunch.dispatch.processes import this_worker
+from cwl_crunch.model import CollectionMount, JobSpec
 from cwl_crunch.records.blob_signing import BlobSigner, signer_for, token_uuid_of
 from cwl_crunch.store import CollectionStore, locator_for, pdh_for
 from cwl_crunch.store.locators import manifest_locators, split_signature, strip_signatures

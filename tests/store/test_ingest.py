@@ -7,7 +7,8 @@ import stat
 import pytest
 
 from cwl_crunch.errors import OutsideJobDirectory, StoreError
-from cwl_crunch.store import CollectionEntry, CollectionStore, Manifest
+from cwl_crunch.model import CollectionEntry
+from cwl_crunch.store import CollectionStore, Manifest
 
 
 def read_all(store, pdh, path):

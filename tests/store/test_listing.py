@@ -3,7 +3,8 @@ import re
 import pytest
 
 from cwl_crunch.errors import PathNotFound
-from cwl_crunch.store import CollectionEntry, DirEntry, FileEntry, Manifest
+from cwl_crunch.model import CollectionEntry
+from cwl_crunch.store import DirEntry, FileEntry, Manifest
 from cwl_crunch.store.listing import entry_at, list_entries
 
 LOC = "a" * 64 + "+3"

@@ -6,10 +6,11 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from cwl_crunch.client.base import FINAL_STATES, JobRecord
+from cwl_crunch.model.jobs import JobRecord
+from cwl_crunch.model.states import FINAL_STATES
 
 if TYPE_CHECKING:
-    from cwl_crunch.client.base import ClusterClient
+    from cwl_crunch.model.client import ClusterClient
 
 # Upper bound (seconds) of one wait for events; short enough to notice a timeout.
 _EVENT_WAIT = 5.0

@@ -1,4 +1,4 @@
-"""cwl_crunch.records.states: the job state machine."""
+"""cwl_crunch.model.states: the job state machine."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from cwl_crunch.errors import IllegalTransition, RecordsError
-from cwl_crunch.records import states
+from cwl_crunch.model import ALL_STATES, FINAL_STATES, JobState, can_transition, check_transition
 
 ALL = ["Queued", "Running", "Complete", "Failed", "Cancelled"]
 # Written out independently of the module's own table.
@@ -25,47 +25,47 @@ PAIRS = list(itertools.product(ALL, ALL))
 
 
 def test_state_names():
-    assert {states.QUEUED, states.RUNNING, states.COMPLETE, states.FAILED,
-            states.CANCELLED} == set(ALL)
-    assert set(states.ALL) == set(ALL)
-    assert set(states.FINAL) == {"Complete", "Failed", "Cancelled"}
+    assert {JobState.QUEUED, JobState.RUNNING, JobState.COMPLETE, JobState.FAILED,
+            JobState.CANCELLED} == set(ALL)
+    assert set(ALL_STATES) == set(ALL)
+    assert set(FINAL_STATES) == {"Complete", "Failed", "Cancelled"}
 
 
 @pytest.mark.parametrize("current, new", sorted(ALLOWED))
 def test_allowed_transition(current, new):
-    assert states.can_transition(current, new)
-    states.check_transition("local-job-aaaaaaaaaaaaaaa", current, new)  # does not raise
+    assert can_transition(current, new)
+    check_transition("local-job-aaaaaaaaaaaaaaa", current, new)  # does not raise
 
 
 @pytest.mark.parametrize("current, new", [p for p in PAIRS if p not in ALLOWED])
 def test_forbidden_transition(current, new):
     uuid = "local-job-bbbbbbbbbbbbbbb"
-    assert not states.can_transition(current, new)
+    assert not can_transition(current, new)
     with pytest.raises(IllegalTransition) as info:
-        states.check_transition(uuid, current, new)
+        check_transition(uuid, current, new)
     assert uuid in str(info.value)
     assert current in str(info.value) and new in str(info.value)
 
 
 @pytest.mark.parametrize("final", ["Complete", "Failed", "Cancelled"])
 def test_final_states_are_final(final):
-    assert final in states.FINAL
-    assert not any(states.can_transition(final, new) for new in ALL)
+    assert final in FINAL_STATES
+    assert not any(can_transition(final, new) for new in ALL)
 
 
 def test_self_transitions_are_forbidden():
     for state in ALL:
-        assert not states.can_transition(state, state)
+        assert not can_transition(state, state)
 
 
 @pytest.mark.parametrize("current, new", [("Queued", "Paused"), ("Bogus", "Running"),
                                           ("queued", "running")])
 def test_unknown_states(current, new):
-    assert not states.can_transition(current, new)
+    assert not can_transition(current, new)
     with pytest.raises(IllegalTransition, match="local-job-ccccccccccccccc"):
-        states.check_transition("local-job-ccccccccccccccc", current, new)
+        check_transition("local-job-ccccccccccccccc", current, new)
 
 
 def test_illegal_transition_is_a_records_error():
     with pytest.raises(RecordsError):
-        states.check_transition("x", "Complete", "Running")
+        check_transition("x", "Complete", "Running")

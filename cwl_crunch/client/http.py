@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cwl_crunch.client.codec import (
+from cwl_crunch.model.codec import (
     claim_from_dict,
     event_from_dict,
     outcome_to_dict,
@@ -30,7 +30,7 @@ from cwl_crunch.client.codec import (
 from cwl_crunch.client.http_cache import ContentCache
 from cwl_crunch.client.http_events import EventFollower
 from cwl_crunch.client.http_transport import JOB_RECONNECT, Transport
-from cwl_crunch.client.validation import check_spec
+from cwl_crunch.model.validation import check_spec
 from cwl_crunch.config import Config
 from cwl_crunch.errors import (
     ApiError,

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from cwl_crunch.client.codec import event_from_dict, record_from_dict
+from cwl_crunch.model.codec import event_from_dict, record_from_dict
 from cwl_crunch.client.http_transport import Transport, decode, error_of, server_sent_events
 from cwl_crunch.model import FINAL_STATES, JobRecord
 

@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Row, Table, bindparam, func, insert, or_, select, update
 
-from cwl_crunch.client.codec import mounts_from_dict, mounts_to_dict
+from cwl_crunch.model.codec import mounts_from_dict, mounts_to_dict
 from cwl_crunch.errors import JobNotFound
 from cwl_crunch.model import (
     FINAL_STATES,

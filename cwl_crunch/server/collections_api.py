@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from cwl_crunch.client.codec import entry_to_dict
+from cwl_crunch.model.codec import entry_to_dict
 from cwl_crunch.server.auth import Caller, caller, core_of
 from cwl_crunch.server.block_proofs import BlockProofs
 from cwl_crunch.server.jobs_api import access_of

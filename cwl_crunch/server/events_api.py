@@ -16,7 +16,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import BigInteger
 from starlette.concurrency import run_in_threadpool
 
-from cwl_crunch.client.codec import event_to_dict, record_to_dict
+from cwl_crunch.model.codec import event_to_dict, record_to_dict
 from cwl_crunch.client.embedded import EmbeddedClient
 from cwl_crunch.errors import CrunchError
 from cwl_crunch.model import FINAL_STATES, JobEvent

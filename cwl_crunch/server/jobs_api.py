@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from cwl_crunch.client.codec import (
+from cwl_crunch.model.codec import (
     claim_to_dict,
     outcome_from_dict,
     record_to_dict,

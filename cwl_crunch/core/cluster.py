@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from cwl_crunch.client.validation import check_spec
+from cwl_crunch.model.validation import check_spec
 from cwl_crunch.config import Config
 from cwl_crunch.containers import Engine, Images, find_engine
 from cwl_crunch.containers.engine import HOW_TO_GET_ONE

@@ -1,4 +1,4 @@
-"""cwl_crunch.client.codec: job specs to and from JSON-able dicts."""
+"""cwl_crunch.model.codec: job specs to and from JSON-able dicts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cwl_crunch.client.codec import (
+from cwl_crunch.model.codec import (
     mount_from_dict,
     mount_to_dict,
     mounts_from_dict,

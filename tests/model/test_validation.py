@@ -1,4 +1,4 @@
-"""cwl_crunch.client.validation: spec checks that need no cluster."""
+"""cwl_crunch.model.validation: spec checks that need no cluster."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from cwl_crunch.client.validation import check_job_path, check_spec
+from cwl_crunch.model.validation import check_job_path, check_spec
 from cwl_crunch.errors import CrunchError, SubmitError
 from cwl_crunch.model import CollectionMount, JobSpec, LiteralMount
 

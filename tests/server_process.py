@@ -12,8 +12,8 @@ from types import TracebackType
 
 from polling import wait_until
 
-from cwl_crunch.client.embedded import EmbeddedClient
 from cwl_crunch.config import load_config
+from cwl_crunch.core import ClusterCore
 
 PATH = "/usr/local/bin:/usr/bin:/bin"
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,8 +72,11 @@ class ServerProcess:
         self.process.wait()
 
     def create_token(self) -> str:
-        with EmbeddedClient(load_config(home=self.home)) as core:
+        core = ClusterCore(load_config(home=self.home))
+        try:
             return core.create_token()
+        finally:
+            core.close()
 
     def __enter__(self) -> ServerProcess:
         return self.start()

@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING
 
 from cwl_crunch.config import Config
 from cwl_crunch.dispatch.child import READY, WAKE_SIGNAL
-from cwl_crunch.dispatch.processes import this_worker
 
 if TYPE_CHECKING:
-    from cwl_crunch.client.embedded import EmbeddedClient
+    from cwl_crunch.core import ClusterCore
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,22 +37,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    from cwl_crunch.client.embedded import EmbeddedClient  # see cli.main: start-up time
+    from cwl_crunch.core import ClusterCore  # see cli.main: start-up time
     from cwl_crunch.server.job_api import JobApi
 
     # A server's child: its jobs are a server's (see worker/isolation.py).
-    client = EmbeddedClient(config, job_api=args.job_api_url or JobApi,
-                            isolation_required=args.parent is not None)
+    core = ClusterCore(config, job_api=args.job_api_url or JobApi,
+                       isolation_required=args.parent is not None)
     progress = sys.stderr.isatty() and args.parent is None
     stopping = threading.Event()
-    _handle_signals(client, stopping)
+    _handle_signals(core, stopping)
     if args.parent is not None:
         sys.stdout.buffer.write(READY + b"\n")
         sys.stdout.flush()
     try:
-        client.dispatcher.start()
+        core.start_dispatching()
         while not stopping.is_set():
-            queued, running, ended = _counts(client)
+            (queued, running), ended = core.job_counts(), core.jobs_ended_here()
             if progress:
                 print(f"\rjobs: {queued} queued, {running} running here, {ended} ended "
                       "since start", end="", file=sys.stderr, flush=True)
@@ -66,7 +65,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     finally:
         if progress:
             print(file=sys.stderr)
-        client.close()
+        core.close()
     return 0
 
 
@@ -79,21 +78,12 @@ def _say_parent_gone(parent: int, running: int) -> None:
           f"jobs; {running} running here go on to their end", file=sys.stderr, flush=True)
 
 
-def _handle_signals(client: EmbeddedClient, stopping: threading.Event) -> None:
+def _handle_signals(core: ClusterCore, stopping: threading.Event) -> None:
     def wake(signum: int, frame: FrameType | None) -> None:
-        client.dispatcher.wake()
+        core.wake_dispatcher()
 
     def stop(signum: int, frame: FrameType | None) -> None:
         stopping.set()
 
     signal.signal(WAKE_SIGNAL, wake)
     signal.signal(signal.SIGTERM, stop)
-
-
-def _counts(client: EmbeddedClient) -> tuple[int, int, int]:
-    """Queued jobs (any host), jobs running on this host, jobs ended since the start."""
-    from cwl_crunch.records import jobs
-    with client.database.reading() as connection:
-        queued = jobs.count_queued(connection)
-        running = len(jobs.running_on_host(connection, this_worker().host))
-    return queued, running, client.dispatcher.jobs_ended

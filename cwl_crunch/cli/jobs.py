@@ -11,9 +11,9 @@ from typing import Any
 from cwl_crunch.cli.job_tree import render_tree
 from cwl_crunch.cli.table import format_table, human_duration
 from cwl_crunch.client import ClusterClient, JobFilter, JobRecord, open_client
-from cwl_crunch.model.codec import spec_to_dict
 from cwl_crunch.config import Config
 from cwl_crunch.model import EVERY_JOB
+from cwl_crunch.model.codec import spec_to_dict
 
 LOG_FILES = ("worker.txt", "stdout.txt", "stderr.txt")
 

@@ -41,10 +41,13 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if args.database:
         config = config.replace(database_url=args.database)
     if args.action == "create":
-        from cwl_crunch.client.embedded import EmbeddedClient  # see cli.main: start-up time
+        from cwl_crunch.core import ClusterCore  # see cli.main: start-up time
 
-        with EmbeddedClient(config.replace(api_url="", api_token="")) as core:
+        core = ClusterCore(config.replace(api_url="", api_token=""))
+        try:
             print(core.create_token())
+        finally:
+            core.close()
         return 0
     from cwl_crunch.records.tokens import person_tokens, revoke_person_token
 

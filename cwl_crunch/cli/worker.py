@@ -36,19 +36,20 @@ def run(args: argparse.Namespace, config: Config) -> int:
     # side needs neither SQLAlchemy nor FastAPI (see cli.main).
     if config.api_url:
         return _run_handed_over(args.uuid, config)
-    from cwl_crunch.client.embedded import EmbeddedClient
+    from cwl_crunch.core import ClusterCore, EmbeddedClient
     from cwl_crunch.dispatch.processes import this_worker
     from cwl_crunch.server.job_api import JobApi
     from cwl_crunch.worker.isolation import Isolation
-    from cwl_crunch.worker.job_worker import JobWorker
 
-    with EmbeddedClient(config, job_api=JobApi) as client:
+    core = ClusterCore(config, job_api=JobApi)
+    try:
+        client = EmbeddedClient.over(core)
         claim = client.claim_job(args.uuid, this_worker())
         if claim is None:
             return _not_waiting(client, args.uuid, "not waiting to run")
-        worker = JobWorker(client, client.store, config.work, client.job_api_url,
-                           engine=client.engine, isolation=Isolation.of(config))
-        return _report(worker, claim)
+        return _report(core.job_worker(Isolation.of(config)), claim)
+    finally:
+        core.close()
 
 
 def _run_handed_over(uuid: str, config: Config) -> int:

@@ -22,7 +22,7 @@ from cwl_crunch.model import (
 )
 
 if TYPE_CHECKING:
-    from cwl_crunch.client.embedded import JobApiFactory
+    from cwl_crunch.core import JobApiFactory
 
 
 def open_client(config: Config, *, job_api: JobApiFactory | None = None) -> ClusterClient:
@@ -33,7 +33,7 @@ def open_client(config: Config, *, job_api: JobApiFactory | None = None) -> Clus
         from cwl_crunch.client.http import HttpClient
 
         return HttpClient(config)
-    from cwl_crunch.client.embedded import EmbeddedClient
+    from cwl_crunch.core import EmbeddedClient
 
     return EmbeddedClient(config, job_api=job_api)
 

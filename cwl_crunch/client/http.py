@@ -19,18 +19,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cwl_crunch.model.codec import (
-    claim_from_dict,
-    event_from_dict,
-    outcome_to_dict,
-    record_from_dict,
-    spec_to_dict,
-    worker_to_dict,
-)
 from cwl_crunch.client.http_cache import ContentCache
 from cwl_crunch.client.http_events import EventFollower
 from cwl_crunch.client.http_transport import JOB_RECONNECT, Transport
-from cwl_crunch.model.validation import check_spec
 from cwl_crunch.config import Config
 from cwl_crunch.errors import (
     ApiError,
@@ -52,6 +43,15 @@ from cwl_crunch.model import (
     NodeSize,
     WorkerInfo,
 )
+from cwl_crunch.model.codec import (
+    claim_from_dict,
+    event_from_dict,
+    outcome_to_dict,
+    record_from_dict,
+    spec_to_dict,
+    worker_to_dict,
+)
+from cwl_crunch.model.validation import check_spec
 from cwl_crunch.store import Manifest, locator_for
 from cwl_crunch.store.listing import list_entries
 from cwl_crunch.store.locators import manifest_locators, replace_locators, strip_signatures

@@ -17,9 +17,9 @@ from typing import Any
 
 import httpx
 
-from cwl_crunch.model.codec import event_from_dict, record_from_dict
 from cwl_crunch.client.http_transport import Transport, decode, error_of, server_sent_events
 from cwl_crunch.model import FINAL_STATES, JobRecord
+from cwl_crunch.model.codec import event_from_dict, record_from_dict
 
 _READ_TIMEOUT = 40.0
 """Seconds without a byte before the stream counts as dropped (the server sends a

@@ -1,4 +1,9 @@
-"""The embedded cluster: records, store and local dispatcher in this process.
+"""The cluster core: records, store, dispatchers and container engine, in this process.
+
+Everything that serves a cluster goes through one ``ClusterCore``: the embedded client
+(core.embedded) is a thin ClusterClient over it, and ``cwl-crunch server`` serves the
+same core through the same methods. Nothing outside ``core/`` touches its records
+database or its store (tests/test_layers.py keeps it so).
 
 Several processes may open the same cluster home at once; the records database is the
 only thing they share, and every decision that must not be taken twice (claiming a job,
@@ -8,7 +13,6 @@ reusing or joining a twin) is taken inside one of its write transactions.
 from __future__ import annotations
 
 import atexit
-import copy
 import dataclasses
 import threading
 import time
@@ -16,12 +20,11 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from cwl_crunch.model.validation import check_spec
 from cwl_crunch.config import Config
 from cwl_crunch.containers import Engine, Images, find_engine
 from cwl_crunch.containers.engine import HOW_TO_GET_ONE
 from cwl_crunch.dispatch import dispatcher_class
-from cwl_crunch.dispatch.base import Dispatcher
+from cwl_crunch.dispatch.base import ClusterParts, Dispatcher
 from cwl_crunch.dispatch.child import ChildProcessDispatcher
 from cwl_crunch.dispatch.local import LocalDispatcher
 from cwl_crunch.dispatch.processes import terminate_group, this_worker
@@ -29,7 +32,6 @@ from cwl_crunch.dispatch.split import SplitDispatcher
 from cwl_crunch.errors import ContainerError, StoreError, SubmitError
 from cwl_crunch.model import (
     Claim,
-    ClusterClient,
     CollectionEntry,
     CollectionMount,
     JobEvent,
@@ -41,18 +43,19 @@ from cwl_crunch.model import (
     NodeSize,
     WorkerInfo,
 )
+from cwl_crunch.model.validation import check_spec
 from cwl_crunch.records import jobs
 from cwl_crunch.records.database import Database
 from cwl_crunch.records.reuse_key import reuse_key
-from cwl_crunch.records.tokens import create_token, resolve_token
-from cwl_crunch.store import CollectionStore
+from cwl_crunch.records.tokens import create_token, is_revoked, resolve_token
+from cwl_crunch.store import CollectionStore, Manifest
 from cwl_crunch.worker.isolation import Isolation, check_isolation
 from cwl_crunch.worker.job_worker import JobWorker
 
 
 class JobApi(Protocol):
     """The HTTP API of this cluster, served from this process to the jobs it runs (made
-    by server.job_api: the client layer cannot import the server's)."""
+    by server.job_api: the core cannot import the server's)."""
 
     @property
     def url(self) -> str: ...
@@ -60,10 +63,10 @@ class JobApi(Protocol):
     def close(self) -> None: ...
 
 
-JobApiFactory = Callable[["EmbeddedClient"], JobApi]
+JobApiFactory = Callable[["ClusterCore"], JobApi]
 
 
-class EmbeddedClient(ClusterClient):
+class ClusterCore:
     def __init__(self, config: Config, *, job_api: str | JobApiFactory | None = None,
                  dispatch_in_child: bool = False, serve_url: str | None = None,
                  isolation_required: bool = False) -> None:
@@ -84,7 +87,6 @@ class EmbeddedClient(ClusterClient):
         self.database = Database(config.database)
         self.store = CollectionStore(config.store)
         self.store.on_damage = self._record_damage
-        self._parent_uuid = self._token_job(config.api_token)
         self._changed = threading.Condition()
         engine_url = find_engine(config.container_engine)
         self.engine = Engine(engine_url) if engine_url else None
@@ -92,9 +94,8 @@ class EmbeddedClient(ClusterClient):
         self._job_api = job_api
         self._serving: JobApi | None = None
         self._serving_lock = threading.Lock()
-        worker = JobWorker(self, self.store, config.work, self.job_api_url,
-                           recycle_dirs=True, engine=self.engine, isolation=isolation)
-        self.dispatcher: Dispatcher = LocalDispatcher(self.database, config, self,
+        worker = self.job_worker(isolation, recycle_dirs=True)
+        self.dispatcher: Dispatcher = LocalDispatcher(self.database, config, worker.client,
                                                       self.store, worker)
         if dispatch_in_child:
             # A factory's API would be the child's own (cli.dispatch serves it there).
@@ -102,11 +103,21 @@ class EmbeddedClient(ClusterClient):
                 self.dispatcher, {**cluster_environment(config), **_isolation_settings(config)},
                 job_api if isinstance(job_api, str) else None)
         if serve_url is not None and config.dispatcher != "local":
-            whole = dispatcher_class(config.dispatcher).for_server(self, serve_url)
+            parts = ClusterParts(config, self.database, self.store, self.notify_changed)
+            whole = dispatcher_class(config.dispatcher).for_server(parts, serve_url)
             self.dispatcher = SplitDispatcher(self.dispatcher, whole)
         self._closed = False
         self.dispatcher.reap_orphans()
         atexit.register(self.close)
+
+    def job_worker(self, isolation: Isolation, *, recycle_dirs: bool = False) -> JobWorker:
+        """A worker for this cluster's jobs in this process. It reaches the cluster as
+        any worker does, through a ClusterClient: here the one over this core."""
+        from cwl_crunch.core.embedded import EmbeddedClient  # a module that imports this
+
+        return JobWorker(EmbeddedClient.over(self), self.store, self.config.work,
+                         self.job_api_url, recycle_dirs=recycle_dirs, engine=self.engine,
+                         isolation=isolation)
 
     def job_api_url(self) -> str | None:
         """Where the jobs this process runs reach this cluster's API. Asked by the worker
@@ -119,16 +130,8 @@ class EmbeddedClient(ClusterClient):
                 self._serving = self._job_api(self)
             return self._serving.url
 
-    def as_caller(self, job_uuid: str | None) -> EmbeddedClient:
-        """This cluster as another caller sees it (the server serves each request so):
-        jobs it submits become ``job_uuid``'s children. Shares everything; closing the
-        view closes nothing."""
-        view = copy.copy(self)
-        view._parent_uuid = job_uuid
-        view._closed = True
-        return view
-
-    def _token_job(self, token: str) -> str | None:
+    def token_job(self, token: str) -> str | None:
+        """The job whose token ``token`` is (None for a person's); TokenError if none."""
         if not token:
             return None
         with self.database.reading() as connection:
@@ -145,7 +148,9 @@ class EmbeddedClient(ClusterClient):
             return create_token(connection, self.cluster_id)
 
     # Jobs -------------------------------------------------------------------------
-    def submit(self, spec: JobSpec) -> JobRecord:
+    def submit(self, spec: JobSpec, *, parent_uuid: str | None = None) -> JobRecord:
+        """Create a job below ``parent_uuid`` (None: a person's), or reuse or join
+        identical work."""
         check_spec(spec)
         self.dispatcher.check_fits(spec)
         self._check_mounts(spec)
@@ -155,7 +160,7 @@ class EmbeddedClient(ClusterClient):
             self._verify_reusable(key)
         with self.database.writing() as connection:
             record = jobs.to_record(jobs.insert_job(
-                connection, self.cluster_id, spec, parent_uuid=self._parent_uuid,
+                connection, self.cluster_id, spec, parent_uuid=parent_uuid,
                 key=key, output_problem=self.store.damage_of, image_digest=digest,
             ))
         self.notify_changed()
@@ -205,21 +210,21 @@ class EmbeddedClient(ClusterClient):
                 except StoreError as error:
                     raise SubmitError(f"mount {target!r}: {error}") from None
 
-    def start_own_job(self, spec: JobSpec, worker: WorkerInfo) -> Claim:
+    def start_own_job(self, spec: JobSpec, worker: WorkerInfo, *,
+                      parent_uuid: str | None = None) -> Claim:
+        """Record work ``worker`` does itself as a job below ``parent_uuid``, Running
+        at once (see ClusterClient.start_own_job)."""
         spec = dataclasses.replace(spec, reuse=False)
         check_spec(spec)
         with self.database.writing() as connection:
             row = jobs.insert_job(connection, self.cluster_id, spec,
-                                  parent_uuid=self._parent_uuid, key=reuse_key(spec),
+                                  parent_uuid=parent_uuid, key=reuse_key(spec),
                                   output_problem=self.store.damage_of)
             jobs.claim(connection, row["uuid"], JobState.QUEUED, worker, self_run=True)
             token = create_token(connection, self.cluster_id, row["uuid"])
             claim = Claim(jobs.to_record(jobs.get_job(connection, row["uuid"])), token)
         self.notify_changed()
         return claim
-
-    def caller_job(self) -> str | None:
-        return self._parent_uuid
 
     def get_job(self, uuid: str) -> JobRecord:
         with self.database.reading() as connection:
@@ -268,13 +273,36 @@ class EmbeddedClient(ClusterClient):
             with self._changed:
                 self._changed.wait(min(self.config.poll_interval, remaining))
 
+    def comparable_event_id(self, after: int) -> int:
+        """``after`` as the events table can compare it: PostgreSQL refuses a number
+        wider than the id column (a 500), and no id is larger than that column holds."""
+        return self.database.comparable_event_id(after)
+
+    def token_revoked(self, token_uuid: str) -> bool:
+        with self.database.reading() as connection:
+            return is_revoked(connection, token_uuid)
+
     def last_event_id(self) -> int:
         with self.database.reading() as connection:
             return jobs.last_event_id(connection)
 
-    def wait(self, uuids: Sequence[str], timeout: float | None = None) -> list[JobRecord]:
+    def start_dispatching(self) -> None:
+        """Start the queued jobs (idempotent): at a server's start, and before waiting."""
         self.dispatcher.start()
-        return super().wait(uuids, timeout)
+
+    def wake_dispatcher(self) -> None:
+        """Jobs were queued or resources freed elsewhere: look again soon."""
+        self.dispatcher.wake()
+
+    def jobs_ended_here(self) -> int:
+        """Jobs this process's dispatcher ran to their end (for progress lines)."""
+        return self.dispatcher.jobs_ended
+
+    def job_counts(self) -> tuple[int, int]:
+        """Queued jobs (any host) and jobs running on this host."""
+        with self.database.reading() as connection:
+            return (jobs.count_queued(connection),
+                    len(jobs.running_on_host(connection, this_worker().host)))
 
     # Collections --------------------------------------------------------------------
     def put_paths(self, paths: Sequence[Path]) -> str:
@@ -291,6 +319,40 @@ class EmbeddedClient(ClusterClient):
 
     def has_collection(self, pdh: str) -> bool:
         return self.store.has_collection(pdh)
+
+    def entry(self, pdh: str, path: str = "") -> CollectionEntry:
+        """The file or directory at ``path``; CollectionNotFound, PathNotFound."""
+        return self.store.entry(pdh, path)
+
+    def manifest(self, pdh: str) -> Manifest:
+        return self.store.manifest(pdh)
+
+    def manifest_text(self, pdh: str) -> bytes:
+        return self.store.manifest_text(pdh)
+
+    def put_manifest(self, text: bytes) -> str:
+        """Store a manifest whose blocks are all here; returns its PDH."""
+        pdh: str = self.store.put_manifest(text)
+        return pdh
+
+    @property
+    def block_size(self) -> int:
+        """The largest block this cluster stores."""
+        return self.store.block_size
+
+    def missing_blocks(self, locators: Sequence[str]) -> list[str]:
+        """Those of ``locators`` whose blocks this cluster does not hold."""
+        return list(self.store.missing_blocks(locators))
+
+    def put_block(self, data: bytes) -> str:
+        """Store one block; returns its (unsigned) locator."""
+        locator: str = self.store.put_block(data)
+        return locator
+
+    def read_block(self, locator: str, pdh: str) -> bytes:
+        """A block of collection ``pdh``, verified against its hash."""
+        block: bytes = self.store.read_block(locator, pdh)
+        return block
 
     # Worker side ----------------------------------------------------------------------
     def claim_job(self, uuid: str, worker: WorkerInfo) -> Claim | None:

@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import abc
+import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from cwl_crunch.errors import ConfigError
 from cwl_crunch.model import JobSpec, NodeSize
 
 if TYPE_CHECKING:
-    from cwl_crunch.client.embedded import EmbeddedClient
+    from cwl_crunch.config import Config
+    from cwl_crunch.records.database import Database
+    from cwl_crunch.store import CollectionStore
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterParts:
+    """What a dispatcher works with: the cluster's config, records and store (the
+    core owns them and hands them down), and how to tell the core's waiters that
+    records changed."""
+
+    config: Config
+    database: Database
+    store: CollectionStore
+    notify_changed: Callable[[], None]
 
 
 class Dispatcher(abc.ABC):
@@ -20,9 +36,9 @@ class Dispatcher(abc.ABC):
     """Jobs this dispatcher ran to their end (for progress displays)."""
 
     @classmethod
-    def for_server(cls, core: EmbeddedClient, api_url: str) -> Dispatcher:
+    def for_server(cls, cluster: ClusterParts, api_url: str) -> Dispatcher:
         """This dispatcher for the whole-core jobs of a ``cwl-crunch server`` over
-        ``core``; its workers report to ``api_url``."""
+        ``cluster``; its workers report to ``api_url``."""
         raise ConfigError(f"the {cls.name} dispatcher cannot run a server's jobs")
 
     @abc.abstractmethod

@@ -28,11 +28,10 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from cwl_crunch.config import ENV_PREFIX, Config
 from cwl_crunch.dispatch import slurm_commands as commands
-from cwl_crunch.dispatch.base import Dispatcher
+from cwl_crunch.dispatch.base import ClusterParts, Dispatcher
 from cwl_crunch.dispatch.processes import cli_command
 from cwl_crunch.dispatch.slurm_commands import slurm_output_path
 from cwl_crunch.dispatch.slurm_tracking import (
@@ -49,9 +48,6 @@ from cwl_crunch.model import Claim, EndReason, JobOutcome, JobSpec, JobState, No
 from cwl_crunch.records import jobs
 from cwl_crunch.records.tokens import create_token
 from cwl_crunch.worker.job_worker import salvage_logs
-
-if TYPE_CHECKING:
-    from cwl_crunch.client.embedded import EmbeddedClient
 
 logger = logging.getLogger(__name__)
 
@@ -96,9 +92,9 @@ def worker_environment(config: Config, api_url: str, token: str) -> dict[str, st
 class SlurmDispatcher(Dispatcher):
     name = "slurm"
 
-    def __init__(self, core: EmbeddedClient, api_url: str) -> None:
-        self._core = core
-        self._config = core.config
+    def __init__(self, cluster: ClusterParts, api_url: str) -> None:
+        self._core = cluster
+        self._config = cluster.config
         self._api_url = api_url
         self._extra = shlex.split(self._config.slurm_options)
         self._environment = {name: value for name, value in os.environ.items()
@@ -114,8 +110,8 @@ class SlurmDispatcher(Dispatcher):
         slurm_output_path(self._config.work, "x").parent.mkdir(parents=True, exist_ok=True)
 
     @classmethod
-    def for_server(cls, core: EmbeddedClient, api_url: str) -> SlurmDispatcher:
-        return cls(core, api_url)
+    def for_server(cls, cluster: ClusterParts, api_url: str) -> SlurmDispatcher:
+        return cls(cluster, api_url)
 
     def check_fits(self, spec: JobSpec) -> None:
         # What SLURM can never run, sbatch refuses: the job then fails at once with

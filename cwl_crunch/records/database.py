@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import (
+    BigInteger,
     Connection,
     Engine,
     Table,
@@ -45,7 +46,14 @@ from sqlalchemy.pool import StaticPool
 from cwl_crunch.errors import RecordsError, SchemaVersionError
 from cwl_crunch.model import EndReason, JobState
 from cwl_crunch.records.file_lock import WriterLock
-from cwl_crunch.records.models import SCHEMA_VERSION, Base, BlockUpload, Meta, Upload
+from cwl_crunch.records.models import (
+    SCHEMA_VERSION,
+    Base,
+    BlockUpload,
+    Event,
+    Meta,
+    Upload,
+)
 
 Migration = Callable[[Connection], None]
 
@@ -192,6 +200,13 @@ class Database:
             yield
         finally:
             self._local.connection = None
+
+    def comparable_event_id(self, event_id: int) -> int:
+        """``event_id`` as the events table can compare it: PostgreSQL refuses a number
+        wider than the id column (a 500), and no id is larger than that column holds."""
+        if self._is_sqlite or isinstance(Event.__table__.c.id.type, BigInteger):
+            return event_id
+        return min(event_id, (1 << 31) - 1)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -14,7 +14,6 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Row, Table, bindparam, func, insert, or_, select, update
 
-from cwl_crunch.model.codec import mounts_from_dict, mounts_to_dict
 from cwl_crunch.errors import JobNotFound
 from cwl_crunch.model import (
     FINAL_STATES,
@@ -27,6 +26,7 @@ from cwl_crunch.model import (
     WorkerInfo,
     check_transition,
 )
+from cwl_crunch.model.codec import mounts_from_dict, mounts_to_dict
 from cwl_crunch.records.ids import new_uuid
 from cwl_crunch.records.models import Event, Job
 from cwl_crunch.records.tokens import revoke_job_tokens

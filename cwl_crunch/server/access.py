@@ -14,7 +14,7 @@ from typing import cast
 from fastapi import HTTPException
 from sqlalchemy import Connection, Table, insert, select
 
-from cwl_crunch.client.embedded import EmbeddedClient
+from cwl_crunch.core import ClusterCore
 from cwl_crunch.errors import JobNotFound
 from cwl_crunch.records.models import Job, Upload
 from cwl_crunch.server.auth import Caller
@@ -25,7 +25,7 @@ _CACHE_LIMIT = 100_000
 
 
 class Access:
-    def __init__(self, core: EmbeddedClient) -> None:
+    def __init__(self, core: ClusterCore) -> None:
         self._core = core
         self._allowed: set[tuple[str, str]] = set()
         self._lock = threading.Lock()

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cwl_crunch import errors
-from cwl_crunch.client.embedded import EmbeddedClient
+from cwl_crunch.core import ClusterCore
 from cwl_crunch.server import collections_api, events_api, jobs_api, logs_api, web
 from cwl_crunch.server.access import Access
 from cwl_crunch.server.auth import Caller, caller, core_of, person
@@ -49,7 +49,7 @@ def status_of(error: errors.CrunchError) -> int:
     return next(code for kind, code in STATUS if isinstance(error, kind))
 
 
-def create_app(core: EmbeddedClient) -> FastAPI:
+def create_app(core: ClusterCore) -> FastAPI:
     app = FastAPI(title="cwl-crunch", version=API_VERSION,
                   description="Jobs, collections and job events of one cwl-crunch cluster.")
     app.state.core = core

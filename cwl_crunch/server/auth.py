@@ -6,7 +6,7 @@ import dataclasses
 
 from fastapi import Header, HTTPException, Request
 
-from cwl_crunch.client.embedded import EmbeddedClient
+from cwl_crunch.core import ClusterCore
 from cwl_crunch.errors import TokenError
 from cwl_crunch.records.tokens import resolve_token
 
@@ -22,8 +22,8 @@ class Caller:
         return self.job_uuid is None
 
 
-def core_of(request: Request) -> EmbeddedClient:
-    core: EmbeddedClient = request.app.state.core
+def core_of(request: Request) -> ClusterCore:
+    core: ClusterCore = request.app.state.core
     return core
 
 

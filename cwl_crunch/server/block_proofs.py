@@ -20,7 +20,7 @@ from typing import cast
 
 from sqlalchemy import Table, insert, select
 
-from cwl_crunch.client.embedded import EmbeddedClient
+from cwl_crunch.core import ClusterCore
 from cwl_crunch.records.blob_signing import BlobSigner, signer_for
 from cwl_crunch.records.models import BlockUpload
 from cwl_crunch.server.auth import Caller
@@ -33,7 +33,7 @@ _LOOKUP_BATCH = 500
 
 
 class BlockProofs:
-    def __init__(self, core: EmbeddedClient) -> None:
+    def __init__(self, core: ClusterCore) -> None:
         config = core.config
         self.signer: BlobSigner = signer_for(config.home, config.blob_signing_key,
                                              config.blob_signature_ttl)

@@ -49,7 +49,7 @@ def missing_blocks(request: Request, body: LocatorsBody, who: Who) -> dict[str, 
     named = list(dict.fromkeys(split_signature(locator)[0] for locator in body.locators))
     unproven = proofs.unproven(who, body.locators)
     proven = [locator for locator in named if locator not in unproven]
-    absent = set(core_of(request).store.missing_blocks(proven))
+    absent = set(core_of(request).missing_blocks(proven))
     return {"missing": [locator for locator in named
                         if locator in unproven or locator in absent],
             "signed": {locator: proofs.sign(who, locator)
@@ -64,9 +64,9 @@ async def put_block(request: Request, locator: str, who: Who) -> dict[str, str]:
     proves the caller holds them, also when the server had the block already: the
     answer is the locator signed for the caller."""
     _, length = parse_locator(locator)
-    store = core_of(request).store
-    if length > store.block_size:
-        raise HTTPException(413, f"block {locator} is larger than {store.block_size} bytes")
+    core = core_of(request)
+    if length > core.block_size:
+        raise HTTPException(413, f"block {locator} is larger than {core.block_size} bytes")
     data = bytearray()
     async for chunk in request.stream():
         data += chunk
@@ -74,7 +74,7 @@ async def put_block(request: Request, locator: str, who: Who) -> dict[str, str]:
             raise HTTPException(400, f"block {locator}: the body is longer than {length}")
     if locator_for(data) != locator:
         raise HTTPException(400, f"block {locator}: the body hashes to {locator_for(data)}")
-    await run_in_threadpool(store.put_block, bytes(data))
+    await run_in_threadpool(core.put_block, bytes(data))
     await run_in_threadpool(proofs_of(request).note_upload, who, locator)
     return {"locator": proofs_of(request).sign(who, locator)}
 
@@ -106,7 +106,7 @@ def _store_proven_manifest(request: Request, who: Caller, text: bytes) -> str:
                                  f"this token's to use: {reason} ({len(unproven)} such "
                                  "block(s); name each as the cluster signed it for this "
                                  "token, or upload its bytes with PUT /blocks/<locator>)")
-    stored: str = core_of(request).store.put_manifest(bare_text)
+    stored: str = core_of(request).put_manifest(bare_text)
     return stored
 
 
@@ -116,7 +116,7 @@ def check_readable(request: Request, who: Caller, pdh: str) -> None:
     PDH of a small file is as easy to guess as its block's locator)."""
     parse_pdh(pdh)
     access_of(request).check_collection(who, pdh)
-    core_of(request).store.manifest_text(pdh)  # CollectionNotFound: a 404
+    core_of(request).manifest_text(pdh)  # CollectionNotFound: a 404
 
 
 @router.get("/collections/{pdh}", response_model=None)
@@ -132,7 +132,7 @@ def get_manifest(request: Request, pdh: str, who: Who) -> Response:
     """The manifest with its locators signed for the caller (its PDH is that of the text
     with the signatures stripped)."""
     check_readable(request, who, pdh)
-    text = core_of(request).store.manifest_text(pdh)
+    text = core_of(request).manifest_text(pdh)
     return Response(proofs_of(request).sign_manifest(who, text), media_type="text/plain")
 
 
@@ -141,7 +141,7 @@ def list_entries(request: Request, pdh: str, who: Who,
                  path: Annotated[str, Query(max_length=4096)] = "") -> list[dict[str, Any]]:
     """Files and directories below ``path``, recursively, sorted."""
     check_readable(request, who, pdh)
-    return [entry_to_dict(entry) for entry in core_of(request).store.list(pdh, path)]
+    return [entry_to_dict(entry) for entry in core_of(request).list_collection(pdh, path)]
 
 
 @router.get("/collections/{pdh}/blocks/{locator}", response_class=Response,
@@ -150,7 +150,7 @@ def get_block(request: Request, pdh: str, locator: str, who: Who) -> Response:
     """One block of the collection, verified."""
     check_readable(request, who, pdh)
     parse_locator(locator)
-    store = core_of(request).store
-    if not any(locator in file.locators for file in store.manifest(pdh).files()):
+    core = core_of(request)
+    if not any(locator in file.locators for file in core.manifest(pdh).files()):
         raise HTTPException(404, f"collection {pdh} has no block {locator}")
-    return Response(store.read_block(locator, pdh), media_type=OCTETS)
+    return Response(core.read_block(locator, pdh), media_type=OCTETS)

@@ -13,15 +13,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import BigInteger
 from starlette.concurrency import run_in_threadpool
 
-from cwl_crunch.model.codec import event_to_dict, record_to_dict
-from cwl_crunch.client.embedded import EmbeddedClient
+from cwl_crunch.core import ClusterCore
 from cwl_crunch.errors import CrunchError
 from cwl_crunch.model import FINAL_STATES, JobEvent
-from cwl_crunch.records.jobs import EVENTS
-from cwl_crunch.records.tokens import is_revoked
+from cwl_crunch.model.codec import event_to_dict, record_to_dict
 from cwl_crunch.server.auth import Caller, caller, core_of
 from cwl_crunch.server.block_proofs import BlockProofs
 from cwl_crunch.server.jobs_api import access_of
@@ -43,18 +40,8 @@ MAX_ID = (1 << 63) - 1
 """The largest ``after`` taken: no database compares with a larger number (a 500)."""
 
 
-def _comparable(core: EmbeddedClient, after: int) -> int:
-    """``after`` as the events table can compare it: PostgreSQL refuses a number wider
-    than the id column (a 500), and no id is larger than that column holds anyway."""
-    if core.database.engine.dialect.name == "sqlite" or isinstance(EVENTS.c.id.type,
-                                                                   BigInteger):
-        return after
-    return min(after, (1 << 31) - 1)
-
-
-def _revoked(core: EmbeddedClient, who: Caller) -> bool:
-    with core.database.reading() as connection:
-        return is_revoked(connection, who.token_uuid)
+def _revoked(core: ClusterCore, who: Caller) -> bool:
+    return core.token_revoked(who.token_uuid)
 
 
 def _visible(request: Request, who: Caller, events: list[JobEvent]) -> list[JobEvent]:
@@ -86,7 +73,7 @@ def _after(after: int | None, last_event_id: str | None) -> int:
     return value
 
 
-def _final_records(core: EmbeddedClient, events: list[JobEvent],
+def _final_records(core: ClusterCore, events: list[JobEvent],
                    sign: Callable[[bytes], bytes]) -> dict[int, dict[str, Any]]:
     """What the final events carry, by event id: the job's record (a waiter needs no
     second request) and, when it is small, its output (see INLINE_OUTPUT_BYTES), its
@@ -104,18 +91,18 @@ def _final_records(core: EmbeddedClient, events: list[JobEvent],
     return carried
 
 
-def _small_output(core: EmbeddedClient, pdh: str,
+def _small_output(core: ClusterCore, pdh: str,
                   sign: Callable[[bytes], bytes]) -> dict[str, Any] | None:
     """The output collection's manifest and blocks (base64), if they are small together;
     None otherwise, or when a block does not check out (a reader is then told by the
     block's own request). Whoever may see a job's events may read its output."""
     try:
-        text = core.store.manifest_text(pdh)
+        text = core.manifest_text(pdh)
         locators = sorted({locator for file in Manifest.from_text(text).files()
                            for locator in file.locators})
         if len(text) + sum(parse_locator(loc)[1] for loc in locators) > INLINE_OUTPUT_BYTES:
             return None
-        blocks = {loc: base64.b64encode(core.store.read_block(loc, pdh)).decode()
+        blocks = {loc: base64.b64encode(core.read_block(loc, pdh)).decode()
                   for loc in locators}
     except CrunchError:
         return None
@@ -130,7 +117,7 @@ def events(request: Request, who: Who,
     ``last`` is the id to ask after next time (events a job's token may not see are
     skipped, not repeated)."""
     core = core_of(request)
-    found = core.events(_comparable(core, after), timeout)
+    found = core.events(core.comparable_event_id(after), timeout)
     last = found[-1].id if found else after
     return {"events": [event_to_dict(e) for e in _visible(request, who, found)], "last": last}
 
@@ -152,7 +139,7 @@ async def stream(request: Request, who: Who,
     and base64 ``blocks`` by locator). The stream of a job's token ends soon after the
     job does (its token is then revoked)."""
     core = core_of(request)
-    start = _comparable(core, _after(after, last_event_id))
+    start = core.comparable_event_id(_after(after, last_event_id))
     proofs: BlockProofs = request.app.state.proofs
 
     def sign(text: bytes) -> bytes:

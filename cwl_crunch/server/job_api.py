@@ -7,10 +7,10 @@ through the API at CWL_CRUNCH_API_URL with the job's own token, which server.acc
 limits to the job's subtree and the collections it was given or made. The process that
 runs the jobs serves that API (the same app as ``cwl-crunch server``) on a free port of
 127.0.0.1; ``_sdk.connect``, the runner and ``cwl-crunch dispatch``/``worker`` hand this
-class to their EmbeddedClient as its ``job_api`` factory (the client layer cannot import
+class to their ClusterCore as its ``job_api`` factory (the client layer cannot import
 the server's).
 
-Cheap until a job uses it: the EmbeddedClient makes one when its first job starts, which
+Cheap until a job uses it: the ClusterCore makes one when its first job starts, which
 only binds the socket (well under a millisecond), so a job may connect at once (the
 kernel queues the connection in the listen backlog). Importing FastAPI and uvicorn takes
 about 1 s of CPU on the 2-core test machine, in a process that is busy running jobs: that
@@ -34,7 +34,7 @@ from cwl_crunch.server.sockets import bound_socket
 if TYPE_CHECKING:
     import uvicorn
 
-    from cwl_crunch.client.embedded import EmbeddedClient
+    from cwl_crunch.core import ClusterCore
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class JobApi:
     """The API over ``core`` on 127.0.0.1, served from a thread from the first
     connection on. ``url``: where the jobs reach it."""
 
-    def __init__(self, core: EmbeddedClient) -> None:
+    def __init__(self, core: ClusterCore) -> None:
         self._core = core
         self._sock = bound_socket("127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"

@@ -8,13 +8,13 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
+from cwl_crunch.model import ALL_STATES, JOB_PAGE_LIMIT, JobFilter, JobRecord, WorkerInfo
 from cwl_crunch.model.codec import (
     claim_to_dict,
     outcome_from_dict,
     record_to_dict,
     spec_from_dict,
 )
-from cwl_crunch.model import ALL_STATES, JOB_PAGE_LIMIT, JobFilter, JobRecord, WorkerInfo
 from cwl_crunch.server.access import Access
 from cwl_crunch.server.auth import Caller, caller, core_of, person
 from cwl_crunch.server.schemas import (
@@ -56,7 +56,7 @@ def submit(request: Request, body: JobSpecBody, who: Who) -> dict[str, Any]:
     """Create a job (or reuse or join identical work). A job's token makes it the parent."""
     _check_mounts(request, who, body)
     spec = spec_from_dict(body.model_dump())
-    return record_to_dict(core_of(request).as_caller(who.job_uuid).submit(spec))
+    return record_to_dict(core_of(request).submit(spec, parent_uuid=who.job_uuid))
 
 
 @router.post("/jobs/own", response_model=None, status_code=201)
@@ -65,7 +65,8 @@ def start_own_job(request: Request, body: OwnJobBody, who: Who) -> dict[str, Any
     _check_mounts(request, who, body.spec)
     spec = spec_from_dict(body.spec.model_dump())
     worker = WorkerInfo(**body.worker.model_dump())
-    return claim_to_dict(core_of(request).as_caller(who.job_uuid).start_own_job(spec, worker))
+    return claim_to_dict(core_of(request).start_own_job(
+        spec, worker, parent_uuid=who.job_uuid))
 
 
 @router.get("/caller", response_model=None)

@@ -22,7 +22,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
-from cwl_crunch.client.embedded import EmbeddedClient
+from cwl_crunch.core import ClusterCore
 from cwl_crunch.errors import PathNotFound
 from cwl_crunch.model import JobRecord
 from cwl_crunch.server.auth import Caller, caller, core_of
@@ -72,7 +72,7 @@ def job_log(request: Request, uuid: str, name: str, who: Who,
     }
 
 
-def _read_log(core: EmbeddedClient, record: JobRecord, name: str, offset: int,
+def _read_log(core: ClusterCore, record: JobRecord, name: str, offset: int,
               limit: int) -> tuple[JobRecord, LogChunk]:
     """The chunk, and the record as it was when the chunk was read."""
     if record.log_pdh is None and not record.finished:
@@ -129,10 +129,10 @@ def _open_inside(path: Path, root: Path) -> Iterator[Any]:
         yield file
 
 
-def _read_stored(core: EmbeddedClient, pdh: str, name: str, offset: int,
+def _read_stored(core: ClusterCore, pdh: str, name: str, offset: int,
                  limit: int) -> LogChunk:
     """From the log collection: only the blocks that hold the bytes asked for."""
-    found = core.store.manifest(pdh).file(name)
+    found = core.manifest(pdh).file(name)
     if found is None:
         return LogChunk(b"", "collection", 0)
     data, start = bytearray(), 0
@@ -140,7 +140,7 @@ def _read_stored(core: EmbeddedClient, pdh: str, name: str, offset: int,
         length = parse_locator(locator)[1]
         end = start + length
         if end > offset and len(data) < limit:
-            block = core.store.read_block(locator, pdh)
+            block = core.read_block(locator, pdh)
             data += block[max(offset - start, 0):]
         start = end
     return LogChunk(bytes(data[:limit]), "collection", found.size)
@@ -172,11 +172,11 @@ def _complete_characters(data: bytes) -> bytes:
 def download(request: Request, pdh: str, path: str, who: Who) -> StreamingResponse:
     """One file of a collection, streamed block by block (each verified), as a download."""
     check_readable(request, who, pdh)
-    store = core_of(request).store
-    entry = store.entry(pdh, path)
+    core = core_of(request)
+    entry = core.entry(pdh, path)
     if entry.kind != "file":
         raise PathNotFound(f"{path!r} of collection {pdh} is a directory, not a file")
-    chunks = store.open_file(pdh, entry.path)
+    chunks = core.read_file(pdh, entry.path)
     filename = entry.path.rsplit("/", 1)[-1]
     fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_"
                        for c in filename)

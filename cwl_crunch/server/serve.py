@@ -9,8 +9,8 @@ from types import TracebackType
 
 import uvicorn
 
-from cwl_crunch.client.embedded import EmbeddedClient
 from cwl_crunch.config import Config
+from cwl_crunch.core import ClusterCore
 from cwl_crunch.errors import ConfigError
 from cwl_crunch.server.app import create_app
 from cwl_crunch.server.http_limits import MAX_HEAD, LimitedH11Protocol
@@ -24,19 +24,19 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def open_core(config: Config, url: str, *, dispatch_in_child: bool = True) -> EmbeddedClient:
+def open_core(config: Config, url: str, *, dispatch_in_child: bool = True) -> ClusterCore:
     """The cluster behind the API, its jobs run by a child process (see dispatch.child)
     and, with a dispatcher other than local, by that one; their programs reach it
     through the API too."""
-    core = EmbeddedClient(config, job_api=url,
-                          dispatch_in_child=dispatch_in_child, serve_url=url)
+    core = ClusterCore(config, job_api=url, dispatch_in_child=dispatch_in_child,
+                       serve_url=url)
     # At once, not at the first submission: jobs queued (or handed to SLURM) before a
     # restart must go on.
-    core.dispatcher.start()
+    core.start_dispatching()
     return core
 
 
-def make_server(core: EmbeddedClient, *, grace: int) -> uvicorn.Server:
+def make_server(core: ClusterCore, *, grace: int) -> uvicorn.Server:
     """The app over ``core``, ready to run on sockets bound by ``bound_socket``; requests
     over the limits of ``server.http_limits`` are answered there."""
     return uvicorn.Server(uvicorn.Config(create_app(core), log_level="warning",

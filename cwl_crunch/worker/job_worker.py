@@ -103,7 +103,7 @@ class JobWorker:
         state (default: in namespaces of their own, hiding nothing; see
         worker/isolation.py)."""
         self._publish = publish
-        self._client = client
+        self.client = client
         self.engine = engine
         self._store = store
         self._dirs = JobDirs(work_root, pooled=recycle_dirs)
@@ -168,7 +168,7 @@ class JobWorker:
         job_run.command = started
         if spec.time_limit is not None:
             job_run.deadline = time.monotonic() + spec.time_limit
-        if self._client.set_job_process(job.uuid, started.process.pid, started.ticks):
+        if self.client.set_job_process(job.uuid, started.process.pid, started.ticks):
             # Cancelled before the canceller could see this process group: stop it here.
             terminate_group(started.process.pid, started.ticks)
 
@@ -213,7 +213,7 @@ class JobWorker:
             for pdh in (outcome.output_pdh, log_pdh):
                 if pdh is not None:
                     self._publish(self._store.manifest_text(pdh))
-        record = self._client.finish_job(
+        record = self.client.finish_job(
             job_run.uuid, dataclasses.replace(outcome, log_pdh=log_pdh))
         self._dirs.release(job_run.host_dir)
         return record

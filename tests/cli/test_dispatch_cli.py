@@ -7,19 +7,19 @@ import sys
 
 import cwl_crunch
 from cwl_crunch.cli.main import main
-from cwl_crunch.client.embedded import EmbeddedClient
 from cwl_crunch.config import load_config
+from cwl_crunch.core import EmbeddedClient
 
 
 def test_dispatch_until_idle_runs_what_was_left_queued(tmp_path, monkeypatch):
     home = tmp_path / "home"
     # Submit without ever running a dispatcher: a program that submits and exits.
     program = (
-        "from cwl_crunch.client.embedded import EmbeddedClient\n"
+        "from cwl_crunch.core import EmbeddedClient\n"
         "from cwl_crunch.client import JobSpec\n"
         "from cwl_crunch.config import load_config\n"
         "client = EmbeddedClient(load_config())\n"
-        "client.dispatcher.start = lambda: None\n"
+        "client.core.dispatcher.start = lambda: None\n"
         "for i in range(3):\n"
         "    print(client.submit(JobSpec(('sh', '-c', f'echo {i} > out/n'), cores=0.5)).uuid)\n"
         "client.close()\n"

@@ -21,8 +21,8 @@ from procs import live_processes
 from server_process import ServerProcess
 
 from cwl_crunch.client import JobFilter, JobRecord
-from cwl_crunch.client.embedded import EmbeddedClient
 from cwl_crunch.config import load_config
+from cwl_crunch.core import EmbeddedClient
 from cwl_crunch.records import jobs
 
 STEPS = 6

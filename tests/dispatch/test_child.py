@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from polling import wait_until
 
-from cwl_crunch.client.embedded import EmbeddedClient
 from cwl_crunch.config import load_config
+from cwl_crunch.core import EmbeddedClient
 from cwl_crunch.dispatch.child import ChildProcessDispatcher
 from cwl_crunch.dispatch.processes import is_alive
 from cwl_crunch.model import JobRecord, JobSpec

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cwl_crunch.client.embedded import EmbeddedClient
 from cwl_crunch.config import load_config
+from cwl_crunch.core import EmbeddedClient
 from cwl_crunch.dispatch.base import Dispatcher
 from cwl_crunch.dispatch.split import SplitDispatcher
 from cwl_crunch.errors import SubmitError

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from cwl_crunch.errors import SubmitError
+from cwl_crunch.model import CollectionMount, JobSpec, LiteralMount
 from cwl_crunch.model.codec import (
     mount_from_dict,
     mount_to_dict,
@@ -14,8 +16,6 @@ from cwl_crunch.model.codec import (
     spec_from_dict,
     spec_to_dict,
 )
-from cwl_crunch.errors import SubmitError
-from cwl_crunch.model import CollectionMount, JobSpec, LiteralMount
 
 PDH = "0123456789abcdef0123456789abcdef+12"
 

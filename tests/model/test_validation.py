@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from cwl_crunch.model.validation import check_job_path, check_spec
 from cwl_crunch.errors import CrunchError, SubmitError
 from cwl_crunch.model import CollectionMount, JobSpec, LiteralMount
+from cwl_crunch.model.validation import check_job_path, check_spec
 
 GOOD = JobSpec(
     command=("sort", "in/data.txt"),

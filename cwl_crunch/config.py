@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cwl_crunch.dispatch import DISPATCHERS
 from cwl_crunch.errors import ConfigError
+from cwl_crunch.model.states import BACKENDS
 
 ENV_PREFIX = "CWL_CRUNCH_"
 ISOLATIONS = ("namespaces", "none")
@@ -91,12 +91,35 @@ class Config:
     def work(self) -> Path:
         return self.work_dir or self.home / "work"
 
+    def environment(self, *keys: str) -> dict[str, str]:
+        """The CWL_CRUNCH_* variables with which another process loads these keys as
+        this config has them: the one place such variables are built (a server's
+        dispatcher child, a SLURM job's worker, a job's own API URL and token). Paths
+        are given resolved (``store_dir`` is where the store is, by default or not);
+        unset optional values (None) are left out."""
+        resolved: dict[str, Any] = {"database_url": self.database, "store_dir": self.store,
+                                    "work_dir": self.work}
+        environment = {}
+        for key in keys:
+            if key not in _FIELDS:
+                raise ConfigError(f"no config key {key!r}")
+            value = resolved[key] if key in resolved else getattr(self, key)
+            if value is not None:
+                environment[env_name(key)] = repr(value) if isinstance(value, float) \
+                    else str(value)
+        return environment
+
     def replace(self, **changes: Any) -> Config:
         """A copy with some fields changed, validated like a loaded config."""
         return _validated(dataclasses.replace(self, **changes))
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def env_name(key: str) -> str:
+    """The environment variable that sets config key ``key``."""
+    return ENV_PREFIX + key.upper()
 # Keys that locate the config file cannot be set inside it.
 _NOT_IN_FILE = {"config", "home"}
 
@@ -183,9 +206,9 @@ def _validated(config: Config) -> Config:
         raise ConfigError("poll_interval must be positive")
     if not 0 < config.blob_signature_ttl < 1 << 32:
         raise ConfigError("blob_signature_ttl must be a positive number of seconds")
-    if config.dispatcher not in DISPATCHERS:
+    if config.dispatcher not in BACKENDS:
         raise ConfigError(f"dispatcher {config.dispatcher!r} is not one of "
-                          f"{', '.join(sorted(DISPATCHERS))}")
+                          f"{', '.join(sorted(BACKENDS))}")
     if config.isolation not in ISOLATIONS:
         raise ConfigError(f"isolation {config.isolation!r} is not one of "
                           f"{', '.join(ISOLATIONS)}")

@@ -275,3 +275,26 @@ def test_isolation_is_namespaces_unless_set_to_none(tmp_path):
                        home=tmp_path).isolation == "none"
     with pytest.raises(ConfigError, match="isolation 'off' is not one of namespaces, none"):
         load_config(environ={"CWL_CRUNCH_ISOLATION": "off"}, home=tmp_path)
+
+
+def test_environment_makes_another_process_load_the_same_values(tmp_path):
+    """Config.environment is how a dispatcher child or SLURM worker is given the
+    config: loading what it builds gives back the same values, paths resolved."""
+    config = load_config(environ={}, home=tmp_path / "home", cluster_id="abcde",
+                         max_cores=1.5, max_ram=1 << 30, poll_interval=0.25,
+                         dispatcher="slurm", isolation="none")
+    keys = ("home", "cluster_id", "database_url", "store_dir", "work_dir", "max_cores",
+            "max_ram", "poll_interval", "dispatcher", "isolation", "container_engine")
+    environment = config.environment(*keys)
+    assert set(environment) == {"CWL_CRUNCH_" + key.upper() for key in keys}
+    loaded = load_config(environ=environment)
+    for key in keys:
+        if key not in ("database_url", "store_dir", "work_dir"):
+            assert getattr(loaded, key) == getattr(config, key), key
+    assert (loaded.database, loaded.store, loaded.work) == (
+        config.database, config.store, config.work)
+
+
+def test_environment_refuses_an_unknown_key(tmp_path):
+    with pytest.raises(ConfigError, match="no config key 'colour'"):
+        load_config(environ={}, home=tmp_path).environment("colour")

@@ -34,10 +34,10 @@ from cwl_crunch.cwl.path_mapper import CrunchPathMapper, Uploads
 from cwl_crunch.cwl.step_names import StepNames
 from cwl_crunch.cwl.steps import Progress, StepRunner
 from cwl_crunch.cwl.tool import make_tool_factory
-from cwl_crunch.dispatch.processes import this_worker
 from cwl_crunch.errors import ConfigError, CrunchError
 from cwl_crunch.model import EndReason, JobState
 from cwl_crunch.server.job_api import JobApi
+from cwl_crunch.worker.processes import this_worker
 
 # cwltool's exit code for "this runner does not support that".
 UNSUPPORTED = 33

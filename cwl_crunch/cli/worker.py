@@ -37,9 +37,9 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if config.api_url:
         return _run_handed_over(args.uuid, config)
     from cwl_crunch.core import ClusterCore, EmbeddedClient
-    from cwl_crunch.dispatch.processes import this_worker
     from cwl_crunch.server.job_api import JobApi
     from cwl_crunch.worker.isolation import Isolation
+    from cwl_crunch.worker.processes import this_worker
 
     core = ClusterCore(config, job_api=JobApi)
     try:

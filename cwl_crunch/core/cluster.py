@@ -26,8 +26,6 @@ from cwl_crunch.containers.engine import HOW_TO_GET_ONE
 from cwl_crunch.dispatch import dispatcher_class
 from cwl_crunch.dispatch.base import ClusterParts, Dispatcher
 from cwl_crunch.dispatch.child import ChildProcessDispatcher
-from cwl_crunch.dispatch.local import LocalDispatcher
-from cwl_crunch.dispatch.processes import terminate_group, this_worker
 from cwl_crunch.dispatch.split import SplitDispatcher
 from cwl_crunch.errors import ContainerError, StoreError, SubmitError
 from cwl_crunch.model import (
@@ -43,6 +41,7 @@ from cwl_crunch.model import (
     NodeSize,
     WorkerInfo,
 )
+from cwl_crunch.model.routing import HOST, Routing
 from cwl_crunch.model.validation import check_spec
 from cwl_crunch.records import jobs
 from cwl_crunch.records.database import Database
@@ -51,6 +50,7 @@ from cwl_crunch.records.tokens import create_token, is_revoked, resolve_token
 from cwl_crunch.store import CollectionStore, Manifest
 from cwl_crunch.worker.isolation import Isolation, check_isolation
 from cwl_crunch.worker.job_worker import JobWorker
+from cwl_crunch.worker.processes import terminate_group, this_worker
 
 
 class JobApi(Protocol):
@@ -94,21 +94,30 @@ class ClusterCore:
         self._job_api = job_api
         self._serving: JobApi | None = None
         self._serving_lock = threading.Lock()
-        worker = self.job_worker(isolation, recycle_dirs=True)
-        self.dispatcher: Dispatcher = LocalDispatcher(self.database, config, worker.client,
-                                                      self.store, worker)
-        if dispatch_in_child:
-            # A factory's API would be the child's own (cli.dispatch serves it there).
-            self.dispatcher = ChildProcessDispatcher(
-                self.dispatcher, {**cluster_environment(config), **_isolation_settings(config)},
-                job_api if isinstance(job_api, str) else None)
-        if serve_url is not None and config.dispatcher != "local":
-            parts = ClusterParts(config, self.database, self.store, self.notify_changed)
-            whole = dispatcher_class(config.dispatcher).for_server(parts, serve_url)
-            self.dispatcher = SplitDispatcher(self.dispatcher, whole)
+        self.dispatcher = self._dispatcher(isolation, dispatch_in_child, serve_url)
         self._closed = False
         self.dispatcher.reap_orphans()
         atexit.register(self.close)
+
+    def _dispatcher(self, isolation: Isolation, in_child: bool,
+                    serve_url: str | None) -> Dispatcher:
+        """The dispatchers that route.Routing sends this cluster's jobs to, built by
+        name from the registry: this host's (in a child process for a server: see
+        dispatch.child) and, for a server, the config's dispatcher for whole-core jobs."""
+        routing = Routing(self.config.dispatcher)
+        parts = ClusterParts(self.config, self.database, self.store, self.notify_changed)
+        host: Dispatcher = dispatcher_class(HOST).create(
+            parts, worker=self.job_worker(isolation, recycle_dirs=True), api_url=None)
+        if in_child:
+            # A factory's API would be the child's own (cli.dispatch serves it there).
+            job_api = self._job_api
+            host = ChildProcessDispatcher(host, cluster_environment(self.config),
+                                          job_api if isinstance(job_api, str) else None)
+        if serve_url is None or routing.dispatcher == HOST:
+            return host
+        whole = dispatcher_class(routing.dispatcher).create(parts, worker=None,
+                                                            api_url=serve_url)
+        return SplitDispatcher(host, whole, routing)
 
     def job_worker(self, isolation: Isolation, *, recycle_dirs: bool = False) -> JobWorker:
         """A worker for this cluster's jobs in this process. It reaches the cluster as
@@ -393,31 +402,15 @@ class ClusterCore:
         self.database.close()
 
 
-def _isolation_settings(config: Config) -> dict[str, str]:
-    """What a server's dispatcher child needs besides the cluster's location to isolate
-    its jobs as the server would: the same config file (to hide it) and choice."""
-    settings = {"CWL_CRUNCH_ISOLATION": config.isolation}
-    if config.config is not None:
-        settings["CWL_CRUNCH_CONFIG"] = str(config.config)
-    return settings
+CLUSTER_KEYS = ("home", "cluster_id", "database_url", "store_dir", "work_dir",
+                "poll_interval", "container_engine", "max_cores", "max_ram", "dispatcher",
+                "isolation", "config")
+"""What a server's dispatcher child gets of the config: the cluster's location, and the
+same config file (to hide it from the jobs) and isolation choice as the server's."""
 
 
 def cluster_environment(config: Config) -> dict[str, str]:
     """CWL_CRUNCH_* variables that make a process open this same cluster embedded: a
     server's dispatcher child. Never a job's: a job's programs would read the records
     (token table included) and write the store (see worker.job_environment)."""
-    environment = {"CWL_CRUNCH_HOME": str(config.home),
-                   "CWL_CRUNCH_CLUSTER_ID": config.cluster_id,
-                   "CWL_CRUNCH_DATABASE_URL": config.database,
-                   "CWL_CRUNCH_STORE_DIR": str(config.store),
-                   "CWL_CRUNCH_WORK_DIR": str(config.work),
-                   "CWL_CRUNCH_POLL_INTERVAL": repr(config.poll_interval)}
-    if config.container_engine:
-        environment["CWL_CRUNCH_CONTAINER_ENGINE"] = config.container_engine
-    if config.max_cores:
-        environment["CWL_CRUNCH_MAX_CORES"] = repr(config.max_cores)
-    if config.max_ram:
-        environment["CWL_CRUNCH_MAX_RAM"] = str(config.max_ram)
-    if config.dispatcher != "local":
-        environment["CWL_CRUNCH_DISPATCHER"] = config.dispatcher
-    return environment
+    return config.environment(*CLUSTER_KEYS)

@@ -10,10 +10,12 @@ import importlib
 
 from cwl_crunch.dispatch.base import Dispatcher
 from cwl_crunch.errors import ConfigError
+from cwl_crunch.model import BACKENDS
 
-# name -> "module:class"
+# backend name (model.BACKENDS) -> "module:class"
 DISPATCHERS: dict[str, str] = {"local": "cwl_crunch.dispatch.local:LocalDispatcher",
                                "slurm": "cwl_crunch.dispatch.slurm:SlurmDispatcher"}
+assert tuple(DISPATCHERS) == BACKENDS, "one dispatcher per backend"
 
 
 def dispatcher_class(name: str) -> type[Dispatcher]:

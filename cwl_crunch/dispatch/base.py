@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from cwl_crunch.config import Config
     from cwl_crunch.records.database import Database
     from cwl_crunch.store import CollectionStore
+    from cwl_crunch.worker.job_worker import JobWorker
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,10 +37,14 @@ class Dispatcher(abc.ABC):
     """Jobs this dispatcher ran to their end (for progress displays)."""
 
     @classmethod
-    def for_server(cls, cluster: ClusterParts, api_url: str) -> Dispatcher:
-        """This dispatcher for the whole-core jobs of a ``cwl-crunch server`` over
-        ``cluster``; its workers report to ``api_url``."""
-        raise ConfigError(f"the {cls.name} dispatcher cannot run a server's jobs")
+    def create(cls, cluster: ClusterParts, *, worker: JobWorker | None,
+               api_url: str | None) -> Dispatcher:
+        """This dispatcher over ``cluster`` (the core builds every dispatcher so, by
+        name from the registry): ``worker`` runs jobs in this process, where this
+        dispatcher does; ``api_url``: the ``cwl-crunch server`` whose jobs these are,
+        where workers elsewhere report (ConfigError for a dispatcher that needs one).
+        Dispatchers made of others (split, child) are not in the registry."""
+        raise ConfigError(f"the {cls.name} dispatcher is made of others, not by name")
 
     @abc.abstractmethod
     def check_fits(self, spec: JobSpec) -> None:

@@ -29,8 +29,8 @@ from collections.abc import Mapping
 
 from cwl_crunch.config import ENV_PREFIX
 from cwl_crunch.dispatch.base import Dispatcher
-from cwl_crunch.dispatch.processes import cli_command
 from cwl_crunch.model import JobSpec, NodeSize
+from cwl_crunch.worker.processes import cli_command
 
 logger = logging.getLogger(__name__)
 

@@ -27,16 +27,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from cwl_crunch.config import Config
-from cwl_crunch.dispatch.base import Dispatcher
+from cwl_crunch.dispatch.base import ClusterParts, Dispatcher
 from cwl_crunch.dispatch.packing import Candidate, Capacity, choose_jobs, fits_machine
-from cwl_crunch.dispatch.processes import (
-    KILL_GRACE,
-    groups_with_environment,
-    is_alive,
-    kill_group,
-    this_worker,
-)
-from cwl_crunch.errors import CrunchError, SubmitError
+from cwl_crunch.errors import ConfigError, CrunchError, SubmitError
 from cwl_crunch.model import (
     Claim,
     ClusterClient,
@@ -46,14 +39,23 @@ from cwl_crunch.model import (
     JobState,
     NodeSize,
 )
+from cwl_crunch.model.routing import HOST, Routing
 from cwl_crunch.records import jobs
 from cwl_crunch.records.database import Database
 from cwl_crunch.records.tokens import PREFIX as TOKEN_PREFIX
 from cwl_crunch.records.tokens import create_token, job_token_uuids
 from cwl_crunch.store import CollectionStore
 from cwl_crunch.worker.in_container import remove_leftovers
+from cwl_crunch.worker.job_environment import API_TOKEN
 from cwl_crunch.worker.job_worker import JobRun, JobWorker, salvage_logs
 from cwl_crunch.worker.process import ProcessResult, time_limit_result
+from cwl_crunch.worker.processes import (
+    KILL_GRACE,
+    groups_with_environment,
+    is_alive,
+    kill_group,
+    this_worker,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +90,8 @@ class LocalDispatcher(Dispatcher):
         self._worker = worker
         self.capacity = machine_capacity(config)
         # With another dispatcher for jobs of whole cores, only the smaller ones run here.
-        self._whole_cores: bool | None = None if config.dispatcher == "local" else False
+        self._routing = Routing(config.dispatcher)
+        self._whole_cores = self._routing.whole_cores(HOST)
         self._me = this_worker()
         self._stopping = threading.Event()
         self._loop_thread: threading.Thread | None = None
@@ -103,8 +106,16 @@ class LocalDispatcher(Dispatcher):
         self._ended: dict[str, JobRun] = {}
         self.jobs_ended = 0
 
+    @classmethod
+    def create(cls, cluster: ClusterParts, *, worker: JobWorker | None,
+               api_url: str | None) -> LocalDispatcher:
+        if worker is None:
+            raise ConfigError("the local dispatcher runs jobs in this process: it needs "
+                              "a worker")
+        return cls(cluster.database, cluster.config, worker.client, cluster.store, worker)
+
     def check_fits(self, spec: JobSpec) -> None:
-        if self._whole_cores is False and spec.cores >= jobs.WHOLE_CORE:
+        if self._routing.route(spec) != HOST:
             raise SubmitError(f"a {spec.cores:g}-core job goes to the {self._config.dispatcher}"
                               " dispatcher, which only `cwl-crunch server` runs")
         if spec.gpus:
@@ -312,7 +323,7 @@ class LocalDispatcher(Dispatcher):
             else:
                 # It died between starting the command and recording its group.
                 for token_uuid in job_token_uuids(connection, uuid):
-                    needle = f"CWL_CRUNCH_API_TOKEN={TOKEN_PREFIX}/{token_uuid}/".encode()
+                    needle = f"{API_TOKEN}={TOKEN_PREFIX}/{token_uuid}/".encode()
                     for group in groups_with_environment(needle):
                         kill_group(group, None)
             state: JobState = JobState.CANCELLED if job.cancel_requested else JobState.FAILED

@@ -32,7 +32,6 @@ from pathlib import Path
 from cwl_crunch.config import ENV_PREFIX, Config
 from cwl_crunch.dispatch import slurm_commands as commands
 from cwl_crunch.dispatch.base import ClusterParts, Dispatcher
-from cwl_crunch.dispatch.processes import cli_command
 from cwl_crunch.dispatch.slurm_commands import slurm_output_path
 from cwl_crunch.dispatch.slurm_tracking import (
     BACKEND,
@@ -43,11 +42,12 @@ from cwl_crunch.dispatch.slurm_tracking import (
     Tracked,
     decide,
 )
-from cwl_crunch.errors import CrunchError, DispatchError, SubmitError
+from cwl_crunch.errors import ConfigError, CrunchError, DispatchError, SubmitError
 from cwl_crunch.model import Claim, EndReason, JobOutcome, JobSpec, JobState, NodeSize
 from cwl_crunch.records import jobs
 from cwl_crunch.records.tokens import create_token
-from cwl_crunch.worker.job_worker import salvage_logs
+from cwl_crunch.worker.job_worker import JobWorker, salvage_logs
+from cwl_crunch.worker.processes import cli_command
 
 logger = logging.getLogger(__name__)
 
@@ -76,16 +76,10 @@ def worker_environment(config: Config, api_url: str, token: str) -> dict[str, st
     """CWL_CRUNCH_* variables of the worker in the allocation: the server, the job's own
     token, and the shared directories. The worker's, not its job's: the job's command
     gets only the URL and the token (worker.job_environment)."""
-    environment = {"CWL_CRUNCH_HOME": str(config.home),
-                   "CWL_CRUNCH_CLUSTER_ID": config.cluster_id,
-                   "CWL_CRUNCH_API_URL": api_url,
-                   "CWL_CRUNCH_API_TOKEN": token,
-                   "CWL_CRUNCH_STORE_DIR": str(config.store),
-                   "CWL_CRUNCH_WORK_DIR": str(config.work)}
-    if config.container_engine:
-        environment["CWL_CRUNCH_CONTAINER_ENGINE"] = config.container_engine
-    if config.isolation != "namespaces":  # the server's choice holds on the node too
-        environment["CWL_CRUNCH_ISOLATION"] = config.isolation
+    # The server's isolation choice holds on the node too.
+    environment = config.replace(api_url=api_url, api_token=token).environment(
+        "home", "cluster_id", "api_url", "api_token", "store_dir", "work_dir",
+        "container_engine", "isolation")
     return environment
 
 
@@ -110,7 +104,11 @@ class SlurmDispatcher(Dispatcher):
         slurm_output_path(self._config.work, "x").parent.mkdir(parents=True, exist_ok=True)
 
     @classmethod
-    def for_server(cls, cluster: ClusterParts, api_url: str) -> SlurmDispatcher:
+    def create(cls, cluster: ClusterParts, *, worker: JobWorker | None,
+               api_url: str | None) -> SlurmDispatcher:
+        if api_url is None:  # its workers report to a server: there is none to report to
+            raise ConfigError(f"the {cls.name} dispatcher runs the jobs of a "
+                              "`cwl-crunch server` only")
         return cls(cluster, api_url)
 
     def check_fits(self, spec: JobSpec) -> None:

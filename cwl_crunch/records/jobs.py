@@ -27,6 +27,7 @@ from cwl_crunch.model import (
     check_transition,
 )
 from cwl_crunch.model.codec import mounts_from_dict, mounts_to_dict
+from cwl_crunch.model.routing import WHOLE_CORE
 from cwl_crunch.records.ids import new_uuid
 from cwl_crunch.records.models import Event, Job
 from cwl_crunch.records.tokens import revoke_job_tokens
@@ -55,8 +56,6 @@ _QUEUED = (
     .order_by(JOBS.c.priority.desc(), JOBS.c.created_at, JOBS.c.uuid)
     .limit(bindparam("limit"))
 )
-WHOLE_CORE = 1 - 1e-9
-"""Cores are floats: a 1-core job must not count as under one core through rounding."""
 _QUEUED_BY_SIZE = {
     None: _QUEUED,
     False: _QUEUED.where(JOBS.c.cores < WHOLE_CORE),

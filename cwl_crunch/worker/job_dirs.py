@@ -16,7 +16,7 @@ import shutil
 import threading
 from pathlib import Path
 
-from cwl_crunch.dispatch.processes import is_alive, start_ticks
+from cwl_crunch.worker.processes import is_alive, start_ticks
 
 # The parts of a run's host directory that are kept between jobs.
 SKELETON = ("logs", "job/out", "tmp")

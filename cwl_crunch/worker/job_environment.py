@@ -15,10 +15,10 @@ their jobs' (worker.process starts the command with this one, not its own).
 
 from __future__ import annotations
 
-from cwl_crunch.config import ENV_PREFIX
+from cwl_crunch.config import env_name
 
-API_URL = ENV_PREFIX + "API_URL"
-API_TOKEN = ENV_PREFIX + "API_TOKEN"
+API_URL = env_name("api_url")
+API_TOKEN = env_name("api_token")
 
 
 def job_environment(api_url: str | None, token: str) -> dict[str, str]:

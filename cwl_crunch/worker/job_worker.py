@@ -24,7 +24,6 @@ from pathlib import Path
 
 from cwl_crunch.containers import Engine
 from cwl_crunch.containers.plan import container_root
-from cwl_crunch.dispatch.processes import terminate_group
 from cwl_crunch.errors import CrunchError, OutsideJobDirectory
 from cwl_crunch.model import Claim, ClusterClient, EndReason, JobOutcome, JobRecord, JobState
 from cwl_crunch.store import CollectionStore, confined_root, is_within
@@ -43,6 +42,7 @@ from cwl_crunch.worker.process import (
     start_command,
     wait_command,
 )
+from cwl_crunch.worker.processes import terminate_group
 from cwl_crunch.worker.rooted import path_inside, remap_root_links
 from cwl_crunch.worker.staging import (
     LinkSnapshot,

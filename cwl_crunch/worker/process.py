@@ -12,8 +12,9 @@ from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import IO
 
-from cwl_crunch.dispatch.processes import KILL_GRACE, kill_group, start_ticks
 from cwl_crunch.model import JobSpec
+from cwl_crunch.worker.job_environment import API_TOKEN
+from cwl_crunch.worker.processes import KILL_GRACE, kill_group, start_ticks
 from cwl_crunch.worker.rooted import namespaced_command, namespaces_available, needs_namespace
 
 
@@ -56,7 +57,7 @@ def start_command(
             environment = {
                 **{name: os.environ[name] for name in ("PATH", "HOME", "LANG")
                    if name in os.environ},
-                "CWL_CRUNCH_API_TOKEN": environment.get("CWL_CRUNCH_API_TOKEN", ""),
+                API_TOKEN: environment.get(API_TOKEN, ""),
             }
         elif hidden is not None or needs_namespace(spec):
             if hidden is None and not namespaces_available():

@@ -10,7 +10,7 @@ import sys
 import pytest
 from polling import wait_until
 
-from cwl_crunch.dispatch.processes import is_alive
+from cwl_crunch.worker.processes import is_alive
 
 
 @pytest.mark.timeout(60)

@@ -15,7 +15,7 @@ from procs import sleeping
 
 from cwl_crunch import JobSpec
 from cwl_crunch.client import EndReason
-from cwl_crunch.dispatch.processes import start_ticks, this_worker
+from cwl_crunch.worker.processes import start_ticks, this_worker
 
 WAIT = 30
 

@@ -13,9 +13,9 @@ import pytest
 from cwl_crunch.client import JobFilter, JobSpec
 from cwl_crunch.client.http import HttpClient
 from cwl_crunch.config import Config, load_config
-from cwl_crunch.dispatch.processes import this_worker
 from cwl_crunch.errors import ApiError
 from cwl_crunch.server.serve import ServerThread
+from cwl_crunch.worker.processes import this_worker
 
 pytest.importorskip("fastapi")
 

@@ -8,7 +8,7 @@ import time
 
 import cwl_crunch
 from cwl_crunch.client import JobFilter, JobOutcome, JobSpec
-from cwl_crunch.dispatch.processes import this_worker
+from cwl_crunch.worker.processes import this_worker
 
 
 def test_own_job_is_running_at_once_and_its_token_makes_children(tmp_path):
@@ -35,7 +35,7 @@ def test_own_job_of_a_process_that_died_ends_failed(tmp_path):
     program = (
         "import os, cwl_crunch\n"
         "from cwl_crunch.client import JobSpec\n"
-        "from cwl_crunch.dispatch.processes import this_worker\n"
+        "from cwl_crunch.worker.processes import this_worker\n"
         "cluster = cwl_crunch.connect()\n"
         "print(cluster.client.start_own_job(JobSpec(('r',)), this_worker()).job.uuid, "
         "flush=True)\n"

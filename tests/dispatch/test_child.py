@@ -16,8 +16,8 @@ from polling import wait_until
 from cwl_crunch.config import load_config
 from cwl_crunch.core import EmbeddedClient
 from cwl_crunch.dispatch.child import ChildProcessDispatcher
-from cwl_crunch.dispatch.processes import is_alive
 from cwl_crunch.model import JobRecord, JobSpec
+from cwl_crunch.worker.processes import is_alive
 
 QUICK = {"cores": 0.1, "ram": 1 << 20, "reuse": False}
 SERVER_URL = "http://127.0.0.1:9/said-by-the-server"

@@ -30,9 +30,9 @@ from procs import processes_with
 
 from cwl_crunch.client.http import HttpClient
 from cwl_crunch.config import Config, load_config
-from cwl_crunch.dispatch.processes import is_alive, start_ticks
 from cwl_crunch.model import ClusterClient, JobRecord, JobSpec
 from cwl_crunch.server.serve import ServerThread
+from cwl_crunch.worker.processes import is_alive, start_ticks
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -1,4 +1,4 @@
-"""cwl_crunch.dispatch.processes: (pid, start ticks) identities and process-group kills."""
+"""cwl_crunch.worker.processes: (pid, start ticks) identities and process-group kills."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cwl_crunch.dispatch.processes import (
+from cwl_crunch.worker.processes import (
     is_alive,
     kill_group,
     start_ticks,

@@ -10,6 +10,7 @@ from cwl_crunch.dispatch.base import Dispatcher
 from cwl_crunch.dispatch.split import SplitDispatcher
 from cwl_crunch.errors import SubmitError
 from cwl_crunch.model import JobSpec, NodeSize
+from cwl_crunch.model.routing import Routing
 
 
 class Recording(Dispatcher):
@@ -44,7 +45,7 @@ class Recording(Dispatcher):
 
 def test_jobs_under_one_core_go_to_the_small_dispatcher():
     small, whole = Recording(), Recording()
-    split = SplitDispatcher(small, whole)
+    split = SplitDispatcher(small, whole, Routing("slurm"))
     for cores in (0.25, 0.999, 1 - 1e-12, 1.0, 16.0):
         split.check_fits(JobSpec(("true",), cores=cores))
     assert small.calls == ["fits 0.25", "fits 0.999"]
@@ -55,13 +56,13 @@ def test_the_largest_node_is_that_of_the_whole_core_dispatcher():
     """A step asking for more than a node has is one of a core or more: SLURM's."""
     small, whole = Recording(), Recording()
     whole.calls.append("earlier")
-    assert SplitDispatcher(small, whole).largest_node() == NodeSize(2.0, 1 << 30)
+    assert SplitDispatcher(small, whole, Routing("slurm")).largest_node() == NodeSize(2.0, 1 << 30)
     assert small.calls == []
 
 
 def test_everything_else_goes_to_both():
     small, whole = Recording(), Recording()
-    split = SplitDispatcher(small, whole)
+    split = SplitDispatcher(small, whole, Routing("slurm"))
     split.start()
     split.wake()
     assert split.reap_orphans() == 2

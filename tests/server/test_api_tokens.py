@@ -23,11 +23,11 @@ from sqlalchemy import select
 
 import cwl_crunch
 from cwl_crunch.client.http import HttpClient
-from cwl_crunch.dispatch.processes import this_worker
 from cwl_crunch.errors import ApiError, TokenError
 from cwl_crunch.model import CollectionMount, JobOutcome, JobSpec
 from cwl_crunch.records.tokens import TOKENS
 from cwl_crunch.server.serve import ServerThread
+from cwl_crunch.worker.processes import this_worker
 
 NO_SUCH_PDH = "0" * 64 + "+1"
 PLACEHOLDERS = {"uuid": "local-job-000000000000000", "pdh": NO_SUCH_PDH,

@@ -23,12 +23,12 @@ from api_helpers import error_body, http_client, raw_http, server_signer
 from polling import wait_until
 
 from cwl_crunch.client.http import HttpClient
-from cwl_crunch.dispatch.processes import this_worker
 from cwl_crunch.model import FINAL_STATES, JobOutcome, JobSpec, JobState
 from cwl_crunch.records.blob_signing import token_uuid_of
 from cwl_crunch.server import events_api
 from cwl_crunch.server.serve import ServerThread
 from cwl_crunch.store.locators import manifest_locators, strip_signatures
+from cwl_crunch.worker.processes import this_worker
 
 QUICK = {"cores": 0.05, "ram": 1 << 20, "reuse": False}
 """Many at once on a small machine, each run for real."""

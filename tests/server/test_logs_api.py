@@ -16,8 +16,8 @@ from api_helpers import error_body, raw_http
 from polling import wait_until
 
 from cwl_crunch.client import JobOutcome, JobSpec
-from cwl_crunch.dispatch.processes import this_worker
 from cwl_crunch.server.serve import ServerThread
+from cwl_crunch.worker.processes import this_worker
 
 
 @pytest.fixture

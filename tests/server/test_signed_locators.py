@@ -20,11 +20,11 @@ from polling import wait_until
 
 from cwl_crunch.client.http import HttpClient
 from cwl_crunch.config import load_config
-from cwl_crunch.dispatch.processes import this_worker
 from cwl_crunch.model import CollectionMount, JobSpec
 from cwl_crunch.records.blob_signing import BlobSigner, signer_for, token_uuid_of
 from cwl_crunch.store import CollectionStore, locator_for, pdh_for
 from cwl_crunch.store.locators import manifest_locators, split_signature, strip_signatures
+from cwl_crunch.worker.processes import this_worker
 
 HEADER = "cwl-crunch-manifest 1\n"
 CLI = [sys.executable, "-c", "from cwl_crunch.cli.main import main; main()"]

@@ -22,7 +22,7 @@ from procs import processes_with
 from server_process import stop as stop_server
 
 import cwl_crunch
-from cwl_crunch.dispatch.processes import KILL_GRACE, cli_command
+from cwl_crunch.worker.processes import KILL_GRACE, cli_command
 
 WAIT = 30
 WORKTREE = str(Path(cwl_crunch.__file__).resolve().parent.parent)

@@ -14,6 +14,7 @@ import pytest
 
 from cwl_crunch.client import JobFilter
 from cwl_crunch.config import load_config
+from cwl_crunch.core import EmbeddedClient
 from cwl_crunch.server.serve import ServerThread
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "cwl-examples" / "gc-content"
@@ -73,7 +74,7 @@ def test_no_wait_prints_the_run_uuid(tmp_path, workdir, server):
                         "--no-wait", "workflow.cwl", "inputs.yml", cwd=workdir)
     assert result.returncode == 0, result.stderr
     uuid = result.stdout.strip()
-    run = server.core.wait([uuid], timeout=120)[0]
+    run = EmbeddedClient.over(server.core).wait([uuid], timeout=120)[0]
     assert run.state == "Complete", run.failure_reason
     assert run.parent_uuid is None
 

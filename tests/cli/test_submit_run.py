@@ -22,7 +22,7 @@ from server_process import ServerProcess
 
 from cwl_crunch.client import JobFilter, JobRecord
 from cwl_crunch.config import load_config
-from cwl_crunch.core import EmbeddedClient
+from cwl_crunch.core import ClusterCore
 from cwl_crunch.records import jobs
 
 STEPS = 6
@@ -58,7 +58,7 @@ class Records:
     nothing here submits or waits)."""
 
     def __init__(self, home: Path) -> None:
-        self.core = EmbeddedClient(load_config(home=home))
+        self.core = ClusterCore(load_config(home=home))
 
     def run(self) -> JobRecord | None:
         top = self.core.list_jobs(JobFilter(top_level=True))

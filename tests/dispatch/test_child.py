@@ -14,7 +14,7 @@ import pytest
 from polling import wait_until
 
 from cwl_crunch.config import load_config
-from cwl_crunch.core import EmbeddedClient
+from cwl_crunch.core import ClusterCore
 from cwl_crunch.dispatch.child import ChildProcessDispatcher
 from cwl_crunch.model import JobRecord, JobSpec
 from cwl_crunch.worker.processes import is_alive
@@ -25,16 +25,16 @@ SERVER_URL = "http://127.0.0.1:9/said-by-the-server"
 
 
 @pytest.fixture
-def core(tmp_path: Path) -> Iterator[EmbeddedClient]:
+def core(tmp_path: Path) -> Iterator[ClusterCore]:
     # A poll interval far longer than the test waits: only the wake-up signal can make
     # the child look at the queue in time.
     config = load_config(home=tmp_path / "home", poll_interval=30.0)
-    client = EmbeddedClient(config, job_api=SERVER_URL, dispatch_in_child=True)
+    client = ClusterCore(config, job_api=SERVER_URL, dispatch_in_child=True)
     yield client
     client.close()
 
 
-def ended(core: EmbeddedClient, uuids: list[str], timeout: float = 20) -> list[JobRecord]:
+def ended(core: ClusterCore, uuids: list[str], timeout: float = 20) -> list[JobRecord]:
     """The jobs' final records. Read until they end: ``core.wait`` would sleep a poll
     interval (30 s) between reads, the jobs' ends being recorded by another process."""
     def records() -> list[JobRecord] | None:
@@ -43,7 +43,7 @@ def ended(core: EmbeddedClient, uuids: list[str], timeout: float = 20) -> list[J
     return wait_until(records, timeout=timeout, what="the jobs end")
 
 
-def child_pid(core: EmbeddedClient) -> int:
+def child_pid(core: ClusterCore) -> int:
     assert isinstance(core.dispatcher, ChildProcessDispatcher)
     pid = core.dispatcher.pid
     assert pid is not None and pid != os.getpid()
@@ -98,13 +98,13 @@ def test_a_child_that_dies_is_replaced_and_its_job_fails(core):
 
 def test_closing_the_server_stops_the_child_after_its_jobs(tmp_path):
     config = load_config(home=tmp_path / "home", poll_interval=30.0)
-    client = EmbeddedClient(config, dispatch_in_child=True)
+    client = ClusterCore(config, dispatch_in_child=True)
     job = client.submit(JobSpec(("sleep", "1"), **QUICK))
     wait_until(lambda: client.get_job(job.uuid).state == "Running", what="sleep runs")
     pid = child_pid(client)
     client.close()  # waits: the child completes its running job first
     assert not is_alive(pid, None)
-    reopened = EmbeddedClient(config)
+    reopened = ClusterCore(config)
     try:
         assert reopened.get_job(job.uuid).succeeded
     finally:

@@ -26,7 +26,7 @@ from cwl_crunch.dispatch.slurm_commands import Disposition, SlurmJob, classify
 from cwl_crunch.model import EndReason, JobState
 
 BACKEND = "slurm"
-"""The ``backend`` of jobs handed to SLURM (client.base.BACKENDS)."""
+"""The ``backend`` of jobs handed to SLURM (model.BACKENDS)."""
 
 
 @dataclasses.dataclass(frozen=True)

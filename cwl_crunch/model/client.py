@@ -1,7 +1,7 @@
 """The one interface through which everything above the cluster talks to it.
 
 The runner, the worker, the SDK and the CLI use :class:`ClusterClient` only. The embedded
-implementation (client.embedded) calls the cluster core in-process; the HTTP
+implementation (core.embedded) calls the cluster core in-process; the HTTP
 implementation (client.http) calls ``cwl-crunch server``, which serves the same core.
 It lives in the model, below every implementation, so that the worker (which the core
 runs) can talk to its cluster through it without a cycle between packages.

@@ -309,7 +309,7 @@ def usage_on_host(connection: Connection, host: str) -> tuple[float, int]:
 
 
 LOCAL = "local"
-"""The backend of jobs run by a worker process on a host (client.base.BACKENDS)."""
+"""The backend of jobs run by a worker process on a host (model.BACKENDS)."""
 
 
 def claim(connection: Connection, uuid: str, current: str, worker: WorkerInfo | None,

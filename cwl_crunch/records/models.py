@@ -76,7 +76,7 @@ class Job(Base):
     reuse_ineligible: Mapped[str | None] = mapped_column(Text)
     # Since schema version 8: which backend runs it ("local", "slurm"; None for a job
     # never claimed or one following a twin), the backend's own id for it (SLURM's job
-    # id), and why it ended (client.base.EndReason). Before, a SLURM job was stored as
+    # id), and why it ended (model.EndReason). Before, a SLURM job was stored as
     # worker_host "(slurm)" with its SLURM id in worker_pid.
     backend: Mapped[str | None] = mapped_column(String(16))
     backend_job_id: Mapped[str | None] = mapped_column(String(64))

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     url = args.url or f"http://{host}:{sock.getsockname()[1]}"
     core = open_core(config, url)
     print(f"cwl-crunch server for cluster {core.cluster_id} at {url} "
-          f"(database {core.database.url}, store {config.store}, "
+          f"(database {core.database_url}, store {config.store}, "
           f"dispatcher {config.dispatcher})", file=sys.stderr, flush=True)
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again for the
     # handler it found: with the default one, the process would die before closing the

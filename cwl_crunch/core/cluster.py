@@ -119,6 +119,11 @@ class ClusterCore:
                                                             api_url=serve_url)
         return SplitDispatcher(host, whole, routing)
 
+    @property
+    def database_url(self) -> str:
+        """The records database's URL, password hidden (for messages)."""
+        return self.database.engine.url.render_as_string(hide_password=True)
+
     def job_worker(self, isolation: Isolation, *, recycle_dirs: bool = False) -> JobWorker:
         """A worker for this cluster's jobs in this process. It reaches the cluster as
         any worker does, through a ClusterClient: here the one over this core."""

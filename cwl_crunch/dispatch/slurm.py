@@ -87,7 +87,7 @@ class SlurmDispatcher(Dispatcher):
     name = "slurm"
 
     def __init__(self, cluster: ClusterParts, api_url: str) -> None:
-        self._core = cluster
+        self._cluster = cluster
         self._config = cluster.config
         self._api_url = api_url
         self._extra = shlex.split(self._config.slurm_options)
@@ -172,7 +172,7 @@ class SlurmDispatcher(Dispatcher):
             self._wake.clear()
 
     def _claim(self) -> list[Claim]:
-        database = self._core.database
+        database = self._cluster.database
         with database.reading() as connection:
             if not jobs.queued_candidates(connection, 1, whole_cores=True):
                 return []
@@ -221,7 +221,7 @@ class SlurmDispatcher(Dispatcher):
                       EndReason.REFUSED)
             return
         slurm_id = commands.parse_sbatch_output(done.stdout)
-        with self._core.database.writing() as connection:
+        with self._cluster.database.writing() as connection:
             recorded = jobs.set_backend_job_id(connection, job.uuid, BACKEND, slurm_id)
         if not recorded:  # ended meanwhile (a cancel, a lost race): nothing to run
             self._run(commands.scancel_arguments([slurm_id]))
@@ -259,7 +259,7 @@ class SlurmDispatcher(Dispatcher):
             self._act(action)
 
     def _tracked(self) -> list[Tracked]:
-        with self._core.database.reading() as connection:
+        with self._cluster.database.reading() as connection:
             rows = jobs.running_on_backend(connection, BACKEND)
         with self._lock:
             submitting = set(self._submitting)
@@ -279,7 +279,7 @@ class SlurmDispatcher(Dispatcher):
 
     def _act(self, action: Adopt | Submit | Cancel | End) -> None:
         if isinstance(action, Adopt):
-            with self._core.database.writing() as connection:
+            with self._cluster.database.writing() as connection:
                 jobs.set_backend_job_id(connection, action.uuid, BACKEND, action.slurm_id)
         elif isinstance(action, Submit):
             self._resubmit(action.uuid)
@@ -296,7 +296,7 @@ class SlurmDispatcher(Dispatcher):
 
     def _resubmit(self, uuid: str) -> None:
         """A claimed job that never reached SLURM (the dispatcher stopped in between)."""
-        with self._core.database.writing() as connection:
+        with self._cluster.database.writing() as connection:
             job = jobs.get_job(connection, uuid)
             if job.state != JobState.RUNNING or job.backend != BACKEND or job.backend_job_id:
                 return
@@ -319,7 +319,7 @@ class SlurmDispatcher(Dispatcher):
     def _end(self, uuid: str, slurm_id: str | None, state: JobState, reason: str,
              end_reason: EndReason, retry: bool = False) -> None:
         """End (or requeue) a job of ours still Running as ``slurm_id`` left it."""
-        with self._core.database.writing() as connection:
+        with self._cluster.database.writing() as connection:
             job = jobs.get_job(connection, uuid)
             if job.state != JobState.RUNNING or job.backend != BACKEND or (
                     slurm_id is not None and job.backend_job_id != slurm_id):
@@ -332,8 +332,8 @@ class SlurmDispatcher(Dispatcher):
                 return
             log_pdh = None
             with contextlib.suppress(CrunchError, OSError):  # logs are a courtesy
-                log_pdh = salvage_logs(self._core.store, self._config.work, uuid)
+                log_pdh = salvage_logs(self._cluster.store, self._config.work, uuid)
             jobs.finish(connection, job,
                         JobOutcome(state, None, None, log_pdh, reason, end_reason))
         slurm_output_path(self._config.work, uuid).unlink(missing_ok=True)
-        self._core.notify_changed()
+        self._cluster.notify_changed()

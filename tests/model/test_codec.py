@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -121,3 +122,23 @@ def test_bad_mount_inside_a_spec_is_a_submit_error():
     data["mounts"]["in"] = {"kind": "collection"}
     with pytest.raises(SubmitError, match="'in'"):
         spec_from_dict(data)
+
+
+def test_wire_format_stays_what_it_was():
+    """What clients and servers of other versions send and read: a refactor of the codec
+    must not change it."""
+    spec = dataclasses.replace(FULL, root="/var/lib/job", binds={"/output": "results"},
+                               network=True, mounts={"in": FULL.mounts["in"],
+                                                     "conf/run.sh": FULL.mounts["conf/run.sh"]})
+    assert json.dumps(spec_to_dict(spec)) == (
+        '{"command": ["tool", "--flag", "in/x"], "name": "step one", '
+        '"environment": {"A": "1", "B": "two"}, '
+        '"mounts": {"conf/run.sh": {"kind": "literal", "content": "#!/bin/sh\\necho hi\\n", '
+        '"writable": false, "executable": true}, '
+        '"in": {"kind": "collection", "pdh": "0123456789abcdef0123456789abcdef+12", '
+        '"path": "sub/dir", "writable": true}}, '
+        '"output_path": "results", "cwd": ".", "root": "/var/lib/job", "stdin": "in/x", '
+        '"stdout": "results/out.txt", "stderr": "results/err.txt", "image": "debian:12", '
+        '"binds": {"/output": "results"}, "network": true, "cores": 0.25, "ram": 123456789, '
+        '"gpus": 1, "time_limit": 3600.0, "priority": -3, "reuse": false, '
+        '"properties": {"k": "v"}}')

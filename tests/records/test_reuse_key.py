@@ -156,3 +156,45 @@ def test_binds_order_does_not_matter_but_their_paths_do():
     backward = changed(binds={"/b": "in", "/a": "out"})
     assert reuse_key(forward) == reuse_key(backward)
     assert reuse_key(forward) != reuse_key(changed(binds={"/a": "in", "/b": "out"}))
+
+
+# Keys computed by reuse_key as it was before it was derived from JobSpec's fields:
+# databases hold keys like these, so a refactor must give the same ones.
+PINNED = JobSpec(
+    command=("tool", "--flag", "in/x"),
+    name="step one",
+    environment={"B": "two", "A": "1"},
+    mounts={"in": CollectionMount(PDH_A, "sub/dir", writable=True),
+            "whole": CollectionMount(PDH_A),
+            "conf/run.sh": LiteralMount("#!/bin/sh\necho hi\n", executable=True),
+            "notes.txt": LiteralMount("", writable=True)},
+    output_path="results",
+    cwd="work",
+    root="/var/lib/job",
+    stdin="in/x",
+    stdout="results/out.txt",
+    stderr="results/err.txt",
+    image="debian:12",
+    binds={"/output": "results", "/input": "in"},
+    network=True,
+    cores=0.25,
+    ram=123456789,
+    gpus=1,
+    time_limit=3600.0,
+    priority=-3,
+    reuse=False,
+    properties={"k": "v"},
+)
+
+
+@pytest.mark.parametrize("spec, digest, key", [
+    (PINNED, None, "b82661b58b86b7e69afe12341c55ff8a9f3821a1c8620a9a35811b632451b1e3"),
+    (PINNED, "sha256:" + "1" * 64,
+     "80fccddd5d3f5b8e67dfc3b0bc47f3b9d3762a580381b33433412bd43c5b8052"),
+    (JobSpec(command=("true",)), None,
+     "70f5f47dc4b37880ec568e4e56cd7688c9e5720983b0844bdeb4561442ed3870"),
+    (dataclasses.replace(PINNED, binds={}, network=False), None,
+     "c5902ea058bac4dec021a04fcdfc5981d8eea9929c78546c6ea18bd2134795e5"),
+], ids=["every-field", "image-digest", "defaults", "without-binds-network"])
+def test_keys_stay_what_they_were(spec, digest, key):
+    assert reuse_key(spec, digest) == key

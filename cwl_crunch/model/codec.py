@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,43 +56,35 @@ def mounts_from_dict(data: Mapping[str, Mapping[str, Any]]) -> dict[str, Mount]:
     return {target: mount_from_dict(target, mount) for target, mount in data.items()}
 
 
+SPEC_FIELDS = tuple(field.name for field in dataclasses.fields(JobSpec))
+"""JobSpec's fields in order: the keys of a spec's dict, and the spec columns of the
+jobs table (``records.jobs`` reads and writes them by these names)."""
+_TO_JSON: dict[str, Callable[[Any], Any]] = {
+    "command": list, "environment": dict, "mounts": mounts_to_dict, "binds": dict,
+    "properties": dict}
+_FROM_JSON: dict[str, Callable[[Any], Any]] = {
+    "command": tuple, "mounts": lambda mounts: mounts_from_dict(mounts or {})}
+"""The fields not stored as they are (the others are JSON values already)."""
+
+
 def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
-    return {
-        "command": list(spec.command),
-        "name": spec.name,
-        "environment": dict(spec.environment),
-        "mounts": mounts_to_dict(spec.mounts),
-        "output_path": spec.output_path,
-        "cwd": spec.cwd,
-        "root": spec.root,
-        "stdin": spec.stdin,
-        "stdout": spec.stdout,
-        "stderr": spec.stderr,
-        "image": spec.image,
-        "binds": dict(spec.binds),
-        "network": spec.network,
-        "cores": spec.cores,
-        "ram": spec.ram,
-        "gpus": spec.gpus,
-        "time_limit": spec.time_limit,
-        "priority": spec.priority,
-        "reuse": spec.reuse,
-        "properties": dict(spec.properties),
-    }
-
-
-_SPEC_FIELDS = frozenset(field.name for field in dataclasses.fields(JobSpec))
+    """Every field by name, in JobSpec's order: the wire format and the spec's columns."""
+    data = {name: getattr(spec, name) for name in SPEC_FIELDS}
+    for name, convert in _TO_JSON.items():
+        data[name] = convert(data[name])
+    return data
 
 
 def spec_from_dict(data: Mapping[str, Any]) -> JobSpec:
-    unknown = sorted(set(data) - _SPEC_FIELDS)
+    unknown = sorted(set(data).difference(SPEC_FIELDS))
     if unknown:
         raise SubmitError(f"unknown job field(s): {', '.join(unknown)}")
     if "command" not in data or isinstance(data["command"], str):
         raise SubmitError("command: a list of strings is required")
     fields = dict(data)
-    fields["command"] = tuple(fields["command"])
-    fields["mounts"] = mounts_from_dict(fields.get("mounts") or {})
+    for name, convert in _FROM_JSON.items():
+        if name in fields:
+            fields[name] = convert(fields[name])
     return JobSpec(**fields)
 
 

@@ -41,7 +41,12 @@ Mount = CollectionMount | LiteralMount
 
 @dataclasses.dataclass(frozen=True)
 class JobSpec:
-    """What to run. Everything except the resources goes into the reuse key."""
+    """What to run. Everything except the resources and labels goes into the reuse key
+    (``records.reuse_key.NOT_IN_REUSE_KEY``).
+
+    A new field needs a column in the jobs table (and a migration), a field in the API
+    schema (``server.schemas.JobSpecBody``) and a check in ``check_spec``;
+    tests/model/test_jobspec_fields.py fails until each has it."""
 
     command: tuple[str, ...]
     name: str = ""

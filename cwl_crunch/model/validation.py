@@ -1,4 +1,4 @@
-"""Checks on a job spec that need no cluster: shapes, paths, resource signs."""
+"""Checks on a job spec that need no cluster: shapes, paths, resource signs, label types."""
 
 from __future__ import annotations
 
@@ -45,6 +45,7 @@ def check_spec(spec: JobSpec) -> None:
     for name, value in spec.environment.items():
         if not isinstance(name, str) or not isinstance(value, str) or not name or "=" in name:
             raise SubmitError(f"environment: bad variable {name!r}={value!r}")
+    _check_labels(spec)
 
 
 def check_absolute_path(what: str, path: str, meaning: str) -> None:
@@ -66,6 +67,19 @@ def _check_container_fields(spec: JobSpec) -> None:
     for inside, target in spec.binds.items():
         check_absolute_path(f"bind {inside!r}", inside, "a path in the container")
         check_job_path(f"bind {inside!r}", target)
+
+
+def _check_labels(spec: JobSpec) -> None:
+    """Types only, as the API schema has them: any name, label or priority will do."""
+    if not isinstance(spec.name, str):
+        raise SubmitError(f"name must be text, not {spec.name!r}")
+    for key, value in spec.properties.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise SubmitError(f"properties: {key!r}={value!r}: both must be text")
+    if isinstance(spec.priority, bool) or not isinstance(spec.priority, int):
+        raise SubmitError(f"priority must be a whole number, not {spec.priority!r}")
+    if not isinstance(spec.reuse, bool):
+        raise SubmitError(f"reuse must be true or false, not {spec.reuse!r}")
 
 
 def _check_resources(spec: JobSpec) -> None:

@@ -26,7 +26,7 @@ from cwl_crunch.model import (
     WorkerInfo,
     check_transition,
 )
-from cwl_crunch.model.codec import mounts_from_dict, mounts_to_dict
+from cwl_crunch.model.codec import SPEC_FIELDS, spec_from_dict, spec_to_dict
 from cwl_crunch.model.routing import WHOLE_CORE
 from cwl_crunch.records.ids import new_uuid
 from cwl_crunch.records.models import Event, Job
@@ -83,17 +83,13 @@ def _when(epoch: float | None) -> datetime | None:
 
 
 def to_record(job: JobRow | Mapping[str, Any]) -> JobRecord:
-    """The record of a row, or of a mapping holding every column."""
+    """The record of a row, or of a mapping holding every column.
+
+    The spec's columns are JobSpec's fields by name, holding what ``spec_to_dict`` makes
+    of them (tests/model/test_jobspec_fields.py checks the table has exactly those).
+    """
     v = job._mapping if isinstance(job, Row) else job
-    spec = JobSpec(
-        command=tuple(v["command"]), name=v["name"], environment=v["environment"],
-        mounts=mounts_from_dict(v["mounts"]), output_path=v["output_path"], cwd=v["cwd"],
-        root=v["root"],
-        stdin=v["stdin"], stdout=v["stdout"], stderr=v["stderr"], image=v["image"],
-        binds=v["binds"], network=v["network"], cores=v["cores"], ram=v["ram"],
-        gpus=v["gpus"], time_limit=v["time_limit"],
-        priority=v["priority"], reuse=v["reuse"], properties=v["properties"],
-    )
+    spec = spec_from_dict({name: v[name] for name in SPEC_FIELDS})
     return JobRecord(
         uuid=v["uuid"], spec=spec, state=JobState(v["state"]), parent_uuid=v["parent_uuid"],
         reuse_key=v["reuse_key"], created_at=datetime.fromtimestamp(v["created_at"], UTC),
@@ -169,15 +165,9 @@ def insert_job(
     twin = _twin(connection, key, output_problem) if spec.reuse else None
     row: dict[str, Any] = {column.name: None for column in JOBS.columns}
     row.update(
-        uuid=uuid, name=spec.name, state=JobState.QUEUED, parent_uuid=parent_uuid,
-        command=list(spec.command), environment=dict(spec.environment),
-        mounts=mounts_to_dict(spec.mounts), output_path=spec.output_path, cwd=spec.cwd,
-        root=spec.root,
-        stdin=spec.stdin, stdout=spec.stdout, stderr=spec.stderr, image=spec.image,
-        binds=dict(spec.binds), network=spec.network, image_digest=image_digest,
-        properties=dict(spec.properties), cores=spec.cores, ram=spec.ram, gpus=spec.gpus,
-        time_limit=spec.time_limit, priority=spec.priority, reuse=spec.reuse,
-        reuse_key=key, created_at=now, cancel_requested=False, self_run=False,
+        spec_to_dict(spec), uuid=uuid, state=JobState.QUEUED, parent_uuid=parent_uuid,
+        image_digest=image_digest, reuse_key=key, created_at=now, cancel_requested=False,
+        self_run=False,
     )
     if twin is not None and twin.state == JobState.COMPLETE:
         # Reused: the record is born Complete (one row, one event; nothing was queued).

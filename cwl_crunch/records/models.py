@@ -33,7 +33,9 @@ class Job(Base):
     parent_uuid: Mapped[str | None] = mapped_column(
         String(40), ForeignKey("jobs.uuid"), index=True
     )
-    # What to run: everything here but the resources goes into reuse_key.
+    # The spec: one column per JobSpec field, of the same name (records.jobs reads and
+    # writes them by name; tests/model/test_jobspec_fields.py checks). All but those in
+    # reuse_key.NOT_IN_REUSE_KEY (resources, labels) go into reuse_key.
     command: Mapped[list[str]] = mapped_column(JSON)
     environment: Mapped[dict[str, str]] = mapped_column(JSON)
     mounts: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -30,10 +30,23 @@ CLI can print ``str(error)`` and nothing else.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from cwl_crunch.model import JobRecord
+
+class EndedJob(Protocol):
+    """What JobFailed needs of a job record (model.JobRecord is one): errors sit below
+    every package, the model included, and import none of them."""
+
+    @property
+    def uuid(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def exit_code(self) -> int | None: ...
+    @property
+    def failure_reason(self) -> str | None: ...
+    @property
+    def complete(self) -> bool: ...
 
 
 class CrunchError(Exception):
@@ -141,7 +154,7 @@ class ImageError(ContainerError):
 class JobFailed(CrunchError):
     """A job ended Failed or Cancelled, or its command exited non-zero."""
 
-    def __init__(self, job: JobRecord) -> None:
+    def __init__(self, job: EndedJob) -> None:
         if job.complete:
             what = f"exited with code {job.exit_code}"
         else:

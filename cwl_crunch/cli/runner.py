@@ -39,9 +39,6 @@ from cwl_crunch.model import EndReason, JobState
 from cwl_crunch.server.job_api import JobApi
 from cwl_crunch.worker.processes import this_worker
 
-# cwltool's exit code for "this runner does not support that".
-UNSUPPORTED = 33
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = arg_parser()

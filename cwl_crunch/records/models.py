@@ -100,17 +100,6 @@ class Job(Base):
     )
 
 
-class Collection(Base):
-    """A named record pointing at a portable data hash."""
-
-    __tablename__ = "collections"
-    uuid: Mapped[str] = mapped_column(String(40), primary_key=True)
-    name: Mapped[str] = mapped_column(Text)
-    pdh: Mapped[str] = mapped_column(String(80), index=True)
-    properties: Mapped[dict[str, str]] = mapped_column(JSON)
-    created_at: Mapped[float] = mapped_column(Float)
-
-
 class Upload(Base):
     """A collection a job's token stored (since schema version 5): that job may read it."""
 

@@ -43,7 +43,7 @@ from cwl_crunch.model import (
 )
 from cwl_crunch.model.routing import HOST, Routing
 from cwl_crunch.model.validation import check_spec
-from cwl_crunch.records import jobs
+from cwl_crunch.records import access, jobs
 from cwl_crunch.records.database import Database
 from cwl_crunch.records.reuse_key import reuse_key
 from cwl_crunch.records.tokens import create_token, is_revoked, resolve_token
@@ -291,6 +291,35 @@ class ClusterCore:
         """``after`` as the events table can compare it: PostgreSQL refuses a number
         wider than the id column (a 500), and no id is larger than that column holds."""
         return self.database.comparable_event_id(after)
+
+    # Who may reach what (the server caches the answers: server/access.py) ---------------
+    def resolve_token(self, token: str) -> tuple[str, str | None]:
+        """The token's UUID and its job's (None: a person's); TokenError if it is
+        unknown, revoked or malformed."""
+        with self.database.reading() as connection:
+            record = resolve_token(connection, token)
+            return str(record.uuid), record.job_uuid
+
+    def job_within(self, uuid: str, ancestor: str) -> bool:
+        """Whether ``ancestor`` is job ``uuid`` or above it; JobNotFound if no job."""
+        with self.database.reading() as connection:
+            return access.within(connection, uuid, ancestor)
+
+    def job_may_read(self, job_uuid: str, pdh: str) -> bool:
+        with self.database.reading() as connection:
+            return access.may_read(connection, job_uuid, pdh)
+
+    def note_upload(self, job_uuid: str, pdh: str) -> None:
+        with self.database.writing() as connection:
+            access.note_upload(connection, job_uuid, pdh)
+
+    def note_block_upload(self, token_uuid: str, locator: str) -> None:
+        with self.database.writing() as connection:
+            access.note_block_upload(connection, token_uuid, locator)
+
+    def uploaded_blocks(self, token_uuid: str, locators: Sequence[str]) -> set[str]:
+        with self.database.reading() as connection:
+            return access.uploaded_blocks(connection, token_uuid, locators)
 
     def token_revoked(self, token_uuid: str) -> bool:
         with self.database.reading() as connection:

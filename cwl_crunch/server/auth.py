@@ -8,7 +8,6 @@ from fastapi import Header, HTTPException, Request
 
 from cwl_crunch.core import ClusterCore
 from cwl_crunch.errors import TokenError
-from cwl_crunch.records.tokens import resolve_token
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,11 +33,11 @@ def caller(request: Request, authorization: str | None = Header(default=None)) -
                             headers={"WWW-Authenticate": "Bearer"})
     core = core_of(request)
     try:
-        with core.database.reading() as connection:
-            record = resolve_token(connection, authorization.removeprefix("Bearer ").strip())
+        token_uuid, job_uuid = core.resolve_token(
+            authorization.removeprefix("Bearer ").strip())
     except TokenError as error:
         raise HTTPException(401, str(error), headers={"WWW-Authenticate": "Bearer"}) from None
-    return Caller(record.uuid, record.job_uuid)
+    return Caller(token_uuid, job_uuid)
 
 
 def person(request: Request, authorization: str | None = Header(default=None)) -> Caller:

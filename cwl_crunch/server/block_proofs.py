@@ -14,22 +14,14 @@ are cached in memory (a record is never removed while the server runs).
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterable, Sequence
-from typing import cast
-
-from sqlalchemy import Table, insert, select
 
 from cwl_crunch.core import ClusterCore
 from cwl_crunch.records.blob_signing import BlobSigner, signer_for
-from cwl_crunch.records.models import BlockUpload
 from cwl_crunch.server.auth import Caller
 from cwl_crunch.store.locators import parse_locator, split_signature
 
-BLOCK_UPLOADS = cast(Table, BlockUpload.__table__)
 _CACHE_LIMIT = 200_000
-_LOOKUP_BATCH = 500
-"""Locators per ``IN (...)`` query: well under SQLite's limit of bound parameters."""
 
 
 class BlockProofs:
@@ -53,13 +45,7 @@ class BlockProofs:
         with self._lock:
             if key in self._uploaded:
                 return
-        with self._core.database.writing() as connection:
-            known = connection.execute(select(BLOCK_UPLOADS.c.id).where(
-                BLOCK_UPLOADS.c.token_uuid == caller.token_uuid,
-                BLOCK_UPLOADS.c.locator == locator)).first()
-            if known is None:
-                connection.execute(insert(BLOCK_UPLOADS).values(
-                    token_uuid=caller.token_uuid, locator=locator, created_at=time.time()))
+        self._core.note_block_upload(caller.token_uuid, locator)
         self._remember([key])
 
     def unproven(self, caller: Caller, locators: Sequence[str]) -> dict[str, str]:
@@ -91,12 +77,7 @@ class BlockProofs:
         asked = [loc for loc in locators if loc not in found]
         if not asked:
             return found
-        with self._core.database.reading() as connection:
-            for start in range(0, len(asked), _LOOKUP_BATCH):
-                batch = asked[start:start + _LOOKUP_BATCH]
-                found.update(connection.execute(select(BLOCK_UPLOADS.c.locator).where(
-                    BLOCK_UPLOADS.c.token_uuid == caller.token_uuid,
-                    BLOCK_UPLOADS.c.locator.in_(batch))).scalars())
+        found.update(self._core.uploaded_blocks(caller.token_uuid, asked))
         self._remember((caller.token_uuid, loc) for loc in found)
         return found
 

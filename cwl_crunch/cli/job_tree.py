@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 from cwl_crunch.cli.table import human_duration
 from cwl_crunch.client import JobRecord
-from cwl_crunch.model import JobState
+from cwl_crunch.model import JobState, cluster_of
 
 Children = Callable[[str], Sequence[JobRecord]]
 
@@ -26,8 +26,21 @@ def job_line(job: JobRecord) -> str:
     return "  ".join(parts)
 
 
-def render_tree(root: JobRecord, children: Children) -> list[str]:
+def parent_text(parent_uuid: str | None, cluster_id: str) -> str | None:
+    """A parent as shown: one of another cluster says so (its record is there)."""
+    if parent_uuid is None or cluster_of(parent_uuid) == cluster_id:
+        return parent_uuid
+    return f"{parent_uuid} (on cluster {cluster_of(parent_uuid)}, not readable here)"
+
+
+def render_tree(root: JobRecord, children: Children, cluster_id: str | None = None,
+                ) -> list[str]:
+    """The tree below ``root``; with ``cluster_id``, a parent of ``root`` on another
+    cluster heads it as a leaf (its records are that cluster's)."""
     lines = [job_line(root)]
+    if cluster_id is not None and root.parent_uuid is not None \
+            and cluster_of(root.parent_uuid) != cluster_id:
+        lines.insert(0, f"parent {parent_text(root.parent_uuid, cluster_id)}")
     _render_children(root.uuid, children, "", lines)
     return lines
 

@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from cwl_crunch.cli.job_tree import render_tree
+from cwl_crunch.cli.job_tree import parent_text, render_tree
 from cwl_crunch.cli.table import format_table, human_duration
 from cwl_crunch.client import ClusterClient, JobFilter, JobRecord, open_client
 from cwl_crunch.config import Config
@@ -77,7 +77,8 @@ def _list(client: ClusterClient, args: argparse.Namespace) -> int:
 def _show(client: ClusterClient, args: argparse.Namespace) -> int:
     job = client.get_job(args.uuid)
     fields: dict[str, Any] = {
-        "uuid": job.uuid, "name": job.name, "state": job.state, "parent": job.parent_uuid,
+        "uuid": job.uuid, "name": job.name, "state": job.state,
+        "parent": parent_text(job.parent_uuid, client.cluster_id),
         "created": job.created_at.isoformat(),
         "started": job.started_at.isoformat() if job.started_at else None,
         "finished": job.finished_at.isoformat() if job.finished_at else None,
@@ -86,7 +87,7 @@ def _show(client: ClusterClient, args: argparse.Namespace) -> int:
         "backend": job.backend, "backend job id": job.backend_job_id,
         "reused job": job.reused_job_uuid,
         "output": job.output_pdh, "log": job.log_pdh, "reuse key": job.reuse_key,
-        "image digest": job.image_digest,
+        "image digest": job.image_digest, "impure": job.impure,
     }
     spec = spec_to_dict(job.spec)
     fields.update({k.replace("_", " "): v for k, v in spec.items() if k != "name"})
@@ -99,7 +100,7 @@ def _tree(client: ClusterClient, args: argparse.Namespace) -> int:
     def children(uuid: str) -> list[JobRecord]:
         return list(client.iter_jobs(JobFilter(parent_uuid=uuid, limit=EVERY_JOB)))
 
-    print("\n".join(render_tree(client.get_job(args.uuid), children)))
+    print("\n".join(render_tree(client.get_job(args.uuid), children, client.cluster_id)))
     return 0
 
 

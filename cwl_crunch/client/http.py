@@ -78,9 +78,11 @@ class HttpClient(ClusterClient):
                                      keep_output=self._keep_carried_output)
 
     # Jobs -------------------------------------------------------------------------
-    def submit(self, spec: JobSpec) -> JobRecord:
+    def submit(self, spec: JobSpec, *, parent_uuid: str | None = None) -> JobRecord:
         check_spec(spec)  # what can be refused here needs no round trip (NaN is not JSON)
-        return record_from_dict(self._transport.json("POST", "/jobs", json=spec_to_dict(spec)))
+        params = {} if parent_uuid is None else {"parent_uuid": parent_uuid}
+        return record_from_dict(self._transport.json("POST", "/jobs", json=spec_to_dict(spec),
+                                                     params=params))
 
     def start_own_job(self, spec: JobSpec, worker: WorkerInfo) -> Claim:
         check_spec(spec)

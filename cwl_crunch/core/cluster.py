@@ -41,6 +41,7 @@ from cwl_crunch.model import (
     NodeSize,
     WorkerInfo,
 )
+from cwl_crunch.model.jobs import JOB_UUID, cluster_of
 from cwl_crunch.model.routing import HOST, Routing
 from cwl_crunch.model.validation import check_spec
 from cwl_crunch.records import access, jobs
@@ -88,6 +89,7 @@ class ClusterCore:
         self.store = CollectionStore(config.store)
         self.store.on_damage = self._record_damage
         self._changed = threading.Condition()
+        self._impure: set[str] = set()  # jobs marked impure by this process
         engine_url = find_engine(config.container_engine)
         self.engine = Engine(engine_url) if engine_url else None
         self.images = Images(self.engine) if self.engine else None
@@ -182,6 +184,35 @@ class ClusterCore:
             self.dispatcher.start()
             self.dispatcher.wake()
         return record
+
+    def parent_for(self, caller_job: str | None, parent_uuid: str | None) -> str | None:
+        """The parent of a job that ``caller_job``'s token (None: a person's) submits,
+        asking for ``parent_uuid``: a job's token makes only its own children, so only a
+        person may name a parent, and only one of another cluster (a local job becomes a
+        parent by submitting with its own token). The record of a foreign parent is not
+        here: nothing checks that it exists (its cluster's records say)."""
+        if parent_uuid is None:
+            return caller_job
+        if caller_job is not None:
+            raise SubmitError(f"parent {parent_uuid}: a job's token submits its own "
+                              f"children (job {caller_job}), it cannot name a parent")
+        if not JOB_UUID.match(parent_uuid):
+            raise SubmitError(f"parent {parent_uuid!r} is not a job UUID "
+                              "(<cluster id>-job-<15 letters or digits>)")
+        if cluster_of(parent_uuid) == self.cluster_id:
+            raise SubmitError(f"parent {parent_uuid} is a job of this cluster: submit with "
+                              "that job's own token to make it the parent")
+        return parent_uuid
+
+    def mark_impure(self, job_uuid: str, call: str) -> None:
+        """Job ``job_uuid``'s token made ``call``, which is not pure work: the job is
+        never reused or joined from now on (records.jobs.mark_impure). Once per job
+        and process: a mark is never taken back."""
+        if job_uuid in self._impure:
+            return
+        with self.database.writing() as connection:
+            jobs.mark_impure(connection, job_uuid, call)
+        self._impure.add(job_uuid)
 
     def _verify_reusable(self, key: str) -> None:
         """Hash the outputs reuse would hand on, up to the first intact one, before the

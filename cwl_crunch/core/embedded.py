@@ -49,8 +49,9 @@ class EmbeddedClient(ClusterClient):
         return self.core.config
 
     # Jobs -------------------------------------------------------------------------
-    def submit(self, spec: JobSpec) -> JobRecord:
-        return self.core.submit(spec, parent_uuid=self._caller)
+    def submit(self, spec: JobSpec, *, parent_uuid: str | None = None) -> JobRecord:
+        return self.core.submit(spec, parent_uuid=self.core.parent_for(self._caller,
+                                                                       parent_uuid))
 
     def start_own_job(self, spec: JobSpec, worker: WorkerInfo) -> Claim:
         return self.core.start_own_job(spec, worker, parent_uuid=self._caller)

@@ -11,6 +11,7 @@ from cwl_crunch.model.collections import CollectionEntry
 from cwl_crunch.model.jobs import (
     EVERY_JOB,
     JOB_PAGE_LIMIT,
+    JOB_UUID,
     Claim,
     CollectionMount,
     JobEvent,
@@ -22,6 +23,7 @@ from cwl_crunch.model.jobs import (
     Mount,
     NodeSize,
     WorkerInfo,
+    cluster_of,
 )
 from cwl_crunch.model.states import (
     ACTIVE_STATES,
@@ -46,6 +48,7 @@ __all__ = [
     "EndReason",
     "FINAL_STATES",
     "JOB_PAGE_LIMIT",
+    "JOB_UUID",
     "JobEvent",
     "JobFilter",
     "JobOutcome",
@@ -58,4 +61,5 @@ __all__ = [
     "WorkerInfo",
     "can_transition",
     "check_transition",
+    "cluster_of",
 ]

@@ -39,8 +39,10 @@ class ClusterClient(abc.ABC):
 
     # Jobs -------------------------------------------------------------------------
     @abc.abstractmethod
-    def submit(self, spec: JobSpec) -> JobRecord:
-        """Create a job (or reuse / join identical work). The parent comes from the token."""
+    def submit(self, spec: JobSpec, *, parent_uuid: str | None = None) -> JobRecord:
+        """Create a job (or reuse / join identical work). The parent comes from the
+        token. ``parent_uuid``: a job of another cluster to record as the parent (a
+        person's token only; a job's token submits its own children), SubmitError else."""
 
     @abc.abstractmethod
     def start_own_job(self, spec: JobSpec, worker: WorkerInfo) -> Claim:

@@ -106,7 +106,8 @@ def record_to_dict(record: JobRecord) -> dict[str, Any]:
         "output_pdh": record.output_pdh, "log_pdh": record.log_pdh,
         "failure_reason": record.failure_reason, "reused_job_uuid": record.reused_job_uuid,
         "cancel_requested": record.cancel_requested, "image_digest": record.image_digest,
-        "reuse_ineligible": record.reuse_ineligible, "backend": record.backend,
+        "reuse_ineligible": record.reuse_ineligible, "impure": record.impure,
+        "backend": record.backend,
         "backend_job_id": record.backend_job_id,
         "end_reason": None if record.end_reason is None else str(record.end_reason),
     }

@@ -10,10 +10,19 @@ They never embed a host path, so the same work has the same reuse key wherever i
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from datetime import datetime
 
 from cwl_crunch.model.states import FINAL_STATES, EndReason, JobState
+
+JOB_UUID = re.compile(r"^[a-z0-9]{5}-job-[a-z0-9]{15}$")
+"""A job's UUID: ``<cluster id>-job-<15 base-36 characters>`` (records/ids.py)."""
+
+
+def cluster_of(uuid: str) -> str:
+    """The id of the cluster that owns the record ``uuid`` (its prefix)."""
+    return uuid.split("-", 1)[0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +115,10 @@ class JobRecord:
     """Content digest of ``spec.image`` as resolved when the job was submitted."""
     reuse_ineligible: str | None = None
     """Why this job's result is no longer reused (its output was found damaged)."""
+    impure: str | None = None
+    """The call through which its token did something other than pure work (such as
+    listing jobs, whose answer changes with time): its result depends on more than its
+    spec, so it is never reused or joined."""
     backend: str | None = None
     """Who ran it (one of BACKENDS); None for a job never claimed, or one that only
     followed a twin."""

@@ -36,6 +36,7 @@ from sqlalchemy import (
     create_engine,
     event,
     insert,
+    inspect,
     select,
     update,
 )
@@ -124,11 +125,24 @@ def _add_job_backend_and_end_reason(connection: Connection) -> None:
         f"WHERE state = '{JobState.CANCELLED}'")
 
 
+def _foreign_parents_and_impure(connection: Connection) -> None:
+    """A job's parent may live on another cluster: its foreign key goes (PostgreSQL
+    enforces it; SQLite's declaration stays in older tables, and is no longer enforced:
+    see _sqlite_on_connect). And the ``impure`` column. One transaction: a kill leaves
+    version 8 or 9."""
+    if connection.dialect.name == "postgresql":
+        for key in inspect(connection).get_foreign_keys("jobs"):
+            if key["constrained_columns"] == ["parent_uuid"] and key["name"]:
+                connection.exec_driver_sql(f'ALTER TABLE jobs DROP CONSTRAINT "{key["name"]}"')
+    connection.exec_driver_sql("ALTER TABLE jobs ADD COLUMN impure TEXT")
+
+
 # MIGRATIONS[n] upgrades a database at schema version n to n + 1.
 MIGRATIONS: dict[int, Migration] = {
     1: _add_job_root, 2: _add_job_self_run, 3: _add_job_container_fields,
     4: _add_uploads_and_output_indexes, 5: _add_block_uploads,
-    6: _add_job_reuse_ineligible, 7: _add_job_backend_and_end_reason}
+    6: _add_job_reuse_ineligible, 7: _add_job_backend_and_end_reason,
+    8: _foreign_parents_and_impure}
 
 _BEGIN_OPTION = "crunch_begin"
 # The key of the advisory lock every PostgreSQL write transaction takes first (any
@@ -257,7 +271,10 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # NORMAL in WAL mode survives process crashes; only an OS crash can lose the last commits.
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=60000")
-    cursor.execute("PRAGMA foreign_keys=ON")
+    # No foreign keys are enforced (since schema version 9): the one there was, jobs'
+    # parent, may name a job of another cluster. Databases made before keep its
+    # declaration, unenforced.
+    cursor.execute("PRAGMA foreign_keys=OFF")
     cursor.close()
 
 

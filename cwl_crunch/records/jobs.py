@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Row, Table, bindparam, func, insert, or_, select, update
 
-from cwl_crunch.errors import JobNotFound
+from cwl_crunch.errors import JobNotFound, SubmitError
 from cwl_crunch.model import (
     FINAL_STATES,
     EndReason,
@@ -27,6 +27,7 @@ from cwl_crunch.model import (
     check_transition,
 )
 from cwl_crunch.model.codec import SPEC_FIELDS, spec_from_dict, spec_to_dict
+from cwl_crunch.model.jobs import cluster_of
 from cwl_crunch.model.routing import WHOLE_CORE
 from cwl_crunch.records.ids import new_uuid
 from cwl_crunch.records.models import Event, Job
@@ -61,12 +62,13 @@ _QUEUED_BY_SIZE = {
     False: _QUEUED.where(JOBS.c.cores < WHOLE_CORE),
     True: _QUEUED.where(JOBS.c.cores >= WHOLE_CORE),
 }
+_PARENT_EXISTS = select(JOBS.c.uuid).where(JOBS.c.uuid == bindparam("uuid"))
 # Built once, and without IN (...): an expanding parameter is recompiled per execution.
 _TWINS = (
     select(JOBS.c.uuid, JOBS.c.state, JOBS.c.exit_code, JOBS.c.output_pdh,
            JOBS.c.log_pdh, JOBS.c.reused_job_uuid)
     .where(JOBS.c.reuse_key == bindparam("key"), JOBS.c.reuse.is_(True),
-           JOBS.c.reuse_ineligible.is_(None),
+           JOBS.c.reuse_ineligible.is_(None), JOBS.c.impure.is_(None),
            or_(*(JOBS.c.state == state for state in (JobState.COMPLETE, *_LIVE))))
     .order_by(JOBS.c.created_at)
     .limit(50)
@@ -97,7 +99,7 @@ def to_record(job: JobRow | Mapping[str, Any]) -> JobRecord:
         exit_code=v["exit_code"], output_pdh=v["output_pdh"], log_pdh=v["log_pdh"],
         failure_reason=v["failure_reason"], reused_job_uuid=v["reused_job_uuid"],
         cancel_requested=v["cancel_requested"], image_digest=v["image_digest"],
-        reuse_ineligible=v["reuse_ineligible"], backend=v["backend"],
+        reuse_ineligible=v["reuse_ineligible"], impure=v["impure"], backend=v["backend"],
         backend_job_id=v["backend_job_id"],
         end_reason=None if v["end_reason"] is None else EndReason(v["end_reason"]),
     )
@@ -160,6 +162,10 @@ def insert_job(
     ineligible for reuse (see :func:`mark_output_damaged`) and passed over.
     Returns the new row's columns (no need to read it back).
     """
+    if parent_uuid is not None and cluster_of(parent_uuid) == cluster_id and \
+            connection.execute(_PARENT_EXISTS, {"uuid": parent_uuid}).first() is None:
+        # No foreign key checks it (a parent may be another cluster's: schema 9).
+        raise SubmitError(f"parent job: no job {parent_uuid} on this cluster")
     now = time.time()
     uuid = new_uuid(cluster_id, "job")
     twin = _twin(connection, key, output_problem) if spec.reuse else None
@@ -181,6 +187,14 @@ def insert_job(
     if twin is not None:
         row.update(_follow(connection, uuid, twin, now))
     return row
+
+
+def mark_impure(connection: Connection, uuid: str, call: str) -> bool:
+    """Record that job ``uuid``'s token made ``call``, which is not pure work: the job
+    is never reused or joined (the first such call is kept). Whether it was news."""
+    done = connection.execute(update(JOBS).where(JOBS.c.uuid == uuid, JOBS.c.impure.is_(None))
+                              .values(impure=call))
+    return bool(done.rowcount)
 
 
 def reuse_candidates(connection: Connection, key: str) -> list[str]:

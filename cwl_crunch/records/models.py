@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 
 class Base(DeclarativeBase):
@@ -30,9 +30,9 @@ class Job(Base):
     uuid: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(Text, default="")
     state: Mapped[str] = mapped_column(String(16))  # indexed by ix_jobs_queue
-    parent_uuid: Mapped[str | None] = mapped_column(
-        String(40), ForeignKey("jobs.uuid"), index=True
-    )
+    # Not a foreign key (since schema version 9): a parent may be a job of another
+    # cluster, which its UUID's prefix names (records/ids.py).
+    parent_uuid: Mapped[str | None] = mapped_column(String(40), index=True)
     # The spec: one column per JobSpec field, of the same name (records.jobs reads and
     # writes them by name; tests/model/test_jobspec_fields.py checks). All but those in
     # reuse_key.NOT_IN_REUSE_KEY (resources, labels) go into reuse_key.
@@ -83,6 +83,9 @@ class Job(Base):
     backend: Mapped[str | None] = mapped_column(String(16))
     backend_job_id: Mapped[str | None] = mapped_column(String(64))
     end_reason: Mapped[str | None] = mapped_column(String(32))
+    # Since schema version 9: the call through which its token did something other
+    # than pure work (listing jobs, ...), or None. Such a job is never reused or joined.
+    impure: Mapped[str | None] = mapped_column(Text)
     # Who runs it, for local jobs (backend "local"): lets any process tell a dead
     # worker from a slow one.
     worker_host: Mapped[str | None] = mapped_column(String(255))

@@ -52,11 +52,16 @@ def _check_mounts(request: Request, who: Caller, body: JobSpecBody) -> None:
 
 
 @router.post("/jobs", response_model=None, status_code=201)
-def submit(request: Request, body: JobSpecBody, who: Who) -> dict[str, Any]:
-    """Create a job (or reuse or join identical work). A job's token makes it the parent."""
+def submit(request: Request, body: JobSpecBody, who: Who,
+           parent_uuid: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
+           ) -> dict[str, Any]:
+    """Create a job (or reuse or join identical work). A job's token makes it the parent;
+    a person may name a job of another cluster as ``parent_uuid``."""
     _check_mounts(request, who, body)
     spec = spec_from_dict(body.model_dump())
-    return record_to_dict(core_of(request).submit(spec, parent_uuid=who.job_uuid))
+    core = core_of(request)
+    return record_to_dict(core.submit(spec, parent_uuid=core.parent_for(who.job_uuid,
+                                                                        parent_uuid)))
 
 
 @router.post("/jobs/own", response_model=None, status_code=201)
@@ -79,6 +84,11 @@ def caller_job(who: Who) -> dict[str, Any]:
 def get_job(request: Request, uuid: JobUuid, who: Who) -> dict[str, Any]:
     access_of(request).check_job(who, uuid)
     return record_to_dict(core_of(request).get_job(uuid))
+
+
+IMPURE_LISTING = "GET /api/v1/jobs (list jobs)"
+"""What a job token's listing of jobs records on its job (see docs/internals.md,
+"Pure and impure jobs")."""
 
 
 @router.get("/jobs", response_model=None)
@@ -105,6 +115,8 @@ def list_jobs(
         access.check_job(who, parent)
         if after is not None:  # its creation time is where the page starts
             access.check_job(who, after)
+        # What a listing answers depends on when it is asked, not on the job's inputs.
+        core.mark_impure(who.job_uuid, IMPURE_LISTING)
     job_filter = JobFilter(parent_uuid=parent, top_level=top_level,
                            states=frozenset(state) if state else None, limit=limit,
                            after=after)

@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, insert, inspect, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from cwl_crunch.errors import RecordsError, SchemaVersionError
+from cwl_crunch.errors import RecordsError, SchemaVersionError, SubmitError
 from cwl_crunch.model import EndReason, JobSpec
 from cwl_crunch.records import database as database_module
 from cwl_crunch.records import jobs
@@ -234,13 +234,24 @@ def test_wal_mode_is_on(sqlite_db, tmp_path):
         other.close()
 
 
-def test_foreign_keys_are_enforced(db):
-    from sqlalchemy.exc import IntegrityError
-
-    with pytest.raises(IntegrityError), db.writing() as connection:
+def test_an_unknown_local_parent_is_refused(db):
+    """Since schema 9 no foreign key does it: insert_job checks a parent of this
+    cluster itself (one of another cluster is that cluster's to know)."""
+    with pytest.raises(SubmitError, match="no job local-job-doesnotexist0000"), \
+            db.writing() as connection:
         jobs.insert_job(connection, "local", JobSpec(command=("true",)),
                         parent_uuid="local-job-doesnotexist0000", key="k",
                         output_problem=lambda pdh: None)
+
+
+def test_a_parent_of_another_cluster_is_stored_without_a_local_row(db):
+    with db.writing() as connection:
+        row = jobs.insert_job(connection, "local", JobSpec(command=("true",)),
+                              parent_uuid="sitea-job-aaaaaaaaaaaaaaa", key="k",
+                              output_problem=lambda pdh: None)
+    with db.reading() as connection:
+        assert jobs.to_record(jobs.get_job(connection, row["uuid"])).parent_uuid == \
+            "sitea-job-aaaaaaaaaaaaaaa"
 
 
 def test_write_transaction_takes_the_lock_at_its_first_statement(db, database_url):
@@ -395,6 +406,7 @@ def test_a_version_1_database_is_migrated_and_keeps_its_jobs(database_url):
     database.close()
     # DROP COLUMN: SQLite 3.35 and later, and PostgreSQL alike.
     with plain(database_url) as connection:
+        connection.execute(text("ALTER TABLE jobs DROP COLUMN impure"))
         connection.execute(text("ALTER TABLE jobs DROP COLUMN root"))
         connection.execute(text("ALTER TABLE jobs DROP COLUMN self_run"))
         connection.execute(text("DROP INDEX ix_jobs_output"))
@@ -443,13 +455,14 @@ def test_a_version_5_database_gains_reuse_ineligible_and_keeps_its_jobs(database
                                key=reuse_key(spec), output_problem=lambda pdh: None)["uuid"]
     database.close()
     with plain(database_url) as connection:
-        for column in ("reuse_ineligible", "backend", "backend_job_id", "end_reason"):
+        for column in ("reuse_ineligible", "backend", "backend_job_id", "end_reason",
+                       "impure"):
             connection.execute(text(f"ALTER TABLE jobs DROP COLUMN {column}"))
         connection.execute(text("UPDATE meta SET value = '6' WHERE key = 'schema_version'"))
     migrated = Database(database_url)
     try:
         with migrated.writing() as connection:
-            assert schema_version(connection) == SCHEMA_VERSION == 8
+            assert schema_version(connection) == SCHEMA_VERSION == 9
             assert jobs.to_record(jobs.get_job(connection, uuid)).reuse_ineligible is None
             connection.execute(text("UPDATE jobs SET output_pdh = 'p+1' WHERE uuid = :u"),
                                {"u": uuid})
@@ -474,7 +487,7 @@ def _schema_7_database(database_url):
                                          output_problem=lambda pdh: None)["uuid"]
     database.close()
     with plain(database_url) as connection:
-        for column in ("backend", "backend_job_id", "end_reason"):
+        for column in ("backend", "backend_job_id", "end_reason", "impure"):
             connection.execute(text(f"ALTER TABLE jobs DROP COLUMN {column}"))
         connection.execute(text(
             "UPDATE jobs SET state = 'Running', worker_host = '(slurm)', worker_pid = 4711, "
@@ -491,7 +504,7 @@ def test_a_version_7_database_moves_the_slurm_sentinel_into_backend_columns(data
     migrated = Database(database_url)
     try:
         with migrated.reading() as connection:
-            assert schema_version(connection) == SCHEMA_VERSION == 8
+            assert schema_version(connection) == SCHEMA_VERSION == 9
             slurm, local, queued = (jobs.get_job(connection, made[name])
                                     for name in ("slurm", "local", "queued"))
         assert (slurm.backend, slurm.backend_job_id) == ("slurm", "4711")
@@ -550,9 +563,75 @@ def test_a_migration_killed_midway_leaves_version_7_and_then_completes(database_
     migrated = Database(database_url)
     try:
         with migrated.reading() as connection:
-            assert schema_version(connection) == 8
+            assert schema_version(connection) == SCHEMA_VERSION
             slurm = jobs.get_job(connection, made["slurm"])
         assert (slurm.backend, slurm.backend_job_id, slurm.worker_host) == (
             "slurm", "4711", None)
+    finally:
+        migrated.close()
+
+
+def _schema_8_database(database_url):
+    """A database as schema version 8 left it: no ``impure`` column and, on PostgreSQL,
+    the foreign key from a job's parent to a local job."""
+    database = Database(database_url)
+    spec = JobSpec(("echo", "eight"))
+    with database.writing() as connection:
+        uuid = jobs.insert_job(connection, "local", spec, parent_uuid=None,
+                               key=reuse_key(spec), output_problem=lambda pdh: None)["uuid"]
+    database.close()
+    with plain(database_url) as connection:
+        connection.execute(text("ALTER TABLE jobs DROP COLUMN impure"))
+        if connection.dialect.name == "postgresql":
+            connection.execute(text(
+                "ALTER TABLE jobs ADD CONSTRAINT jobs_parent_uuid_fkey "
+                "FOREIGN KEY (parent_uuid) REFERENCES jobs (uuid)"))
+        connection.execute(text("UPDATE meta SET value = '8' WHERE key = 'schema_version'"))
+    return uuid
+
+
+def test_a_version_8_database_takes_foreign_parents_and_impure_marks(database_url):
+    uuid = _schema_8_database(database_url)
+    migrated = Database(database_url)
+    try:
+        with migrated.writing() as connection:
+            assert schema_version(connection) == SCHEMA_VERSION == 9
+            assert not inspect(connection).get_foreign_keys("jobs") or \
+                connection.dialect.name == "sqlite"  # SQLite keeps it, unenforced
+            child = jobs.insert_job(connection, "local", JobSpec(("true",)),
+                                    parent_uuid="sitea-job-aaaaaaaaaaaaaaa", key="k",
+                                    output_problem=lambda pdh: None)["uuid"]
+            assert jobs.mark_impure(connection, uuid, "GET /api/v1/jobs (list jobs)")
+            assert not jobs.mark_impure(connection, uuid, "a later call")
+        with migrated.reading() as connection:
+            assert jobs.to_record(jobs.get_job(connection, uuid)).impure == \
+                "GET /api/v1/jobs (list jobs)"
+            assert jobs.get_job(connection, child).parent_uuid == "sitea-job-aaaaaaaaaaaaaaa"
+    finally:
+        migrated.close()
+
+
+def test_a_migration_8_to_9_killed_midway_leaves_version_8(database_url, tmp_path):
+    _schema_8_database(database_url)
+    ready = tmp_path / "ready"
+    script = MIGRATE_UNTIL_KILLED.replace("MIGRATIONS[7]", "MIGRATIONS[8]")
+    process = subprocess.Popen([sys.executable, "-c", script, database_url, str(ready)])
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert process.poll() is None, "the migrating process ended early"
+            assert time.monotonic() < deadline, "the migration never got under way"
+            time.sleep(0.05)
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+    assert stored_version(database_url) == "8"
+    with plain(database_url) as connection:
+        columns = {column["name"] for column in inspect(connection).get_columns("jobs")}
+        assert "impure" not in columns
+    migrated = Database(database_url)
+    try:
+        with migrated.reading() as connection:
+            assert schema_version(connection) == 9
     finally:
         migrated.close()

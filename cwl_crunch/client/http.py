@@ -25,10 +25,10 @@ from cwl_crunch.client.http_transport import JOB_RECONNECT, Transport
 from cwl_crunch.config import Config
 from cwl_crunch.errors import (
     ApiError,
-    CollectionNotFound,
     CorruptBlock,
     CrunchError,
     InvalidManifest,
+    PathNotFound,
 )
 from cwl_crunch.model import (
     JOB_PAGE_LIMIT,
@@ -53,8 +53,13 @@ from cwl_crunch.model.codec import (
 )
 from cwl_crunch.model.validation import check_spec
 from cwl_crunch.store import Manifest, locator_for
-from cwl_crunch.store.listing import list_entries
-from cwl_crunch.store.locators import manifest_locators, replace_locators, strip_signatures
+from cwl_crunch.store.listing import checked_path, list_entries
+from cwl_crunch.store.locators import (
+    manifest_locators,
+    replace_locators,
+    split_signature,
+    strip_signatures,
+)
 from cwl_crunch.store.upload_plan import plan_upload
 
 _UUIDS_PER_REQUEST = 200
@@ -184,11 +189,41 @@ class HttpClient(ClusterClient):
         return self.put_manifest(replace_locators(
             plan.manifest.text, lambda locator: signed.get(locator, locator)))
 
+    def missing_blocks(self, locators: Sequence[str]) -> list[str]:
+        wanted = list(dict.fromkeys(locators))
+        if not wanted:
+            return []
+        answer = self._transport.json("POST", "/blocks/missing", json={
+            "locators": [self._cache.signed(locator) for locator in wanted]})
+        self._cache.keep_signed(answer["signed"].values())
+        return list(answer["missing"])
+
+    def put_block(self, data: bytes) -> str:
+        locator = locator_for(data)
+        signed: str = self._transport.json(
+            "PUT", f"/blocks/{locator}", content=data,
+            headers={"Content-Type": "application/octet-stream"})["locator"]
+        self._cache.keep_signed([signed])
+        return signed
+
+    def get_block(self, pdh: str, locator: str) -> bytes:
+        bare = split_signature(locator)[0]
+        if not any(bare in file.locators for file in self._manifest(pdh).files()):
+            raise PathNotFound(f"collection {pdh} has no block {bare}")  # as embedded
+        return next(self._blocks(pdh, [bare]))
+
+    def get_manifest(self, pdh: str) -> bytes:
+        text: bytes = self._transport.call("GET", f"/collections/{pdh}/manifest").content
+        _checked_manifest(pdh, text)
+        self._cache.keep_signed(manifest_locators(text))
+        return text
+
     def put_manifest(self, text: bytes) -> str:
         """Record a manifest whose blocks the server already holds, each named signed
         for this client's token or uploaded with it (a worker that wrote them into a
         store directory shared with the server signs them itself); returns its PDH,
         that of the text with the signatures stripped."""
+        text = replace_locators(text, self._cache.signed)
         body = self._transport.json("POST", "/collections", content=text,
                                     headers={"Content-Type": "text/plain"})
         pdh: str = body["pdh"]
@@ -227,10 +262,11 @@ class HttpClient(ClusterClient):
 
     def read_file(self, pdh: str, path: str) -> Iterator[bytes]:
         manifest = self._manifest(pdh)
-        file = manifest.file(path.strip("/"))
-        if file is None:
-            self.list_collection(pdh, path)  # the server's own error for the path
-            raise CollectionNotFound(f"collection {pdh} has no file {path!r}")
+        path = checked_path(path, pdh)
+        file = manifest.file(path)
+        if file is None:  # as the store says it (core.embedded)
+            what = "a directory" if manifest.is_dir(path) else "not there"
+            raise PathNotFound(f"cannot read {path!r} of collection {pdh}: it is {what}")
         return self._blocks(pdh, file.locators)
 
     def _blocks(self, pdh: str, locators: Sequence[str]) -> Iterator[bytes]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from cwl_crunch.config import Config
 from cwl_crunch.core.cluster import ClusterCore, JobApiFactory
+from cwl_crunch.errors import PathNotFound
 from cwl_crunch.model import (
     Claim,
     ClusterClient,
@@ -24,6 +25,7 @@ from cwl_crunch.model import (
     NodeSize,
     WorkerInfo,
 )
+from cwl_crunch.store.locators import split_signature, strip_signatures
 
 
 class EmbeddedClient(ClusterClient):
@@ -99,6 +101,26 @@ class EmbeddedClient(ClusterClient):
 
     def has_collection(self, pdh: str) -> bool:
         return self.core.has_collection(pdh)
+
+    # Blocks -------------------------------------------------------------------------
+    def missing_blocks(self, locators: Sequence[str]) -> list[str]:
+        bare = list(dict.fromkeys(split_signature(locator)[0] for locator in locators))
+        return self.core.missing_blocks(bare)
+
+    def put_block(self, data: bytes) -> str:
+        return self.core.put_block(data)
+
+    def get_block(self, pdh: str, locator: str) -> bytes:
+        bare = split_signature(locator)[0]
+        if not any(bare in file.locators for file in self.core.manifest(pdh).files()):
+            raise PathNotFound(f"collection {pdh} has no block {bare}")
+        return self.core.read_block(bare, pdh)
+
+    def get_manifest(self, pdh: str) -> bytes:
+        return self.core.manifest_text(pdh)
+
+    def put_manifest(self, text: bytes) -> str:
+        return self.core.put_manifest(strip_signatures(text))
 
     # Worker side ----------------------------------------------------------------------
     def claim_job(self, uuid: str, worker: WorkerInfo) -> Claim | None:

@@ -129,6 +129,31 @@ class ClusterClient(abc.ABC):
     def has_collection(self, pdh: str) -> bool:
         """Whether this cluster holds the collection's manifest."""
 
+    # Blocks: what moves a collection between clusters, a block at a time -------------
+    @abc.abstractmethod
+    def missing_blocks(self, locators: Sequence[str]) -> list[str]:
+        """Those of ``locators`` (bare or signed) whose blocks must be put before a
+        manifest naming them is taken: absent here, or (over HTTP) not proven to be this
+        caller's to use. Bare locators, each once, in the order first named."""
+
+    @abc.abstractmethod
+    def put_block(self, data: bytes) -> str:
+        """Store one block (1 byte to the cluster's block size); returns its locator
+        as this client may name it in a manifest (signed for its token over HTTP)."""
+
+    @abc.abstractmethod
+    def get_block(self, pdh: str, locator: str) -> bytes:
+        """A block of collection ``pdh``, verified against its hash (CorruptBlock)."""
+
+    @abc.abstractmethod
+    def get_manifest(self, pdh: str) -> bytes:
+        """The collection's manifest text (its locators signed over HTTP)."""
+
+    @abc.abstractmethod
+    def put_manifest(self, text: bytes) -> str:
+        """Store a manifest whose blocks are all on the cluster (MissingBlocks if not);
+        returns its PDH, that of the text with any signatures stripped."""
+
     # Worker side ----------------------------------------------------------------------
     @abc.abstractmethod
     def claim_job(self, uuid: str, worker: WorkerInfo) -> Claim | None:

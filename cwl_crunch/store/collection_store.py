@@ -35,6 +35,7 @@ from cwl_crunch.errors import (
     CorruptBlock,
     CorruptManifest,
     CrunchError,
+    MissingBlocks,
     PathNotFound,
     StoreError,
 )
@@ -94,7 +95,7 @@ class CollectionStore:
             locator for file in manifest.files() for locator in file.locators
         )
         if missing:
-            raise StoreError(
+            raise MissingBlocks(
                 f"cannot store collection {manifest.pdh}: {len(missing)} of its blocks "
                 f"are not in the store: {' '.join(missing)}"
             )

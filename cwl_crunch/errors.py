@@ -7,8 +7,8 @@ One tree, so callers catch exactly what they can handle::
     ├── StoreError
     │   ├── CollectionNotFound        no manifest for that PDH in the store
     │   ├── PathNotFound              the collection has no such file or directory
-    │   ├── MissingBlocks             a manifest names blocks the cluster lacks (or the
-    │   │                             caller has not proven it may use)
+    │   ├── MissingBlocks             a manifest names blocks the cluster does not hold
+    │   │   └── UnprovenBlocks        over HTTP: blocks the token has not proven it may use
     │   ├── InvalidManifest           manifest text that does not parse, or a bad PDH
     │   ├── CorruptBlock              a stored block whose content no longer matches
     │   │   └── CorruptManifest       a stored manifest whose text no longer matches its PDH
@@ -74,6 +74,11 @@ class PathNotFound(StoreError):
 class MissingBlocks(StoreError):
     """A manifest to store names blocks that are not on the cluster, or (over HTTP)
     that the caller has not proven it may use: put them first."""
+
+
+class UnprovenBlocks(MissingBlocks):
+    """Over HTTP: the manifest names blocks that this token was neither handed signed
+    nor uploaded itself (whether the server has them is not told)."""
 
 
 class InvalidManifest(StoreError):

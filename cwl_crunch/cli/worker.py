@@ -61,23 +61,22 @@ def _run_handed_over(uuid: str, config: Config) -> int:
     from cwl_crunch.worker.isolation import Isolation
     from cwl_crunch.worker.job_worker import JobWorker
 
-    with HttpClient(config, reconnect_for=SERVER_RESTART_PATIENCE) as client:
+    # The worker stores its job's output in the store itself: its client signs the
+    # locators for the job's token (the server takes no unproven block).
+    sign = manifest_signer(config.home, config.blob_signing_key, config.blob_signature_ttl,
+                           config.api_token)
+    with HttpClient(config, reconnect_for=SERVER_RESTART_PATIENCE, signer=sign) as client:
         record = client.get_job(uuid)
         if record.state != JobState.RUNNING:
             return _not_waiting(client, uuid, "not handed to a worker")
         engine_url = find_engine(config.container_engine)
         engine = Engine(engine_url) if engine_url else None
-        # The worker stored its job's output in the store itself: it signs the
-        # locators for the job's token (the server takes no unproven block).
-        sign = manifest_signer(config.home, config.blob_signing_key,
-                               config.blob_signature_ttl, config.api_token)
         try:
             # The job reaches the server as the job: its URL and the token (not the
             # shared directories this worker was given: see worker.job_environment).
             # A server's job on a node: isolated as the server's own would be.
             worker = JobWorker(client, CollectionStore(config.store), config.work,
                                lambda: config.api_url, engine=engine,
-                               publish=lambda text: client.put_manifest(sign(text)),
                                isolation=Isolation.of(config, required=True))
             status = _report(worker, Claim(record, config.api_token))
         finally:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +70,15 @@ _PATIENCE = 0.25
 
 
 class HttpClient(ClusterClient):
-    def __init__(self, config: Config, *, reconnect_for: float = 0.0) -> None:
+    def __init__(self, config: Config, *, reconnect_for: float = 0.0,
+                 signer: Callable[[bytes], bytes] | None = None) -> None:
         """``reconnect_for``: seconds to keep trying while the server refuses
-        connections (a worker outliving a restart of its server)."""
+        connections (a worker outliving a restart of its server). ``signer``: signs a
+        manifest's locators for this client's token with the cluster's key, for a worker
+        that wrote their blocks into a store directory it shares with the server (a
+        SLURM job's worker: see cli.worker); put_manifest then names them so."""
         self.config = config
+        self._signer = signer
         self._transport = Transport(config.api_url, config.api_token,
                                     reconnect_for=reconnect_for)
         self.cluster_id = str(self._transport.json("GET", "/cluster")["cluster_id"])
@@ -224,6 +229,8 @@ class HttpClient(ClusterClient):
         store directory shared with the server signs them itself); returns its PDH,
         that of the text with the signatures stripped."""
         text = replace_locators(text, self._cache.signed)
+        if self._signer is not None:
+            text = self._signer(text)
         body = self._transport.json("POST", "/collections", content=text,
                                     headers={"Content-Type": "text/plain"})
         pdh: str = body["pdh"]

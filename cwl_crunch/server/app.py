@@ -32,7 +32,7 @@ STATUS: list[tuple[type[errors.CrunchError], int]] = [
     (errors.JobNotFound, 404),
     (errors.CollectionNotFound, 404),
     (errors.PathNotFound, 404),
-    (errors.MissingBlocks, 403),  # over HTTP: not proven to be the caller's to use
+    (errors.UnprovenBlocks, 403),  # not proven to be the caller's to use
     (errors.TokenError, 401),
     (errors.IllegalTransition, 409),
     (errors.InvalidManifest, 400),

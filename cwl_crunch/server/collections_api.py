@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from cwl_crunch.errors import MissingBlocks
+from cwl_crunch.errors import UnprovenBlocks
 from cwl_crunch.model.codec import entry_to_dict
 from cwl_crunch.server.auth import Caller, caller, core_of
 from cwl_crunch.server.block_proofs import BlockProofs
@@ -103,7 +103,7 @@ def _store_proven_manifest(request: Request, who: Caller, text: bytes) -> str:
     unproven = proofs_of(request).unproven(who, manifest_locators(text))
     if unproven:
         locator, reason = next(iter(unproven.items()))
-        raise MissingBlocks(f"block {locator} of the manifest is not proven to be "
+        raise UnprovenBlocks(f"block {locator} of the manifest is not proven to be "
                             f"this token's to use: {reason} ({len(unproven)} such "
                             "block(s); name each as the cluster signed it for this "
                             "token, or upload its bytes with PUT /blocks/<locator>)")

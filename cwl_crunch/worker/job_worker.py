@@ -90,19 +90,15 @@ class JobWorker:
         *,
         recycle_dirs: bool = False,
         engine: Engine | None = None,
-        publish: Callable[[bytes], object] | None = None,
         isolation: Isolation | None = None,
     ) -> None:
         """``api_url`` says, at each job's start, where the job's own programs reach
         this cluster (an embedded cluster starts serving its API at its first job; see
         worker.job_environment); ``recycle_dirs`` keeps emptied host directories for the
         next jobs (a long-lived process running many jobs); ``engine`` runs the jobs
-        that have an image; ``publish`` gets the manifest of every collection put in
-        ``store`` before the job's end is reported (for a ``client`` whose server does
-        not know of them); ``isolation``: how commands are kept from the cluster's own
+        that have an image; ``isolation``: how commands are kept from the cluster's own
         state (default: in namespaces of their own, hiding nothing; see
         worker/isolation.py)."""
-        self._publish = publish
         self.client = client
         self.engine = engine
         self._store = store
@@ -209,10 +205,12 @@ class JobWorker:
         log_dir = job_run.host_dir / "logs"
         log_pdh = None if replaced else self._store.ingest_dir(
             log_dir, move=not job_run.survivors_possible, confine=log_dir)
-        if self._publish is not None:
-            for pdh in (outcome.output_pdh, log_pdh):
-                if pdh is not None:
-                    self._publish(self._store.manifest_text(pdh))
+        # ``store`` is the fast path: the store directory this worker shares with its
+        # cluster. The cluster learns of what was put there through the client, as of
+        # anything else (a server's SLURM worker signs the locators: see cli.worker).
+        for pdh in (outcome.output_pdh, log_pdh):
+            if pdh is not None:
+                self.client.put_manifest(self._store.manifest_text(pdh))
         record = self.client.finish_job(
             job_run.uuid, dataclasses.replace(outcome, log_pdh=log_pdh))
         self._dirs.release(job_run.host_dir)

@@ -23,6 +23,7 @@ import pytest
 from polling import wait_until
 
 from cwl_crunch.client import JobFilter, JobRecord, JobSpec
+from cwl_crunch.core import EmbeddedClient
 from cwl_crunch.server.serve import ServerThread
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -407,3 +408,17 @@ def test_the_page_and_its_files_are_served_with_a_strict_policy(api_server):
                 pending.append(imported)
                 assert httpx.get(f"{api_server.url}/static/{imported}").status_code == 200
     assert scripts >= {"app.js", "api.js", "views.js", "table.js", "logs.js", "format.js"}
+
+
+def test_a_parent_on_another_cluster_shows_as_a_leaf_without_a_link(api_server, api_token,
+                                                                    page):
+    """Its record is that cluster's: the page names it and asks nothing for it."""
+    foreign = "sitea-job-0123456789abcde"
+    job = EmbeddedClient.over(api_server.core).submit(
+        JobSpec(("true",), name="remote child", cores=0.1, reuse=False),
+        parent_uuid=foreign)
+    page.get(f"{api_server.url}/#token={api_token}")
+    page.get(f"{api_server.url}/#/jobs/{job.uuid}")
+    shows(page, ".breadcrumb",
+          f"Runs {SEP} {foreign} (on cluster sitea) {SEP} remote child")
+    assert page.find_elements("css selector", ".breadcrumb a.job-link") == []

@@ -141,14 +141,25 @@ export class JobView {
 
   async loadAncestors(job) {
     const chain = [];
+    const here = job.uuid.split("-")[0];
     let parent = job.parent_uuid;
+    let foreign = null;  // a parent on another cluster: its record is there, not here
     while (parent && chain.length < 100) {
+      if (parent.split("-")[0] !== here) {
+        foreign = el("span", { class: "foreign-parent" },
+          `${parent} (on cluster ${parent.split("-")[0]})`);
+        break;
+      }
       const record = await api.get(api.jobPath(parent));
       chain.unshift(record);
       parent = record.parent_uuid;
     }
+    const ancestors = chain.map((record) => jobLink(record));
+    if (foreign) {
+      ancestors.unshift(foreign);
+    }
     this.breadcrumb.replaceChildren(el("a", { href: "#/" }, "Runs"),
-      ...chain.flatMap((record) => [el("span", { class: "sep" }, " › "), jobLink(record)]),
+      ...ancestors.flatMap((node) => [el("span", { class: "sep" }, " › "), node]),
       el("span", { class: "sep" }, " › "), el("span", { class: "current" }, job.spec.name || job.uuid));
   }
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, insert, inspect, select, text, update
@@ -538,12 +539,11 @@ database.Database(sys.argv[1])
 """
 
 
-def test_a_migration_killed_midway_leaves_version_7_and_then_completes(database_url,
-                                                                        tmp_path):
-    made = _schema_7_database(database_url)
-    ready = tmp_path / "ready"
-    process = subprocess.Popen([sys.executable, "-c", MIGRATE_UNTIL_KILLED, database_url,
-                                str(ready)])
+def kill_while_migrating(database_url: str, step: int, ready: Path) -> None:
+    """Open the database in another process, and SIGKILL it once migration ``step`` has
+    run every statement (uncommitted): no rollback of its own, no cleanup."""
+    script = MIGRATE_UNTIL_KILLED.replace("MIGRATIONS[7]", f"MIGRATIONS[{step}]")
+    process = subprocess.Popen([sys.executable, "-c", script, database_url, str(ready)])
     try:
         deadline = time.monotonic() + 60
         while not ready.exists():
@@ -551,8 +551,14 @@ def test_a_migration_killed_midway_leaves_version_7_and_then_completes(database_
             assert time.monotonic() < deadline, "the migration never got under way"
             time.sleep(0.05)
     finally:
-        process.kill()  # SIGKILL: no rollback of its own, no cleanup
+        process.kill()
         process.wait(timeout=30)
+
+
+def test_a_migration_killed_midway_leaves_version_7_and_then_completes(database_url,
+                                                                        tmp_path):
+    made = _schema_7_database(database_url)
+    kill_while_migrating(database_url, 7, tmp_path / "ready")
     assert stored_version(database_url) == "7"
     with plain(database_url) as connection:
         columns = {column["name"] for column in inspect(connection).get_columns("jobs")}
@@ -613,18 +619,7 @@ def test_a_version_8_database_takes_foreign_parents_and_impure_marks(database_ur
 
 def test_a_migration_8_to_9_killed_midway_leaves_version_8(database_url, tmp_path):
     _schema_8_database(database_url)
-    ready = tmp_path / "ready"
-    script = MIGRATE_UNTIL_KILLED.replace("MIGRATIONS[7]", "MIGRATIONS[8]")
-    process = subprocess.Popen([sys.executable, "-c", script, database_url, str(ready)])
-    try:
-        deadline = time.monotonic() + 60
-        while not ready.exists():
-            assert process.poll() is None, "the migrating process ended early"
-            assert time.monotonic() < deadline, "the migration never got under way"
-            time.sleep(0.05)
-    finally:
-        process.kill()
-        process.wait(timeout=30)
+    kill_while_migrating(database_url, 8, tmp_path / "ready")
     assert stored_version(database_url) == "8"
     with plain(database_url) as connection:
         columns = {column["name"] for column in inspect(connection).get_columns("jobs")}

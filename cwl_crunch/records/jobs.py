@@ -408,8 +408,13 @@ def _settle_followers(
     connection: Connection, leader: str, state: str, outcome: JobOutcome | None, now: float
 ) -> None:
     """The leader ended: its followers take its result if it succeeded, as reuse would;
-    otherwise they run themselves (a failure is never handed on, joined or reused)."""
+    otherwise they run themselves (a failure is never handed on, joined or reused). A
+    leader that turned impure while it ran hands on nothing either: its result is not
+    a function of the key the followers share with it."""
     succeeded = state == JobState.COMPLETE and outcome is not None and outcome.exit_code == 0
+    if succeeded:
+        impure = connection.execute(select(JOBS.c.impure).where(JOBS.c.uuid == leader)).scalar()
+        succeeded = impure is None
     for follower, follower_state in _followers(connection, leader):
         if succeeded and outcome is not None:
             _set_state(connection, follower, follower_state, JobState.COMPLETE, now,

@@ -57,3 +57,18 @@ def test_a_pure_job_is_still_reused(cluster, tmp_path):
     assert done.succeeded and done.impure is None, done
     again = cluster.client.submit(spec)
     assert again.reused_job_uuid == done.uuid and again.complete
+
+
+def test_a_follower_of_a_leader_that_turns_impure_runs_itself(cluster, tmp_path):
+    """The second submission joins the first while it runs; the first then lists jobs.
+    Its result is not the key's, so the follower runs itself instead of taking it."""
+    spec = _spec(cluster, tmp_path, "import time; time.sleep(1)\n" + LISTS_JOBS)
+    leader = cluster.client.submit(spec)
+    follower = cluster.client.submit(spec)
+    assert follower.reused_job_uuid == leader.uuid  # joined, not yet reused
+    [led, followed] = cluster.client.wait([leader.uuid, follower.uuid], timeout=180)
+    assert led.succeeded and led.impure is not None, led
+    assert followed.succeeded, followed
+    assert followed.reused_job_uuid is None
+    assert followed.output_pdh is not None
+    assert followed.impure is not None  # it ran the listing itself

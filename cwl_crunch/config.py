@@ -9,6 +9,7 @@ typo must not quietly change which cluster a job runs on.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import shlex
@@ -29,6 +30,21 @@ def _default_home(environ: Mapping[str, str] | None = None) -> Path:
     env = os.environ if environ is None else environ
     data_home = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(data_home) / "cwl-crunch"
+
+
+@dataclasses.dataclass(frozen=True)
+class Peer:
+    """Another cluster this one federates with: ``[peers.<cluster_id>]`` in the file."""
+
+    cluster_id: str
+    url: str
+    """Its API URL (``http://host:port``)."""
+    token: str
+    """A token that peer issued to this cluster (``cwl-crunch token create --peer
+    <this cluster's id>``, run on the peer)."""
+
+
+_PEER_KEYS = ("url", "token")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +92,10 @@ class Config:
     servers of one store."""
     blob_signature_ttl: float = 14 * 24 * 3600.0
     """Seconds a block locator signed for a token stays valid (see docs/internals.md)."""
+    peers: dict[str, Peer] = dataclasses.field(default_factory=dict)
+    """Clusters this one federates with, by cluster id: ``[peers.sitea]`` tables with
+    ``url`` and ``token`` in the file, or a JSON object of the same in
+    ``CWL_CRUNCH_PEERS``."""
     config: Path | None = None
     """The file this config was read from (informational)."""
 
@@ -104,7 +124,11 @@ class Config:
             if key not in _FIELDS:
                 raise ConfigError(f"no config key {key!r}")
             value = resolved[key] if key in resolved else getattr(self, key)
-            if value is not None:
+            if isinstance(value, dict):
+                environment[env_name(key)] = json.dumps(
+                    {name: {"url": peer.url, "token": peer.token}
+                     for name, peer in value.items()})
+            elif value is not None:
                 environment[env_name(key)] = repr(value) if isinstance(value, float) \
                     else str(value)
         return environment
@@ -186,6 +210,8 @@ def _coerce(key: str, value: Any, source: str) -> Any:
             if isinstance(value, float) and not value.is_integer():
                 raise TypeError(f"expected a whole number, got {value}")
             return int(value)
+        if kind == "dict[str, Peer]":
+            return _peers(json.loads(value) if isinstance(value, str) else value)
         if kind == "str":
             if not isinstance(value, str):
                 raise TypeError(f"expected a string, got {type(value).__name__}")
@@ -193,6 +219,27 @@ def _coerce(key: str, value: Any, source: str) -> Any:
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{source}: bad value for {key!r}: {error}") from None
     raise AssertionError(f"unhandled config field type {kind}")
+
+
+def _peers(value: Any) -> dict[str, Peer]:
+    """``{cluster_id: {url, token}}`` (a TOML table or parsed JSON) as Peers."""
+    if not isinstance(value, dict):
+        raise TypeError("expected a table of peers by cluster id")
+    peers = {}
+    for cluster_id, fields in value.items():
+        if not isinstance(fields, dict):
+            raise TypeError(f"peer {cluster_id!r}: expected a table with url and token")
+        unknown = sorted(set(fields) - set(_PEER_KEYS))
+        if unknown:
+            raise TypeError(f"peer {cluster_id!r}: unknown key {unknown[0]!r} (known: url, "
+                            "token)")
+        missing = [key for key in _PEER_KEYS if not isinstance(fields.get(key), str)
+                   or not fields[key]]
+        if missing:
+            raise TypeError(f"peer {cluster_id!r}: {missing[0]!r} must be a non-empty string")
+        peers[str(cluster_id)] = Peer(str(cluster_id), fields["url"].rstrip("/"),
+                                      fields["token"])
+    return peers
 
 
 def _validated(config: Config) -> Config:
@@ -212,6 +259,13 @@ def _validated(config: Config) -> Config:
     if config.isolation not in ISOLATIONS:
         raise ConfigError(f"isolation {config.isolation!r} is not one of "
                           f"{', '.join(ISOLATIONS)}")
+    for peer in config.peers.values():
+        if not _CLUSTER_ID.match(peer.cluster_id) or peer.cluster_id == config.cluster_id:
+            raise ConfigError(f"peers: {peer.cluster_id!r} must be another cluster's id "
+                              "(5 lowercase letters or digits)")
+        if not peer.url.startswith(("http://", "https://")):
+            raise ConfigError(f"peers.{peer.cluster_id}.url {peer.url!r} must be an "
+                              "http:// or https:// URL")
     try:
         shlex.split(config.slurm_options)
     except ValueError as error:

@@ -12,7 +12,8 @@ One tree, so callers catch exactly what they can handle::
     │   ├── InvalidManifest           manifest text that does not parse, or a bad PDH
     │   ├── CorruptBlock              a stored block whose content no longer matches
     │   │   └── CorruptManifest       a stored manifest whose text no longer matches its PDH
-    │   └── OutsideJobDirectory       a job's output or log dir is a symlink out of its job dir
+    │   ├── OutsideJobDirectory       a job's output or log dir is a symlink out of its job dir
+    │   └── PullFailed                no peer gave an intact copy of a manifest or block
     ├── RecordsError
     │   ├── SchemaVersionError        the database was written by an incompatible version
     │   ├── JobNotFound
@@ -113,6 +114,11 @@ class CorruptManifest(CorruptBlock):
         self.block = pdh
         self.collection = pdh
         self.reason = detail
+
+
+class PullFailed(StoreError):
+    """No peer could give an intact copy of a collection's manifest or of one of its
+    blocks; the message names the collection, the block and what each peer answered."""
 
 
 class RecordsError(CrunchError):

@@ -6,11 +6,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from cwl_crunch.cli import dispatch, fsck, get, jobs, ls, put, server, token, worker
+from cwl_crunch.cli import dispatch, fsck, get, jobs, ls, peers, put, server, token, worker
 from cwl_crunch.config import load_config
 from cwl_crunch.errors import CrunchError
 
-SUBCOMMANDS = (put, ls, get, jobs, dispatch, worker, server, token, fsck)
+SUBCOMMANDS = (put, ls, get, jobs, dispatch, worker, server, token, peers, fsck)
 
 
 def build_parser() -> argparse.ArgumentParser:

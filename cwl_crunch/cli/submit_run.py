@@ -26,10 +26,9 @@ from cwltool.utils import visit_class
 from cwl_crunch.cwl.layout import JOB_ROOT, KEEP_PREFIX
 from cwl_crunch.cwl.path_mapper import Uploads
 from cwl_crunch.errors import ApiError
-from cwl_crunch.model import ClusterClient, CollectionMount, JobFilter, JobRecord, JobSpec
+from cwl_crunch.model import ClusterClient, JobFilter, JobRecord
+from cwl_crunch.model.runs import RUN_FOLDER_FILES, runner_spec
 
-RUNNER_CORES = 0.25
-RUNNER_RAM = 1 << 30
 OUT_PREFIX = f"file://{JOB_ROOT}/out"
 SERVER_PATIENCE = 600.0
 """Seconds of not reaching the cluster (killed, restarting) before ``--submit`` stops
@@ -42,23 +41,15 @@ def submit_run(args: argparse.Namespace, client: ClusterClient) -> int:
     """Submit the run; with ``--wait``, wait and fetch its outputs like a local run."""
     client.caller_job()  # a refused token is said before any upload
     packed, inputs = _packed_workflow(args), _stored_inputs(args, client)
-    # The run's token reads what its job was given: every stored input is mounted too.
-    given = {f"inputs/{index}": CollectionMount(pdh)
-             for index, pdh in enumerate(sorted(_referenced(inputs)))}
     with tempfile.TemporaryDirectory(prefix="cwl-crunch-submit-") as scratch:
         folder = Path(scratch) / "run"
         folder.mkdir()
         (folder / "workflow.cwl").write_text(packed)
         (folder / "inputs.json").write_text(json.dumps(inputs, indent=2))
-        pdh = client.put_paths([folder / "workflow.cwl", folder / "inputs.json"])
-    flags = [flag for flag, wanted in (("--disable-reuse", args.disable_reuse),
-                                       ("--no-container", not args.use_container)) if wanted]
-    record = client.submit(JobSpec(
-        command=("cwl-crunch-runner", "--quiet", *flags, "--outdir", "out",
-                 "in/workflow.cwl", "in/inputs.json"),
-        name=Path(str(args.workflow)).name, mounts={"in": CollectionMount(pdh), **given},
-        root=JOB_ROOT, stdout="cwl.output.json", cores=RUNNER_CORES, ram=RUNNER_RAM,
-        reuse=not args.disable_reuse))
+        pdh = client.put_paths([folder / name for name in RUN_FOLDER_FILES])
+    record = client.submit(runner_spec(
+        pdh, _referenced(inputs), name=Path(str(args.workflow)).name,
+        reuse=not args.disable_reuse, use_container=bool(args.use_container)))
     if not args.wait:
         print(record.uuid)
         return 0

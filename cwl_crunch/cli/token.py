@@ -27,7 +27,11 @@ if TYPE_CHECKING:
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("token", help="make, list and revoke API tokens")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    create = actions.add_parser("create", help="print a new person's token")
+    create = actions.add_parser("create", help="print a new person's token (or a peer's)")
+    create.add_argument("--peer", metavar="CLUSTER_ID",
+                        help="a token for that peer cluster, which may only do what "
+                             "federation needs (put it in that cluster's config as "
+                             "[peers.<this cluster's id>] token)")
     listing = actions.add_parser("list", help="persons' tokens (never their secrets)")
     revoke = actions.add_parser("revoke", help="make a person's token stop working at once")
     revoke.add_argument("uuid", help="the token's UUID (the middle part of the token)")
@@ -45,7 +49,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
         core = ClusterCore(config.replace(api_url="", api_token=""))
         try:
-            print(core.create_token())
+            print(core.create_token(peer_id=args.peer))
         finally:
             core.close()
         return 0
@@ -55,9 +59,9 @@ def run(args: argparse.Namespace, config: Config) -> int:
         if args.action == "list":
             with database.reading() as connection:
                 tokens = person_tokens(connection)
-            rows = [[token.uuid, _when(token.created_at), "yes" if token.revoked else "no"]
-                    for token in tokens]
-            print(format_table(["UUID", "CREATED", "REVOKED"], rows))
+            rows = [[token.uuid, _when(token.created_at), token.peer_id or "-",
+                     "yes" if token.revoked else "no"] for token in tokens]
+            print(format_table(["UUID", "CREATED", "PEER", "REVOKED"], rows))
             return 0
         with database.writing() as connection:
             revoked = revoke_person_token(connection, args.uuid)

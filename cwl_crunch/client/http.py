@@ -94,6 +94,11 @@ class HttpClient(ClusterClient):
         return record_from_dict(self._transport.json("POST", "/jobs", json=spec_to_dict(spec),
                                                      params=params))
 
+    def post_json(self, path: str, body: Any) -> Any:
+        """POST ``body`` to an API path of the cluster (under ``/api/v1``), the JSON
+        answer back: for calls outside the ClusterClient interface (federation)."""
+        return self._transport.json("POST", path, json=body)
+
     def start_own_job(self, spec: JobSpec, worker: WorkerInfo) -> Claim:
         check_spec(spec)
         body = {"spec": spec_to_dict(spec), "worker": worker_to_dict(worker)}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -27,7 +28,7 @@ from cwl_crunch.dispatch import dispatcher_class
 from cwl_crunch.dispatch.base import ClusterParts, Dispatcher
 from cwl_crunch.dispatch.child import ChildProcessDispatcher
 from cwl_crunch.dispatch.split import SplitDispatcher
-from cwl_crunch.errors import ContainerError, StoreError, SubmitError
+from cwl_crunch.errors import ContainerError, StoreError, SubmitError, TokenError
 from cwl_crunch.model import (
     Claim,
     CollectionEntry,
@@ -158,15 +159,22 @@ class ClusterCore:
         with self._changed:
             self._changed.notify_all()
 
-    def create_token(self) -> str:
-        """A token for a person (no parent job)."""
+    def create_token(self, *, peer_id: str | None = None) -> str:
+        """A token for a person (no parent job), or for the peer cluster ``peer_id``."""
+        if peer_id is not None and not re.fullmatch(r"[a-z0-9]{5}", peer_id):
+            raise TokenError(f"peer {peer_id!r}: a cluster id is 5 lowercase letters or "
+                             "digits")
+        if peer_id == self.cluster_id:
+            raise TokenError(f"{peer_id} is this cluster's own id, not a peer's")
         with self.database.writing() as connection:
-            return create_token(connection, self.cluster_id)
+            return create_token(connection, self.cluster_id, peer_id=peer_id)
 
     # Jobs -------------------------------------------------------------------------
-    def submit(self, spec: JobSpec, *, parent_uuid: str | None = None) -> JobRecord:
+    def submit(self, spec: JobSpec, *, parent_uuid: str | None = None,
+               peer_id: str | None = None, remote_owner: str | None = None) -> JobRecord:
         """Create a job below ``parent_uuid`` (None: a person's), or reuse or join
-        identical work."""
+        identical work. ``peer_id``/``remote_owner``: submitted by that peer cluster's
+        token for that person of it (the server derives the peer from the token)."""
         check_spec(spec)
         self.dispatcher.check_fits(spec)
         self._check_mounts(spec)
@@ -178,6 +186,7 @@ class ClusterCore:
             record = jobs.to_record(jobs.insert_job(
                 connection, self.cluster_id, spec, parent_uuid=parent_uuid,
                 key=key, output_problem=self.store.damage_of, image_digest=digest,
+                peer_id=peer_id, remote_owner=remote_owner,
             ))
         self.notify_changed()
         if not record.finished:
@@ -324,17 +333,34 @@ class ClusterCore:
         return self.database.comparable_event_id(after)
 
     # Who may reach what (the server caches the answers: server/access.py) ---------------
-    def resolve_token(self, token: str) -> tuple[str, str | None]:
-        """The token's UUID and its job's (None: a person's); TokenError if it is
-        unknown, revoked or malformed."""
+    def resolve_token(self, token: str) -> tuple[str, str | None, str | None]:
+        """The token's UUID, its job's (None: a person's or a peer's) and its peer
+        cluster's (None: not a peer token); TokenError if it is unknown, revoked or
+        malformed."""
         with self.database.reading() as connection:
             record = resolve_token(connection, token)
-            return str(record.uuid), record.job_uuid
+            return str(record.uuid), record.job_uuid, record.peer_id
 
     def job_within(self, uuid: str, ancestor: str) -> bool:
         """Whether ``ancestor`` is job ``uuid`` or above it; JobNotFound if no job."""
         with self.database.reading() as connection:
             return access.within(connection, uuid, ancestor)
+
+    def peer_reaches_job(self, peer_id: str, uuid: str) -> bool:
+        """Whether peer ``peer_id``'s token may reach job ``uuid``: it is, or is below,
+        a job that peer submitted. JobNotFound if no job."""
+        with self.database.reading() as connection:
+            return access.peer_root(connection, uuid) == peer_id
+
+    def peer_may_read(self, peer_id: str, pdh: str) -> bool:
+        with self.database.reading() as connection:
+            return access.peer_may_read(connection, peer_id, pdh)
+
+    def note_sent(self, peer_id: str, pdh: str) -> None:
+        """Collection ``pdh`` is handed to peer ``peer_id`` as a reference: that peer's
+        token may read it, to pull the blocks it lacks."""
+        with self.database.writing() as connection:
+            access.note_sent(connection, peer_id, pdh)
 
     def job_may_read(self, job_uuid: str, pdh: str) -> bool:
         with self.database.reading() as connection:

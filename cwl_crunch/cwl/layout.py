@@ -8,7 +8,9 @@ part of every reuse key.
 
 from __future__ import annotations
 
-JOB_ROOT = "/tmp/.cwl-crunch/job"
+from cwl_crunch.model.runs import RUN_ROOT
+
+JOB_ROOT = RUN_ROOT
 OUTDIR = f"{JOB_ROOT}/out"
 TMPDIR = f"{JOB_ROOT}/tmp"
 STAGEDIR = f"{JOB_ROOT}/in"

@@ -126,6 +126,12 @@ class JobRecord:
     """The backend's own id of the job (SLURM's job id), where it has one."""
     end_reason: EndReason | None = None
     """Why it ended (None while it runs, and for some jobs that ended before schema 8)."""
+    peer_id: str | None = None
+    """The peer cluster whose token submitted it (for one of that cluster's persons,
+    below one of its jobs), or None."""
+    remote_owner: str | None = None
+    """The person of the peer cluster it was submitted for (a token UUID of that
+    cluster, as the peer said), or None."""
 
     @property
     def name(self) -> str:

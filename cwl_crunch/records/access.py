@@ -12,11 +12,12 @@ from typing import cast
 from sqlalchemy import Connection, Table, insert, select
 
 from cwl_crunch.errors import JobNotFound
-from cwl_crunch.records.models import BlockUpload, Job, Upload
+from cwl_crunch.records.models import BlockUpload, Job, SentCollection, Upload
 
 JOBS = cast(Table, Job.__table__)
 UPLOADS = cast(Table, Upload.__table__)
 BLOCK_UPLOADS = cast(Table, BlockUpload.__table__)
+SENT = cast(Table, SentCollection.__table__)
 _LOOKUP_BATCH = 500
 """Locators per ``IN (...)`` query: well under SQLite's limit of bound parameters."""
 
@@ -82,3 +83,50 @@ def uploaded_blocks(connection: Connection, token_uuid: str,
             BLOCK_UPLOADS.c.token_uuid == token_uuid,
             BLOCK_UPLOADS.c.locator.in_(batch))).scalars())
     return found
+
+
+def peer_root(connection: Connection, uuid: str) -> str | None:
+    """The peer cluster that submitted the top of job ``uuid``'s local subtree (the
+    highest ancestor kept here), or None: a job a peer's token may reach."""
+    current, seen = uuid, 0
+    while seen < 10_000:
+        row = connection.execute(select(JOBS.c.parent_uuid, JOBS.c.peer_id)
+                                 .where(JOBS.c.uuid == current)).first()
+        if row is None:
+            if current == uuid:
+                raise JobNotFound(f"no job {uuid}")
+            return None
+        if row.peer_id is not None:
+            return str(row.peer_id)
+        if row.parent_uuid is None:
+            return None
+        current, seen = row.parent_uuid, seen + 1
+    return None
+
+
+def peer_may_read(connection: Connection, peer_id: str, pdh: str) -> bool:
+    """Whether peer ``peer_id``'s token may read collection ``pdh``: this cluster sent
+    it to that peer as a reference, or it was given to or made by a job that peer
+    submitted (or a job below one)."""
+    sent = connection.execute(select(SENT.c.id).where(
+        SENT.c.peer_id == peer_id, SENT.c.pdh == pdh).limit(1)).first()
+    if sent is not None:
+        return True
+    for column in (JOBS.c.output_pdh, JOBS.c.log_pdh):
+        makers = connection.execute(
+            select(JOBS.c.uuid).where(column == pdh).limit(1000)).scalars().all()
+        if any(peer_root(connection, maker) == peer_id for maker in makers):
+            return True
+    submitted = connection.execute(select(JOBS.c.mounts).where(
+        JOBS.c.peer_id == peer_id).order_by(JOBS.c.created_at.desc()).limit(10_000))
+    return any(isinstance(m, dict) and m.get("pdh") == pdh
+               for mounts in submitted.scalars() for m in (mounts or {}).values())
+
+
+def note_sent(connection: Connection, peer_id: str, pdh: str) -> None:
+    """This cluster handed collection ``pdh`` to peer ``peer_id`` as a reference."""
+    known = connection.execute(select(SENT.c.id).where(
+        SENT.c.peer_id == peer_id, SENT.c.pdh == pdh)).first()
+    if known is None:
+        connection.execute(insert(SENT).values(peer_id=peer_id, pdh=pdh,
+                                               created_at=time.time()))

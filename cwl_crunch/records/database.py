@@ -53,6 +53,7 @@ from cwl_crunch.records.models import (
     BlockUpload,
     Event,
     Meta,
+    SentCollection,
     Upload,
 )
 
@@ -137,12 +138,22 @@ def _foreign_parents_and_impure(connection: Connection) -> None:
     connection.exec_driver_sql("ALTER TABLE jobs ADD COLUMN impure TEXT")
 
 
+def _add_peers(connection: Connection) -> None:
+    """Federation: a token's peer, a job's submitting peer and remote owner, and the
+    collections sent to peers. One transaction: a kill leaves version 9 or 10."""
+    connection.exec_driver_sql("ALTER TABLE tokens ADD COLUMN peer_id VARCHAR(5)")
+    connection.exec_driver_sql("ALTER TABLE jobs ADD COLUMN peer_id VARCHAR(5)")
+    connection.exec_driver_sql("ALTER TABLE jobs ADD COLUMN remote_owner VARCHAR(40)")
+    connection.exec_driver_sql("CREATE INDEX ix_jobs_peer_id ON jobs (peer_id)")
+    Base.metadata.create_all(connection, tables=[cast(Table, SentCollection.__table__)])
+
+
 # MIGRATIONS[n] upgrades a database at schema version n to n + 1.
 MIGRATIONS: dict[int, Migration] = {
     1: _add_job_root, 2: _add_job_self_run, 3: _add_job_container_fields,
     4: _add_uploads_and_output_indexes, 5: _add_block_uploads,
     6: _add_job_reuse_ineligible, 7: _add_job_backend_and_end_reason,
-    8: _foreign_parents_and_impure}
+    8: _foreign_parents_and_impure, 9: _add_peers}
 
 _BEGIN_OPTION = "crunch_begin"
 # The key of the advisory lock every PostgreSQL write transaction takes first (any

@@ -102,6 +102,7 @@ def to_record(job: JobRow | Mapping[str, Any]) -> JobRecord:
         reuse_ineligible=v["reuse_ineligible"], impure=v["impure"], backend=v["backend"],
         backend_job_id=v["backend_job_id"],
         end_reason=None if v["end_reason"] is None else EndReason(v["end_reason"]),
+        peer_id=v["peer_id"], remote_owner=v["remote_owner"],
     )
 
 
@@ -154,8 +155,11 @@ def insert_job(
     key: str,
     output_problem: OutputCheck,
     image_digest: str | None = None,
+    peer_id: str | None = None,
+    remote_owner: str | None = None,
 ) -> dict[str, Any]:
     """Make the job's record: reusing a finished twin, joining a live one, or Queued.
+    ``peer_id`` and ``remote_owner``: the peer cluster that submitted it and for whom.
 
     ``output_problem`` says what is wrong with a finished twin's output collection in
     the store (None: stored intact); a twin whose output is damaged is marked
@@ -173,7 +177,7 @@ def insert_job(
     row.update(
         spec_to_dict(spec), uuid=uuid, state=JobState.QUEUED, parent_uuid=parent_uuid,
         image_digest=image_digest, reuse_key=key, created_at=now, cancel_requested=False,
-        self_run=False,
+        self_run=False, peer_id=peer_id, remote_owner=remote_owner,
     )
     if twin is not None and twin.state == JobState.COMPLETE:
         # Reused: the record is born Complete (one row, one event; nothing was queued).

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 
 class Base(DeclarativeBase):
@@ -86,6 +86,11 @@ class Job(Base):
     # Since schema version 9: the call through which its token did something other
     # than pure work (listing jobs, ...), or None. Such a job is never reused or joined.
     impure: Mapped[str | None] = mapped_column(Text)
+    # Since schema version 10: the peer cluster whose token submitted this job (its
+    # parent is then a job of that cluster), and the person of that cluster it was
+    # submitted for, as the peer said ("<token uuid>", with the peer's prefix).
+    peer_id: Mapped[str | None] = mapped_column(String(5), index=True)
+    remote_owner: Mapped[str | None] = mapped_column(String(40))
     # Who runs it, for local jobs (backend "local"): lets any process tell a dead
     # worker from a slow one.
     worker_host: Mapped[str | None] = mapped_column(String(255))
@@ -138,6 +143,9 @@ class Token(Base):
     job_uuid: Mapped[str | None] = mapped_column(String(40), index=True)
     created_at: Mapped[float] = mapped_column(Float)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Since schema version 10: the cluster this token was issued to (a peer token:
+    # ``cwl-crunch token create --peer ID``), which may do only what federation needs.
+    peer_id: Mapped[str | None] = mapped_column(String(5))
 
 
 class Event(Base):
@@ -149,3 +157,16 @@ class Event(Base):
     job_uuid: Mapped[str] = mapped_column(String(40))
     state: Mapped[str] = mapped_column(String(16))
     at: Mapped[float] = mapped_column(Float)
+
+
+class SentCollection(Base):
+    """A collection this cluster handed a peer as a reference (since schema version 10):
+    that peer's token may read its manifest and blocks, to pull what it lacks."""
+
+    __tablename__ = "sent_collections"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    peer_id: Mapped[str] = mapped_column(String(5))
+    pdh: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_sent_collections_peer_pdh", "peer_id", "pdh", unique=True),)

@@ -22,13 +22,17 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_token(connection: Connection, cluster_id: str, job_uuid: str | None = None) -> str:
-    """A new token (for a person if ``job_uuid`` is None); returns its only plaintext copy."""
+def create_token(connection: Connection, cluster_id: str, job_uuid: str | None = None,
+                 *, peer_id: str | None = None) -> str:
+    """A new token (for a person if ``job_uuid`` is None; for the peer cluster
+    ``peer_id`` if given); returns its only plaintext copy."""
+    if job_uuid is not None and peer_id is not None:
+        raise TokenError("a token is a job's or a peer's, not both")
     uuid = new_uuid(cluster_id, "tok")
     secret = secrets.token_urlsafe(32)
     connection.execute(insert(TOKENS).values(
         uuid=uuid, secret_sha256=_digest(secret), job_uuid=job_uuid,
-        created_at=time.time(), revoked=False))
+        created_at=time.time(), revoked=False, peer_id=peer_id))
     return f"{PREFIX}/{uuid}/{secret}"
 
 
@@ -67,9 +71,10 @@ def job_token_uuids(connection: Connection, job_uuid: str) -> list[str]:
 
 
 def person_tokens(connection: Connection) -> list[Row[Any]]:
-    """Every person's token (uuid, created_at, revoked), oldest first; no secret hash."""
+    """Every person's and peer's token (uuid, created_at, revoked, peer_id), oldest
+    first; no secret hash."""
     return list(connection.execute(
-        select(TOKENS.c.uuid, TOKENS.c.created_at, TOKENS.c.revoked)
+        select(TOKENS.c.uuid, TOKENS.c.created_at, TOKENS.c.revoked, TOKENS.c.peer_id)
         .where(TOKENS.c.job_uuid.is_(None)).order_by(TOKENS.c.created_at, TOKENS.c.uuid)))
 
 

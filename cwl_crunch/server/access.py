@@ -35,24 +35,34 @@ class Access:
 
     def check_job(self, caller: Caller, uuid: str) -> None:
         """403 unless the caller may see job ``uuid`` (404 if there is none)."""
-        if caller.job_uuid is None or uuid == caller.job_uuid:
+        if caller.is_person or uuid == caller.job_uuid:
             return
-        key = (caller.job_uuid, "job:" + uuid)
+        key = (caller.reach, "job:" + uuid)
         if self._cached(key):
             return
-        if not self._core.job_within(uuid, caller.job_uuid):
+        if caller.peer_id is not None:
+            if not self._core.peer_reaches_job(caller.peer_id, uuid):
+                raise HTTPException(403, f"job {uuid} is not one that cluster "
+                                         f"{caller.peer_id} submitted here, nor below one")
+        elif caller.job_uuid is not None and not self._core.job_within(uuid, caller.job_uuid):
             raise HTTPException(403, f"job {uuid} is not below job {caller.job_uuid}, "
                                          "whose token this is")
         self._remember(key)
 
     def check_collection(self, caller: Caller, pdh: str) -> None:
         """403 unless the caller may read collection ``pdh``."""
-        if caller.job_uuid is None:
+        if caller.is_person:
             return
-        key = (caller.job_uuid, pdh)
+        key = (caller.reach, pdh)
         if self._cached(key):
             return
-        if not self._core.job_may_read(caller.job_uuid, pdh):
+        if caller.peer_id is not None:
+            if not self._core.peer_may_read(caller.peer_id, pdh):
+                raise HTTPException(403, f"collection {pdh} was neither sent to cluster "
+                                         f"{caller.peer_id} nor given to or made by a job it "
+                                         "submitted here")
+        elif caller.job_uuid is not None and \
+                not self._core.job_may_read(caller.job_uuid, pdh):
             raise HTTPException(403, f"collection {pdh} was not given to or made by job "
                                          f"{caller.job_uuid} (whose token this is) or its "
                                          "children")

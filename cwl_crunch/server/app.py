@@ -17,7 +17,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cwl_crunch import errors
 from cwl_crunch.core import ClusterCore
-from cwl_crunch.server import collections_api, events_api, jobs_api, logs_api, web
+from cwl_crunch.server import (
+    collections_api,
+    events_api,
+    federation_api,
+    jobs_api,
+    logs_api,
+    web,
+)
 from cwl_crunch.server.access import Access
 from cwl_crunch.server.auth import Caller, caller, core_of, person
 from cwl_crunch.server.block_proofs import BlockProofs
@@ -57,7 +64,7 @@ def create_app(core: ClusterCore) -> FastAPI:
     app.state.access = Access(core)
     app.state.proofs = BlockProofs(core)
     for router in (jobs_api.router, collections_api.router, events_api.router,
-                   logs_api.router, web.router):
+                   logs_api.router, federation_api.router, web.router):
         app.include_router(router)
     _add_error_handlers(app)
     _add_meta_routes(app)

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cwl_crunch.errors import UnprovenBlocks
 from cwl_crunch.model.codec import entry_to_dict
-from cwl_crunch.server.auth import Caller, caller, core_of
+from cwl_crunch.server.auth import Caller, caller, core_of, reader
 from cwl_crunch.server.block_proofs import BlockProofs
 from cwl_crunch.server.jobs_api import access_of
 from cwl_crunch.server.schemas import LocatorsBody
@@ -31,6 +31,7 @@ from cwl_crunch.store.locators import (
 
 router = APIRouter(prefix="/api/v1", tags=["collections"])
 Who = Annotated[Caller, Depends(caller)]
+Reader = Annotated[Caller, Depends(reader)]
 OCTETS = "application/octet-stream"
 MAX_MANIFEST = 256 << 20
 
@@ -121,7 +122,7 @@ def check_readable(request: Request, who: Caller, pdh: str) -> None:
 
 
 @router.get("/collections/{pdh}", response_model=None)
-def get_collection(request: Request, pdh: str, who: Who) -> dict[str, Any]:
+def get_collection(request: Request, pdh: str, who: Reader) -> dict[str, Any]:
     """Whether the server holds the collection (404 if not)."""
     check_readable(request, who, pdh)
     return {"pdh": pdh}
@@ -129,7 +130,7 @@ def get_collection(request: Request, pdh: str, who: Who) -> dict[str, Any]:
 
 @router.get("/collections/{pdh}/manifest", response_class=Response,
             responses={200: {"content": {"text/plain": {}}}})
-def get_manifest(request: Request, pdh: str, who: Who) -> Response:
+def get_manifest(request: Request, pdh: str, who: Reader) -> Response:
     """The manifest with its locators signed for the caller (its PDH is that of the text
     with the signatures stripped)."""
     check_readable(request, who, pdh)
@@ -138,7 +139,7 @@ def get_manifest(request: Request, pdh: str, who: Who) -> Response:
 
 
 @router.get("/collections/{pdh}/entries", response_model=None)
-def list_entries(request: Request, pdh: str, who: Who,
+def list_entries(request: Request, pdh: str, who: Reader,
                  path: Annotated[str, Query(max_length=4096)] = "") -> list[dict[str, Any]]:
     """Files and directories below ``path``, recursively, sorted."""
     check_readable(request, who, pdh)
@@ -147,7 +148,7 @@ def list_entries(request: Request, pdh: str, who: Who,
 
 @router.get("/collections/{pdh}/blocks/{locator}", response_class=Response,
             responses={200: {"content": {OCTETS: {}}}})
-def get_block(request: Request, pdh: str, locator: str, who: Who) -> Response:
+def get_block(request: Request, pdh: str, locator: str, who: Reader) -> Response:
     """One block of the collection, verified."""
     check_readable(request, who, pdh)
     parse_locator(locator)

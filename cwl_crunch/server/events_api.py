@@ -19,14 +19,14 @@ from cwl_crunch.core import ClusterCore
 from cwl_crunch.errors import CrunchError
 from cwl_crunch.model import FINAL_STATES, JobEvent
 from cwl_crunch.model.codec import event_to_dict, record_to_dict
-from cwl_crunch.server.auth import Caller, caller, core_of
+from cwl_crunch.server.auth import Caller, core_of, reader
 from cwl_crunch.server.block_proofs import BlockProofs
 from cwl_crunch.server.jobs_api import access_of
 from cwl_crunch.store import Manifest
 from cwl_crunch.store.locators import parse_locator
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
-Who = Annotated[Caller, Depends(caller)]
+Who = Annotated[Caller, Depends(reader)]
 MAX_WAIT = 30.0
 HEARTBEAT = 15.0
 INLINE_OUTPUT_BYTES = 4096
@@ -45,8 +45,9 @@ def _revoked(core: ClusterCore, who: Caller) -> bool:
 
 
 def _visible(request: Request, who: Caller, events: list[JobEvent]) -> list[JobEvent]:
-    """A job's token sees the events of its own jobs only."""
-    if who.job_uuid is None:
+    """A job's token sees the events of its own jobs only; a peer's, those of the jobs
+    it reaches."""
+    if who.is_person:
         return events
     access, shown = access_of(request), []
     for event in events:

@@ -16,7 +16,7 @@ from cwl_crunch.model.codec import (
     spec_from_dict,
 )
 from cwl_crunch.server.access import Access
-from cwl_crunch.server.auth import Caller, caller, core_of, person
+from cwl_crunch.server.auth import Caller, caller, core_of, person, reader
 from cwl_crunch.server.schemas import (
     JobSpecBody,
     OutcomeBody,
@@ -28,6 +28,7 @@ from cwl_crunch.server.schemas import (
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 Who = Annotated[Caller, Depends(caller)]
 Person = Annotated[Caller, Depends(person)]
+Reader = Annotated[Caller, Depends(reader)]
 MAX_LIST = JOB_PAGE_LIMIT
 NO_NUL = r"^[^\x00]*$"
 """PostgreSQL refuses a NUL in any text it is asked to compare (a 500): a 422 instead."""
@@ -81,7 +82,7 @@ def caller_job(who: Who) -> dict[str, Any]:
 
 
 @router.get("/jobs/{uuid}", response_model=None)
-def get_job(request: Request, uuid: JobUuid, who: Who) -> dict[str, Any]:
+def get_job(request: Request, uuid: JobUuid, who: Reader) -> dict[str, Any]:
     access_of(request).check_job(who, uuid)
     return record_to_dict(core_of(request).get_job(uuid))
 
@@ -93,7 +94,7 @@ IMPURE_LISTING = "GET /api/v1/jobs (list jobs)"
 
 @router.get("/jobs", response_model=None)
 def list_jobs(
-    request: Request, who: Who,
+    request: Request, who: Reader,
     uuid: Annotated[list[Plain] | None, Query(max_length=MAX_LIST)] = None,
     parent: Annotated[str | None, Query(pattern=JOB_UUID)] = None,
     top_level: bool = False,
@@ -108,6 +109,8 @@ def list_jobs(
         for one in uuid:
             access.check_job(who, one)
         return _records(core.get_jobs(uuid))
+    if who.peer_id is not None:
+        raise HTTPException(403, "a peer's token lists jobs by ?uuid= only (those it reaches)")
     if who.job_uuid is not None:
         if top_level or parent is None:
             raise HTTPException(403, "a job's token lists only the children of its jobs: "
@@ -130,7 +133,7 @@ def _records(records: list[JobRecord]) -> JSONResponse:
 
 
 @router.post("/jobs/{uuid}/cancel", response_model=None)
-def cancel(request: Request, uuid: JobUuid, who: Who) -> dict[str, Any]:
+def cancel(request: Request, uuid: JobUuid, who: Reader) -> dict[str, Any]:
     """Cancel a job and its unfinished descendants."""
     access_of(request).check_job(who, uuid)
     return record_to_dict(core_of(request).cancel(uuid))

@@ -25,13 +25,13 @@ from fastapi.responses import StreamingResponse
 from cwl_crunch.core import ClusterCore
 from cwl_crunch.errors import PathNotFound
 from cwl_crunch.model import JobRecord
-from cwl_crunch.server.auth import Caller, caller, core_of
+from cwl_crunch.server.auth import Caller, core_of, reader
 from cwl_crunch.server.collections_api import check_readable
 from cwl_crunch.server.jobs_api import access_of
 from cwl_crunch.store.locators import parse_locator
 
 router = APIRouter(prefix="/api/v1", tags=["logs"])
-Who = Annotated[Caller, Depends(caller)]
+Who = Annotated[Caller, Depends(reader)]
 LOG_NAMES = ("worker.txt", "stdout.txt", "stderr.txt")
 MAX_READ = 1 << 20
 """Bytes of log text one request returns at most: ask again from the new offset."""

@@ -128,3 +128,27 @@ class OutcomeBody(Strict):
 
 class LocatorsBody(Strict):
     locators: Annotated[list[Text], Field(max_length=100_000)]
+
+
+PDH_PATTERN = r"^[0-9a-f]{64}\+[0-9]{1,20}$"
+Pdh = Annotated[StrictStr, Field(pattern=PDH_PATTERN)]
+
+
+class RunBody(Strict):
+    """A workflow run to start on a peer: the collection holding the packed workflow and
+    its inputs (``model.runs.RUN_FOLDER_FILES``), and the collections the inputs name.
+    Only references travel: the receiving cluster pulls the blocks it lacks."""
+
+    run_pdh: Pdh
+    input_pdhs: Annotated[list[Pdh], Field(max_length=10_000)] = []
+    name: Annotated[Text, Field(max_length=1000)] = ""
+    reuse: StrictBool = True
+    use_container: StrictBool = True
+
+
+class PeerRunBody(RunBody):
+    """What a cluster sends its peer: a run, for whom, below which of its jobs. The
+    receiving server takes the cluster from the token: both UUIDs must be of it."""
+
+    parent_uuid: Annotated[StrictStr, Field(pattern=r"^[a-z0-9]{5}-job-[a-z0-9]{15}$")] | None
+    owner: Annotated[StrictStr, Field(pattern=r"^[a-z0-9]{5}-tok-[a-z0-9]{15}$")]

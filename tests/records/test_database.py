@@ -23,11 +23,12 @@ from sqlalchemy.pool import NullPool
 
 from cwl_crunch.errors import RecordsError, SchemaVersionError, SubmitError
 from cwl_crunch.model import EndReason, JobSpec
+from cwl_crunch.records import access, jobs
 from cwl_crunch.records import database as database_module
-from cwl_crunch.records import jobs
 from cwl_crunch.records.database import WRITE_LOCK_KEY, Database, schema_version, shown
 from cwl_crunch.records.models import SCHEMA_VERSION, Base, Meta
 from cwl_crunch.records.reuse_key import reuse_key
+from cwl_crunch.records.tokens import create_token, resolve_token
 
 META = Meta.__table__
 
@@ -417,6 +418,7 @@ def test_a_version_1_database_is_migrated_and_keeps_its_jobs(database_url):
         for column in ("binds", "network", "image_digest", "reuse_ineligible", "backend",
                        "backend_job_id", "end_reason"):
             connection.execute(text(f"ALTER TABLE jobs DROP COLUMN {column}"))
+        undo_schema_10(connection)
         connection.execute(text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
 
     migrated = Database(database_url)
@@ -459,11 +461,12 @@ def test_a_version_5_database_gains_reuse_ineligible_and_keeps_its_jobs(database
         for column in ("reuse_ineligible", "backend", "backend_job_id", "end_reason",
                        "impure"):
             connection.execute(text(f"ALTER TABLE jobs DROP COLUMN {column}"))
+        undo_schema_10(connection)
         connection.execute(text("UPDATE meta SET value = '6' WHERE key = 'schema_version'"))
     migrated = Database(database_url)
     try:
         with migrated.writing() as connection:
-            assert schema_version(connection) == SCHEMA_VERSION == 9
+            assert schema_version(connection) == SCHEMA_VERSION
             assert jobs.to_record(jobs.get_job(connection, uuid)).reuse_ineligible is None
             connection.execute(text("UPDATE jobs SET output_pdh = 'p+1' WHERE uuid = :u"),
                                {"u": uuid})
@@ -496,6 +499,7 @@ def _schema_7_database(database_url):
         connection.execute(text(
             "UPDATE jobs SET state = 'Complete', worker_host = 'hosta', worker_pid = 99, "
             "worker_pid_start = 5, exit_code = 0 WHERE uuid = :u"), {"u": made["local"]})
+        undo_schema_10(connection)
         connection.execute(text("UPDATE meta SET value = '7' WHERE key = 'schema_version'"))
     return made
 
@@ -505,7 +509,7 @@ def test_a_version_7_database_moves_the_slurm_sentinel_into_backend_columns(data
     migrated = Database(database_url)
     try:
         with migrated.reading() as connection:
-            assert schema_version(connection) == SCHEMA_VERSION == 9
+            assert schema_version(connection) == SCHEMA_VERSION
             slurm, local, queued = (jobs.get_job(connection, made[name])
                                     for name in ("slurm", "local", "queued"))
         assert (slurm.backend, slurm.backend_job_id) == ("slurm", "4711")
@@ -592,6 +596,7 @@ def _schema_8_database(database_url):
             connection.execute(text(
                 "ALTER TABLE jobs ADD CONSTRAINT jobs_parent_uuid_fkey "
                 "FOREIGN KEY (parent_uuid) REFERENCES jobs (uuid)"))
+        undo_schema_10(connection)
         connection.execute(text("UPDATE meta SET value = '8' WHERE key = 'schema_version'"))
     return uuid
 
@@ -601,7 +606,7 @@ def test_a_version_8_database_takes_foreign_parents_and_impure_marks(database_ur
     migrated = Database(database_url)
     try:
         with migrated.writing() as connection:
-            assert schema_version(connection) == SCHEMA_VERSION == 9
+            assert schema_version(connection) == SCHEMA_VERSION
             assert not inspect(connection).get_foreign_keys("jobs") or \
                 connection.dialect.name == "sqlite"  # SQLite keeps it, unenforced
             child = jobs.insert_job(connection, "local", JobSpec(("true",)),
@@ -627,6 +632,71 @@ def test_a_migration_8_to_9_killed_midway_leaves_version_8(database_url, tmp_pat
     migrated = Database(database_url)
     try:
         with migrated.reading() as connection:
-            assert schema_version(connection) == 9
+            assert schema_version(connection) == SCHEMA_VERSION
+    finally:
+        migrated.close()
+
+
+def undo_schema_10(connection):
+    """Take away what schema version 10 added (peers): for databases of older versions."""
+    connection.execute(text("DROP INDEX ix_jobs_peer_id"))
+    connection.execute(text("ALTER TABLE jobs DROP COLUMN peer_id"))
+    connection.execute(text("ALTER TABLE jobs DROP COLUMN remote_owner"))
+    connection.execute(text("ALTER TABLE tokens DROP COLUMN peer_id"))
+    connection.execute(text("DROP TABLE sent_collections"))
+
+
+def _schema_9_database(database_url):
+    database = Database(database_url)
+    spec = JobSpec(("echo", "nine"))
+    with database.writing() as connection:
+        uuid = jobs.insert_job(connection, "local", spec, parent_uuid=None,
+                               key=reuse_key(spec), output_problem=lambda pdh: None)["uuid"]
+        token = create_token(connection, "local")
+    database.close()
+    with plain(database_url) as connection:
+        undo_schema_10(connection)
+        connection.execute(text("UPDATE meta SET value = '9' WHERE key = 'schema_version'"))
+    return uuid, token
+
+
+def test_a_version_9_database_takes_peer_tokens_and_peer_jobs(database_url):
+    uuid, token = _schema_9_database(database_url)
+    migrated = Database(database_url)
+    try:
+        with migrated.writing() as connection:
+            assert schema_version(connection) == SCHEMA_VERSION == 10
+            assert resolve_token(connection, token).peer_id is None
+            peer_token = create_token(connection, "local", peer_id="sitea")
+            assert resolve_token(connection, peer_token).peer_id == "sitea"
+            run = jobs.insert_job(connection, "local", JobSpec(("true",)),
+                                  parent_uuid="sitea-job-aaaaaaaaaaaaaaa", key="k",
+                                  output_problem=lambda pdh: None, peer_id="sitea",
+                                  remote_owner="sitea-tok-aaaaaaaaaaaaaaa")["uuid"]
+            access.note_sent(connection, "sitea", "p+1")
+        with migrated.reading() as connection:
+            old = jobs.to_record(jobs.get_job(connection, uuid))
+            assert (old.peer_id, old.remote_owner) == (None, None)
+            new = jobs.to_record(jobs.get_job(connection, run))
+            assert (new.peer_id, new.remote_owner) == ("sitea", "sitea-tok-aaaaaaaaaaaaaaa")
+            assert access.peer_root(connection, run) == "sitea"
+            assert access.peer_may_read(connection, "sitea", "p+1")
+            assert not access.peer_may_read(connection, "siteb", "p+1")
+    finally:
+        migrated.close()
+
+
+def test_a_migration_9_to_10_killed_midway_leaves_version_9(database_url, tmp_path):
+    _schema_9_database(database_url)
+    kill_while_migrating(database_url, 9, tmp_path / "ready")
+    assert stored_version(database_url) == "9"
+    with plain(database_url) as connection:
+        assert "sent_collections" not in inspect(connection).get_table_names()
+        columns = {column["name"] for column in inspect(connection).get_columns("tokens")}
+        assert "peer_id" not in columns
+    migrated = Database(database_url)
+    try:
+        with migrated.reading() as connection:
+            assert schema_version(connection) == SCHEMA_VERSION
     finally:
         migrated.close()

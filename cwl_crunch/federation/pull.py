@@ -1,0 +1,99 @@
+"""Pull on demand: copy a collection from another cluster, only the blocks this one lacks.
+
+The manifest comes first (its text must hash to the PDH asked for), then each block the
+target does not hold, verified against its hash by the source client (``get_block``
+raises CorruptBlock) before the target stores it, and the target takes the manifest
+last: a pull cut short leaves blocks without a collection, never a collection whose
+blocks are missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from cwl_crunch.errors import CrunchError, PullFailed
+from cwl_crunch.model import ClusterClient
+from cwl_crunch.store import Manifest, pdh_for
+from cwl_crunch.store.locators import parse_locator, split_signature, strip_signatures
+
+
+@dataclasses.dataclass(frozen=True)
+class PullReport:
+    pdh: str
+    blocks: int = 0
+    """Blocks copied (those the target lacked)."""
+    bytes: int = 0
+    """Bytes of those blocks."""
+    source: str = ""
+    """Where they came from (a cluster id), if anything was copied."""
+
+
+def pull_collection(pdh: str, sources: Sequence[tuple[str, ClusterClient]],
+                    target: ClusterClient) -> PullReport:
+    """Make collection ``pdh`` whole on ``target`` from the first of ``sources`` (named
+    ``(cluster id, client)``) that has it: the manifest, then the blocks the target
+    lacks, each block from the next source when one source's copy is damaged."""
+    if target.has_collection(pdh):
+        return PullReport(pdh)
+    problems: list[str] = []
+    for name, source in sources:
+        try:
+            text = source.get_manifest(pdh)
+        except CrunchError as error:  # down, refusing, or its copy damaged: the next
+            problems.append(f"{name}: {error}")
+            continue
+        bare = strip_signatures(text)
+        if pdh_for(bare) != pdh:
+            problems.append(f"{name}: its manifest of {pdh} hashes to {pdh_for(bare)}")
+            continue
+        return _pull_blocks(pdh, text, name, sources, target)
+    raise PullFailed(f"collection {pdh}: no peer could give its manifest ("
+                          f"{'; '.join(problems) or 'no peer to ask'})")
+
+
+def _pull_blocks(pdh: str, text: bytes, first: str,
+                 sources: Sequence[tuple[str, ClusterClient]],
+                 target: ClusterClient) -> PullReport:
+    manifest = Manifest.from_text(strip_signatures(text))
+    signed = _signed_forms(text)
+    bare = list(dict.fromkeys(loc for entry in manifest.files() for loc in entry.locators))
+    missing = target.missing_blocks(bare)
+    ordered = sorted(sources, key=lambda source: source[0] != first)
+    copied = 0
+    for locator in missing:
+        copied += _pull_block(pdh, signed.get(locator, locator), ordered, target)
+    # Over bare locators: the target holds every block now.
+    target.put_manifest(strip_signatures(text))
+    return PullReport(pdh, len(missing), copied, first if missing else "")
+
+
+def _pull_block(pdh: str, locator: str, sources: Sequence[tuple[str, ClusterClient]],
+                target: ClusterClient) -> int:
+    """Copy one block from the first source whose copy is intact; its size."""
+    problems = []
+    for name, source in sources:
+        try:
+            data = source.get_block(pdh, locator)
+        except CrunchError as error:  # damaged there (CorruptBlock), down or refusing
+            problems.append(f"{name}: {error}")
+            continue
+        target.put_block(data)
+        return len(data)
+    bare = split_signature(locator)[0]
+    raise PullFailed(f"block {bare} of collection {pdh}: no intact copy on any peer "
+                       f"({'; '.join(problems)})")
+
+
+def _signed_forms(text: bytes) -> dict[str, str]:
+    """Each bare locator of a signed manifest text with its signed form."""
+    forms: dict[str, str] = {}
+    for line in text.decode("utf-8", "replace").splitlines():
+        fields = line.split(" ")
+        if fields and fields[0] == "f":
+            for locator in fields[4:]:
+                bare = split_signature(locator)[0]
+                parse_locator(bare)
+                forms[bare] = locator
+    return forms
+

@@ -1,0 +1,38 @@
+"""A workflow run as a job: the one shape of a runner job's spec.
+
+``cwl-crunch-runner --submit`` makes one for a person, and a cluster makes one for a
+peer that sends it a run (``POST /api/v1/federation/runs``): a peer names only the
+collections (packed workflow and inputs, as PDHs) and a few flags, never a command, so
+what a peer's token can start is a runner job and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from cwl_crunch.model.jobs import CollectionMount, JobSpec
+
+RUN_ROOT = "/tmp/.cwl-crunch/job"
+"""Where a CWL job (a runner's or a step's) sees its job directory (``JobSpec.root``):
+part of every reuse key, so one constant for every cluster."""
+RUNNER_CORES = 0.25
+RUNNER_RAM = 1 << 30
+RUN_FOLDER_FILES = ("workflow.cwl", "inputs.json")
+"""What the run's collection holds: the packed workflow and its input object."""
+
+
+def runner_spec(run_pdh: str, input_pdhs: Iterable[str], *, name: str, reuse: bool = True,
+                use_container: bool = True) -> JobSpec:
+    """The runner job of collection ``run_pdh`` (``RUN_FOLDER_FILES``); every collection
+    the inputs name is mounted too, so that the run's token may read them."""
+    flags = [flag for flag, wanted in (("--disable-reuse", not reuse),
+                                       ("--no-container", not use_container)) if wanted]
+    given = {f"inputs/{index}": CollectionMount(pdh)
+             for index, pdh in enumerate(sorted(set(input_pdhs)))}
+    workflow, inputs = RUN_FOLDER_FILES
+    return JobSpec(
+        command=("cwl-crunch-runner", "--quiet", *flags, "--outdir", "out",
+                 f"in/{workflow}", f"in/{inputs}"),
+        name=name, mounts={"in": CollectionMount(run_pdh), **given},
+        root=RUN_ROOT, stdout="cwl.output.json", cores=RUNNER_CORES, ram=RUNNER_RAM,
+        reuse=reuse)

@@ -1,0 +1,207 @@
+"""Peers and peer tokens between three real cluster servers: who a peer is, what its
+token may do (a federated run: submit, follow, cancel, read what it was given or made)
+and may not (everything else: 403, nothing written), and a person's token of one
+cluster presented to another (401)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from federation_sites import Site
+from polling import wait_until
+
+from cwl_crunch.client.http import HttpClient
+from cwl_crunch.config import load_config
+from cwl_crunch.model import JobState
+
+pytestmark = [pytest.mark.federation, pytest.mark.slow, pytest.mark.xdist_group("federation")]
+
+CAT_TOOL = {
+    "cwlVersion": "v1.2", "class": "CommandLineTool", "baseCommand": ["cat"],
+    "inputs": {"text": {"type": "File", "inputBinding": {"position": 1}}},
+    "outputs": {"said": {"type": "stdout"}}, "stdout": "said.txt",
+}
+SLEEP_TOOL = {
+    "cwlVersion": "v1.2", "class": "CommandLineTool", "baseCommand": ["sleep", "60"],
+    "inputs": {"text": "File"}, "outputs": {},
+}
+
+
+def client_of(site: Site, tmp_path: Path, token: str | None = None) -> HttpClient:
+    return HttpClient(load_config({"CWL_CRUNCH_HOME": str(tmp_path / "client-home")},
+                                  api_url=site.url, api_token=token or site.token))
+
+
+def make_run(site: Site, tmp_path: Path, tool: dict[str, object], text: str) -> dict:
+    """A run's body (its collections stored on ``site``): ``tool`` over a file."""
+    client = client_of(site, tmp_path)
+    (tmp_path / "hello.txt").write_text(text)
+    data = client.put_paths([tmp_path / "hello.txt"])
+    folder = tmp_path / "run"
+    folder.mkdir(exist_ok=True)
+    (folder / "workflow.cwl").write_text(json.dumps(tool))
+    (folder / "inputs.json").write_text(json.dumps({
+        "text": {"class": "File", "location": f"keep:{data}/hello.txt"},
+        "$namespaces": {"keep": "keep:"}}))
+    run = client.put_paths([folder / "workflow.cwl", folder / "inputs.json"])
+    return {"run_pdh": run, "input_pdhs": [data], "name": "cat", "use_container": False}
+
+
+def token_uuid(token: str) -> str:
+    return token.split("/")[1]
+
+
+def test_peers_command_says_who_answers(sites, tmp_path):
+    env = {**os.environ, "CWL_CRUNCH_HOME": str(sites["sitea"].home)}
+    env.pop("CWL_CRUNCH_API_URL", None)
+    shown = subprocess.run([sys.executable, "-m", "cwl_crunch.cli.main", "peers"], env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].split()[:4] == ["PEER", "URL", "ANSWERS", "VERSION"]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert set(rows) == {"siteb", "sitec"}
+    assert rows["siteb"][1] == sites["siteb"].url and rows["siteb"][2] == "yes"
+    assert rows["siteb"][3] == "0.1.0" and rows["siteb"][5] == "ms"
+
+
+def test_peers_command_names_a_peer_that_is_down_or_refuses(sites, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text(
+        'cluster_id = "sitea"\n[peers.siteb]\nurl = "http://127.0.0.1:9"\ntoken = "x"\n'
+        f'[peers.sitec]\nurl = "{sites["sitec"].url}"\n'
+        'token = "crunch/sitec-tok-aaaaaaaaaaaaaaa/no"\n'
+        f'[peers.sited]\nurl = "{sites["siteb"].url}"\n'
+        f'token = "{sites["siteb"].peer_tokens["sitea"]}"\n')
+    env = {**os.environ, "CWL_CRUNCH_HOME": str(home)}
+    shown = subprocess.run([sys.executable, "-m", "cwl_crunch.cli.main", "peers"], env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 1
+    rows = {line.split()[0]: line for line in shown.stdout.splitlines()[1:]}
+    assert "does not answer" in rows["siteb"]
+    assert "HTTP 401" in rows["sitec"] and "unknown API token" in rows["sitec"]
+    assert "it is cluster 'siteb', not 'sited'" in rows["sited"]
+
+
+def test_a_persons_token_of_one_cluster_is_refused_by_another(sites):
+    answer = sites["siteb"].api("GET", "/jobs", token=sites["sitea"].token)
+    assert answer.status_code == 401, answer.text
+    assert "unknown API token" in answer.json()["detail"]
+
+
+@pytest.mark.parametrize("method, path, body", [
+    ("POST", "/jobs", {"command": ["true"]}),
+    ("POST", "/jobs/own", {"spec": {"command": ["true"]},
+                           "worker": {"host": "h", "pid": 1, "pid_start": 1}}),
+    ("GET", "/jobs?top_level=true", None),
+    ("POST", "/tokens", None),
+    ("GET", "/nodes/largest", None),
+    ("GET", "/caller", None),
+    ("POST", "/blocks/missing", {"locators": []}),
+    ("POST", "/peers/sitec/runs", {"run_pdh": "0" * 64 + "+1"}),
+])
+def test_a_peer_token_outside_federation_is_refused_and_writes_nothing(
+        sites, method, path, body):
+    siteb = sites["siteb"]
+    before = siteb.api("GET", "/jobs?top_level=true&limit=1000").json()
+    answer = siteb.api(method, path, token=siteb.peer_tokens["sitea"], json=body)
+    assert answer.status_code == 403, answer.text
+    assert "peer" in answer.json()["detail"]
+    assert siteb.api("GET", "/jobs?top_level=true&limit=1000").json() == before
+
+
+def test_a_run_handed_to_a_peer_pulls_its_inputs_and_runs_there(sites, tmp_path):
+    sitea, siteb = sites["sitea"], sites["siteb"]
+    body = make_run(sitea, tmp_path, CAT_TOOL, "hello from sitea\n")
+    b_client = client_of(siteb, tmp_path)
+    assert not b_client.has_collection(body["input_pdhs"][0])
+    answer = sitea.api("POST", "/peers/siteb/runs", json=body)
+    assert answer.status_code == 201, answer.text
+    run = answer.json()
+    assert run["uuid"].startswith("siteb-job-")
+    assert run["peer_id"] == "sitea" and run["remote_owner"] == token_uuid(sitea.token)
+    assert run["parent_uuid"] is None
+    # siteb pulled what the run mounts; sitea holds its own copies still.
+    assert b_client.has_collection(body["input_pdhs"][0])
+    assert b_client.has_collection(body["run_pdh"])
+    [done] = b_client.wait([run["uuid"]], timeout=180)
+    assert done.succeeded, done
+    said = b"".join(b_client.read_file(done.output_pdh or "", "said.txt"))
+    assert said == b"hello from sitea\n"
+    # sitea's peer token on siteb follows the run and reads what it made.
+    peer_token = siteb.peer_tokens["sitea"]
+    seen = siteb.api("GET", f"/jobs/{run['uuid']}", token=peer_token)
+    assert seen.status_code == 200 and seen.json()["state"] == JobState.COMPLETE
+    steps = siteb.api("GET", f"/jobs?parent={run['uuid']}").json()
+    assert [step["state"] for step in steps] == [JobState.COMPLETE]
+    manifest = siteb.api("GET", f"/collections/{done.output_pdh}/manifest", token=peer_token)
+    assert manifest.status_code == 200, manifest.text
+
+
+def test_a_peer_token_reads_only_what_its_runs_were_given_or_made(sites, tmp_path):
+    siteb = sites["siteb"]
+    (tmp_path / "private.txt").write_text("siteb's own\n")
+    private = client_of(siteb, tmp_path).put_paths([tmp_path / "private.txt"])
+    own_job = siteb.api("POST", "/jobs", json={"command": ["true"], "cores": 0.1}).json()
+    peer_token = siteb.peer_tokens["sitea"]
+    for path in (f"/collections/{private}/manifest", f"/collections/{private}",
+                 f"/jobs/{own_job['uuid']}", f"/jobs?uuid={own_job['uuid']}"):
+        answer = siteb.api("GET", path, token=peer_token)
+        assert answer.status_code == 403, (path, answer.text)
+    cancel = siteb.api("POST", f"/jobs/{own_job['uuid']}/cancel", token=peer_token)
+    assert cancel.status_code == 403, cancel.text
+    # sitec's token on siteb cannot read sitea's runs either.
+    body = make_run(sites["sitea"], tmp_path, CAT_TOOL, "for siteb only\n")
+    run = sites["sitea"].api("POST", "/peers/siteb/runs", json=body).json()
+    answer = siteb.api("GET", f"/jobs/{run['uuid']}", token=siteb.peer_tokens["sitec"])
+    assert answer.status_code == 403, answer.text
+
+
+def test_forged_parent_or_owner_of_another_cluster_is_refused(sites, tmp_path):
+    sitea, siteb = sites["sitea"], sites["siteb"]
+    body = make_run(sitea, tmp_path, CAT_TOOL, "forged\n")
+    before = siteb.api("GET", "/jobs?top_level=true&limit=1000").json()
+    peer_token = siteb.peer_tokens["sitea"]
+    for forged in ({"parent_uuid": "sitec-job-aaaaaaaaaaaaaaa",
+                    "owner": "sitea-tok-aaaaaaaaaaaaaaa"},
+                   {"parent_uuid": None, "owner": "sitec-tok-aaaaaaaaaaaaaaa"},
+                   {"parent_uuid": "siteb-job-aaaaaaaaaaaaaaa",
+                    "owner": "sitea-tok-aaaaaaaaaaaaaaa"}):
+        answer = siteb.api("POST", "/federation/runs", token=peer_token,
+                           json={**body, **forged})
+        assert answer.status_code == 403, answer.text
+        assert "is not of cluster sitea" in answer.json()["detail"]
+    # Nor may a peer name a command: only a run's references.
+    answer = siteb.api("POST", "/federation/runs", token=peer_token,
+                       json={**body, "parent_uuid": None, "owner": "sitea-tok-aaaaaaaaaaaaaaa",
+                             "command": ["rm", "-rf", "/"]})
+    assert answer.status_code == 422, answer.text
+    assert siteb.api("GET", "/jobs?top_level=true&limit=1000").json() == before
+
+
+def test_a_peer_cancels_its_run(sites, tmp_path):
+    sitea, siteb = sites["sitea"], sites["siteb"]
+    body = make_run(sitea, tmp_path, SLEEP_TOOL, "sleepy\n")
+    run = sitea.api("POST", "/peers/siteb/runs", json=body).json()
+    peer_token = siteb.peer_tokens["sitea"]
+    wait_until(lambda: siteb.api("GET", f"/jobs?parent={run['uuid']}").json(),
+               timeout=120, what="the run's step on siteb")
+    cancelled = siteb.api("POST", f"/jobs/{run['uuid']}/cancel", token=peer_token)
+    assert cancelled.status_code == 200, cancelled.text
+    final = client_of(siteb, tmp_path).wait([run["uuid"]], timeout=120)[0]
+    assert final.state == JobState.CANCELLED
+    steps = siteb.api("GET", f"/jobs?parent={run['uuid']}").json()
+    assert steps and all(step["state"] == JobState.CANCELLED for step in steps)
+
+
+def test_a_run_for_an_unknown_peer_names_the_known_ones(sites, tmp_path):
+    body = make_run(sites["sitea"], tmp_path, CAT_TOOL, "nowhere\n")
+    answer = sites["sitea"].api("POST", "/peers/sitez/runs", json=body)
+    assert answer.status_code == 404, answer.text
+    assert "siteb, sitec" in answer.json()["detail"]

@@ -23,13 +23,12 @@ from cwltool.load_tool import fetch_document, resolve_and_validate_document
 from cwltool.main import load_job_order, print_pack
 from cwltool.utils import visit_class
 
-from cwl_crunch.cwl.layout import JOB_ROOT, KEEP_PREFIX
+from cwl_crunch.cwl.layout import KEEP_PREFIX
 from cwl_crunch.cwl.path_mapper import Uploads
 from cwl_crunch.errors import ApiError
 from cwl_crunch.model import ClusterClient, JobFilter, JobRecord
-from cwl_crunch.model.runs import RUN_FOLDER_FILES, runner_spec
+from cwl_crunch.model.runs import RUN_FOLDER_FILES, relocated, runner_spec
 
-OUT_PREFIX = f"file://{JOB_ROOT}/out"
 SERVER_PATIENCE = 600.0
 """Seconds of not reaching the cluster (killed, restarting) before ``--submit`` stops
 waiting; the run goes on there, and ``cwl-crunch jobs wait UUID`` follows it again."""
@@ -191,29 +190,6 @@ def _report(client: ClusterClient, run: JobRecord, outdir: Path) -> int:
     outputs = json.loads(b"".join(client.read_file(run.log_pdh, "stdout.txt")))
     outdir.mkdir(parents=True, exist_ok=True)
     client.get_collection(run.output_pdh, "", outdir)
-    local = outdir.resolve().as_uri()
-    print(json.dumps(_relocated(outputs, local), indent=4))
+    here = outdir.resolve()
+    print(json.dumps(relocated(outputs, here.as_uri(), str(here)), indent=4))
     return 0
-
-
-def _relocated(value: Any, local: str) -> Any:
-    """Output locations in the run's job dir, moved to where they were copied here."""
-    if isinstance(value, dict):
-        moved = {key: _relocated(item, local) for key, item in value.items()}
-        for key in ("location", "path"):
-            text = moved.get(key)
-            if isinstance(text, str):
-                moved[key] = _moved(text, local, as_path=key == "path")
-        return moved
-    if isinstance(value, list):
-        return [_relocated(item, local) for item in value]
-    return value
-
-
-def _moved(text: str, local: str, *, as_path: bool) -> str:
-    remote = OUT_PREFIX[len("file://"):] if as_path else OUT_PREFIX
-    if not text.startswith(remote):
-        return text
-    rest = text[len(remote):]
-    return (urllib.parse.unquote(urllib.parse.urlsplit(local).path) if as_path else local) \
-        + rest

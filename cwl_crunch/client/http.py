@@ -99,6 +99,10 @@ class HttpClient(ClusterClient):
         answer back: for calls outside the ClusterClient interface (federation)."""
         return self._transport.json("POST", path, json=body)
 
+    def get_json(self, path: str) -> Any:
+        """GET an API path of the cluster (under ``/api/v1``): its JSON answer."""
+        return self._transport.json("GET", path)
+
     def start_own_job(self, spec: JobSpec, worker: WorkerInfo) -> Claim:
         check_spec(spec)
         body = {"spec": spec_to_dict(spec), "worker": worker_to_dict(worker)}

@@ -8,7 +8,9 @@ what a peer's token can start is a runner job and nothing else.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
+from typing import Any
 
 from cwl_crunch.model.jobs import CollectionMount, JobSpec
 
@@ -36,3 +38,46 @@ def runner_spec(run_pdh: str, input_pdhs: Iterable[str], *, name: str, reuse: bo
         name=name, mounts={"in": CollectionMount(run_pdh), **given},
         root=RUN_ROOT, stdout="cwl.output.json", cores=RUNNER_CORES, ram=RUNNER_RAM,
         reuse=reuse)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRequest:
+    """A run to hand to a peer: references only (the peer pulls what it lacks)."""
+
+    run_pdh: str
+    """The collection of ``RUN_FOLDER_FILES``."""
+    input_pdhs: tuple[str, ...] = ()
+    """Every collection the inputs name."""
+    name: str = ""
+    reuse: bool = True
+    use_container: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"run_pdh": self.run_pdh, "input_pdhs": list(self.input_pdhs),
+                "name": self.name, "reuse": self.reuse, "use_container": self.use_container}
+
+
+RUN_OUTDIR = f"file://{RUN_ROOT}/out"
+"""Where a runner job's output object says its files are: its own ``--outdir``."""
+
+
+def relocated(value: Any, location: str, path: str | None) -> Any:
+    """A run's output object (its ``cwl.output.json``) with the files of its outdir
+    moved to ``location`` (a URI: ``file:///...`` or ``keep:<pdh>``) and their paths to
+    ``path`` (None: paths dropped, as for a keep: location)."""
+    if isinstance(value, list):
+        return [relocated(item, location, path) for item in value]
+    if not isinstance(value, dict):
+        return value
+    moved = {key: relocated(item, location, path) for key, item in value.items()}
+    text = moved.get("location")
+    if isinstance(text, str) and text.startswith(RUN_OUTDIR):
+        moved["location"] = location + text[len(RUN_OUTDIR):]
+    text = moved.get("path")
+    outdir = RUN_OUTDIR[len("file://"):]
+    if isinstance(text, str) and text.startswith(outdir):
+        if path is None:
+            del moved["path"]
+        else:
+            moved["path"] = path + text[len(outdir):]
+    return moved

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cwl_crunch import errors
 from cwl_crunch.core import ClusterCore
+from cwl_crunch.federation.links import PeerClients
 from cwl_crunch.server import (
     collections_api,
     events_api,
@@ -63,6 +64,7 @@ def create_app(core: ClusterCore) -> FastAPI:
     app.state.core = core
     app.state.access = Access(core)
     app.state.proofs = BlockProofs(core)
+    app.state.peers = PeerClients(core.config)
     for router in (jobs_api.router, collections_api.router, events_api.router,
                    logs_api.router, federation_api.router, web.router):
         app.include_router(router)

@@ -12,18 +12,17 @@ its collections were sent there (so that the peer's token may pull them).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from importlib.metadata import version
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 
-import cwl_crunch
-from cwl_crunch.config import Peer
-from cwl_crunch.core import ClusterCore, EmbeddedClient
 from cwl_crunch.errors import ApiError
-from cwl_crunch.federation import peer_client, pull_collection
-from cwl_crunch.model import cluster_of
-from cwl_crunch.model.codec import record_from_dict, record_to_dict
-from cwl_crunch.model.runs import runner_spec
+from cwl_crunch.federation.links import CorePeerLinks, PeerClients
+from cwl_crunch.model import JobRecord, cluster_of
+from cwl_crunch.model.codec import record_to_dict
+from cwl_crunch.model.runs import RunRequest, runner_spec
 from cwl_crunch.server.auth import Caller, caller, core_of, peer, reader
 from cwl_crunch.server.jobs_api import access_of
 from cwl_crunch.server.schemas import PeerRunBody, RunBody
@@ -33,12 +32,15 @@ Who = Annotated[Caller, Depends(caller)]
 Anyone = Annotated[Caller, Depends(reader)]
 PeerCaller = Annotated[Caller, Depends(peer)]
 PeerId = Annotated[str, Path(pattern=r"^[a-z0-9]{5}$")]
+JobUuid = Annotated[str, Path(pattern=r"^[a-z0-9]{5}-job-[a-z0-9]{15}$")]
+T = TypeVar("T")
+VERSION = version("cwl-crunch")
 
 
 @router.get("/federation/hello", response_model=None)
 def hello(request: Request, who: Anyone) -> dict[str, Any]:
     """This cluster's id and version, and what it takes the caller's token for."""
-    return {"cluster_id": core_of(request).cluster_id, "version": cwl_crunch.__version__,
+    return {"cluster_id": core_of(request).cluster_id, "version": VERSION,
             "peer_id": who.peer_id}
 
 
@@ -52,30 +54,43 @@ def run_for_peer(request: Request, body: PeerRunBody, who: PeerCaller) -> dict[s
             raise HTTPException(403, f"{what} {uuid} is not of cluster {sender}, whose "
                                      "token this is")
     core = core_of(request)
-    _pull_missing(core, sender, [body.run_pdh, *body.input_pdhs])
+    _pull_missing(request, sender, [body.run_pdh, *body.input_pdhs])
     spec = runner_spec(body.run_pdh, body.input_pdhs, name=body.name, reuse=body.reuse,
                        use_container=body.use_container)
     return record_to_dict(core.submit(spec, parent_uuid=body.parent_uuid, peer_id=sender,
                                       remote_owner=body.owner))
 
 
-def _pull_missing(core: ClusterCore, sender: str, pdhs: list[str]) -> None:
+def _pull_missing(request: Request, sender: str, pdhs: list[str]) -> None:
     """Pull from the sending peer what this cluster lacks of ``pdhs``."""
+    core = core_of(request)
     missing = [pdh for pdh in dict.fromkeys(pdhs) if not core.has_collection(pdh)]
     if not missing:
         return
-    known = core.config.peers.get(sender)
-    if known is None:
+    if sender not in core.config.peers:
         raise HTTPException(400, f"collection {missing[0]} is not on this cluster, and "
                                  f"cluster {sender} is not among its peers to pull it from "
                                  f"(peers: {', '.join(sorted(core.config.peers)) or 'none'})")
-    source = _reach(core, known)
-    try:
-        target = EmbeddedClient.over(core)
-        for pdh in missing:
-            pull_collection(pdh, [(sender, source)], target)
-    finally:
-        source.close()
+    links = CorePeerLinks(core, peer_clients(request), caller_job=None, caller_token="")
+    for pdh in missing:
+        _at_peer(sender, lambda pdh=pdh: links.pull(sender, pdh))  # type: ignore[misc]
+
+
+def peer_clients(request: Request) -> PeerClients:
+    peers: PeerClients = request.app.state.peers
+    return peers
+
+
+def links_of(request: Request, who: Caller) -> CorePeerLinks:
+    return CorePeerLinks(core_of(request), peer_clients(request), caller_job=who.job_uuid,
+                         caller_token=who.token_uuid)
+
+
+@router.get("/peers", response_model=None)
+def list_peers(request: Request, who: Who) -> list[dict[str, str]]:
+    """This cluster's peers (their ids and URLs; never their tokens)."""
+    peers = core_of(request).config.peers
+    return [{"cluster_id": name, "url": peers[name].url} for name in sorted(peers)]
 
 
 @router.post("/peers/{peer_id}/runs", response_model=None, status_code=201)
@@ -83,33 +98,65 @@ def run_on_peer(request: Request, peer_id: PeerId, body: RunBody, who: Who) -> d
     """Hand a run to peer ``peer_id``: below the caller's job (a job's token), for the
     caller. Its collections must be readable by the caller; they are recorded as sent
     to that peer, which may then pull them."""
-    core, access = core_of(request), access_of(request)
-    known = core.config.peers.get(peer_id)
-    if known is None:
-        raise HTTPException(404, f"no peer {peer_id} in this cluster's config (peers: "
-                                 f"{', '.join(sorted(core.config.peers)) or 'none'})")
-    pdhs = list(dict.fromkeys([body.run_pdh, *body.input_pdhs]))
-    for pdh in pdhs:
+    _known(request, peer_id)
+    access = access_of(request)
+    for pdh in [body.run_pdh, *body.input_pdhs]:
         access.check_collection(who, pdh)
-        core.entry(pdh)  # a 404 here, rather than the peer's failed pull
-    for pdh in pdhs:
-        core.note_sent(peer_id, pdh)
-    sent = PeerRunBody(**body.model_dump(), parent_uuid=who.job_uuid,
-                       owner=who.token_uuid)
-    remote = _reach(core, known)
-    try:
-        record = remote.post_json("/federation/runs", sent.model_dump())
-    except ApiError as error:
-        raise HTTPException(error.status or 502,
-                            f"peer {peer_id} ({known.url}): {error}") from None
-    finally:
-        remote.close()
-    return record_to_dict(record_from_dict(record))
+    run = RunRequest(body.run_pdh, tuple(body.input_pdhs), body.name, body.reuse,
+                     body.use_container)
+    return record_to_dict(_at_peer(peer_id, lambda: links_of(request, who).hand_run(
+        peer_id, run)))
 
 
-def _reach(core: ClusterCore, known: Peer) -> Any:
+@router.get("/peers/{peer_id}/jobs/{uuid}", response_model=None)
+def remote_job(request: Request, peer_id: PeerId, uuid: JobUuid, who: Who) -> dict[str, Any]:
+    """A job on peer ``peer_id`` that this cluster handed there, read with its token."""
+    return record_to_dict(_reachable(request, peer_id, uuid, who))
+
+
+@router.post("/peers/{peer_id}/jobs/{uuid}/cancel", response_model=None)
+def cancel_remote(request: Request, peer_id: PeerId, uuid: JobUuid,
+                  who: Who) -> dict[str, Any]:
+    _reachable(request, peer_id, uuid, who)
+    return record_to_dict(_at_peer(peer_id, lambda: links_of(request, who).cancel(
+        peer_id, uuid)))
+
+
+@router.post("/peers/{peer_id}/jobs/{uuid}/pull", response_model=None)
+def pull_results(request: Request, peer_id: PeerId, uuid: JobUuid,
+                 who: Who) -> dict[str, Any]:
+    """Pull a remote job's output and log collections here (only the blocks this
+    cluster lacks); the caller's job may read them afterwards."""
+    _reachable(request, peer_id, uuid, who)
+    return record_to_dict(_at_peer(peer_id, lambda: links_of(request, who).pull_results(
+        peer_id, uuid)))
+
+
+def _known(request: Request, peer_id: str) -> None:
+    peers = core_of(request).config.peers
+    if peer_id not in peers:
+        raise HTTPException(404, f"no peer {peer_id} in this cluster's config (peers: "
+                                 f"{', '.join(sorted(peers)) or 'none'})")
+
+
+def _reachable(request: Request, peer_id: str, uuid: str, who: Caller) -> JobRecord:
+    """The remote job, if the caller reaches it: it was handed there below one of the
+    caller's jobs (a person reaches every one)."""
+    _known(request, peer_id)
+    record = _at_peer(peer_id, lambda: links_of(request, who).remote_job(peer_id, uuid))
+    if who.is_person:
+        return record
+    parent = record.parent_uuid
+    if parent is None or cluster_of(parent) != core_of(request).cluster_id:
+        raise HTTPException(403, f"job {uuid} on {peer_id} was not handed there by a job "
+                                 "of this cluster")
+    access_of(request).check_job(who, parent)
+    return record
+
+
+def _at_peer(peer_id: str, call: Callable[[], T]) -> T:
+    """``call``'s answer; a peer that does not answer or refuses is the peer's word."""
     try:
-        return peer_client(core.config, known)
+        return call()
     except ApiError as error:
-        raise HTTPException(502, f"peer {known.cluster_id} ({known.url}) does not answer: "
-                                 f"{error}") from None
+        raise HTTPException(error.status or 502, f"peer {peer_id}: {error}") from None

@@ -18,7 +18,7 @@ from cwl_crunch.records import jobs
 from cwl_crunch.records.database import Database
 from cwl_crunch.records.tokens import create_token
 
-ROW = re.compile(r"^(\S+)  +(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC)  +(yes|no)$")
+ROW = re.compile(r"^(\S+)  +(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC)  +(\S+)  +(yes|no)$")
 
 
 @pytest.fixture
@@ -56,8 +56,8 @@ def listed(env):
     code, out, err = crunch(env, "token", "list")
     assert (code, err) == (0, "")
     header, *rows = out.splitlines()
-    assert header.split() == ["UUID", "CREATED", "REVOKED"]
-    return {match[1]: match[3] for match in map(ROW.match, rows) if match} | \
+    assert header.split() == ["UUID", "CREATED", "PEER", "REVOKED"]
+    return {match[1]: match[4] for match in map(ROW.match, rows) if match} | \
         {"unparsed": [row for row in rows if not ROW.match(row)]}
 
 
@@ -109,3 +109,15 @@ def test_revoke_refuses_unknown_and_job_tokens(tmp_path):
                    f"job (cwl-crunch jobs cancel {job})\n")
     assert crunch(env, "token", "revoke", "local-tok-nosuchtoken00000") == \
         (1, "", "cwl-crunch token: no token local-tok-nosuchtoken00000\n")
+
+
+def test_a_peer_token_is_listed_with_its_peer_and_refused_for_this_cluster(server_home):
+    env, _ = server_home
+    code, out, err = crunch(env, "token", "create", "--peer", "sitez")
+    assert code == 0, err
+    uuid = out.strip().split("/")[1]
+    _, listing, _ = crunch(env, "token", "list")
+    [row] = [line for line in listing.splitlines() if line.startswith(uuid)]
+    assert ROW.match(row)[3] == "sitez"
+    code, _, err = crunch(env, "token", "create", "--peer", "Not-An-Id")
+    assert code == 1 and "5 lowercase letters or digits" in err

@@ -1,0 +1,164 @@
+"""What a cluster does for its callers with its peers: hand a run to a peer, follow it,
+cancel it, and pull its results home. One logic (``CorePeerLinks``, over this cluster's
+core and the peer tokens of its config), reached in-process by an embedded runner and
+by the server's ``/peers/...`` routes; ``HttpPeerLinks`` is a runner's view of those
+routes. The caller (a job of this cluster) becomes the parent of the remote run.
+"""
+
+from __future__ import annotations
+
+import abc
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from cwl_crunch.config import Config
+from cwl_crunch.errors import SubmitError
+from cwl_crunch.federation.peers import peer_client
+from cwl_crunch.federation.pull import PullReport, pull_collection
+from cwl_crunch.model import ClusterClient, JobRecord
+from cwl_crunch.model.codec import record_from_dict
+from cwl_crunch.model.runs import RunRequest
+
+if TYPE_CHECKING:
+    from cwl_crunch.client.http import HttpClient
+    from cwl_crunch.core import ClusterCore
+
+
+class PeerClients:
+    """One HTTP client per peer of the config, made at first use and kept."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._clients: dict[str, HttpClient] = {}
+        self._lock = threading.Lock()
+
+    def known(self) -> list[str]:
+        return sorted(self.config.peers)
+
+    def get(self, peer_id: str) -> HttpClient:
+        peer = self.config.peers.get(peer_id)
+        if peer is None:
+            raise SubmitError(f"cluster {peer_id!r} is not a peer of cluster "
+                              f"{self.config.cluster_id} (peers: "
+                              f"{', '.join(self.known()) or 'none'})")
+        with self._lock:
+            found = self._clients.get(peer_id)
+        if found is None:
+            found = peer_client(self.config, peer)
+            with self._lock:
+                found = self._clients.setdefault(peer_id, found)
+        return found
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
+
+
+class PeerLinks(abc.ABC):
+    """A caller's reach into this cluster's peers."""
+
+    @abc.abstractmethod
+    def known_peers(self) -> list[str]:
+        """The cluster ids of this cluster's peers."""
+
+    @abc.abstractmethod
+    def hand_run(self, peer_id: str, request: RunRequest) -> JobRecord:
+        """Start ``request`` on the peer, below the caller's job; its record there."""
+
+    @abc.abstractmethod
+    def remote_job(self, peer_id: str, uuid: str) -> JobRecord:
+        """The record of job ``uuid`` on the peer."""
+
+    @abc.abstractmethod
+    def cancel(self, peer_id: str, uuid: str) -> JobRecord:
+        """Cancel job ``uuid`` on the peer, and its subtree there."""
+
+    @abc.abstractmethod
+    def pull_results(self, peer_id: str, uuid: str) -> JobRecord:
+        """Pull job ``uuid``'s output and log collections home from the peer (only the
+        blocks this cluster lacks); the caller may read them afterwards."""
+
+
+class CorePeerLinks(PeerLinks):
+    def __init__(self, core: ClusterCore, peers: PeerClients, *, caller_job: str | None,
+                 caller_token: str) -> None:
+        """``caller_job``: the job whose token calls (None: a person's); ``caller_token``:
+        that token's UUID (the remote run's owner)."""
+        self._core, self._peers = core, peers
+        self._caller_job, self._caller_token = caller_job, caller_token
+
+    def known_peers(self) -> list[str]:
+        return self._peers.known()
+
+    def hand_run(self, peer_id: str, request: RunRequest) -> JobRecord:
+        remote = self._peers.get(peer_id)
+        pdhs = list(dict.fromkeys([request.run_pdh, *request.input_pdhs]))
+        for pdh in pdhs:
+            self._core.entry(pdh)  # CollectionNotFound here, not a failed pull there
+        for pdh in pdhs:
+            self._core.note_sent(peer_id, pdh)
+        body = {**request.as_dict(), "parent_uuid": self._caller_job,
+                "owner": self._caller_token}
+        return record_from_dict(remote.post_json("/federation/runs", body))
+
+    def remote_job(self, peer_id: str, uuid: str) -> JobRecord:
+        return self._peers.get(peer_id).get_job(uuid)
+
+    def cancel(self, peer_id: str, uuid: str) -> JobRecord:
+        return self._peers.get(peer_id).cancel(uuid)
+
+    def pull_results(self, peer_id: str, uuid: str) -> JobRecord:
+        record = self.remote_job(peer_id, uuid)
+        for pdh in (record.output_pdh, record.log_pdh):
+            if pdh is not None:
+                self.pull(peer_id, pdh)
+        return record
+
+    def pull(self, peer_id: str, pdh: str) -> PullReport:
+        """Pull one collection from ``peer_id`` first, then any other peer."""
+        from cwl_crunch.core import EmbeddedClient
+
+        sources: list[tuple[str, ClusterClient]] = [(peer_id, self._peers.get(peer_id))]
+        report = pull_collection(pdh, sources, EmbeddedClient.over(self._core))
+        if self._caller_job is not None:
+            self._core.note_upload(self._caller_job, pdh)
+        return report
+
+
+class HttpPeerLinks(PeerLinks):
+    """A caller's reach through its cluster's server (``/api/v1/peers/...``)."""
+
+    def __init__(self, client: HttpClient) -> None:
+        self._client = client
+
+    def known_peers(self) -> list[str]:
+        return [str(peer["cluster_id"]) for peer in self._client.get_json("/peers")]
+
+    def hand_run(self, peer_id: str, request: RunRequest) -> JobRecord:
+        return record_from_dict(self._client.post_json(f"/peers/{peer_id}/runs",
+                                                       request.as_dict()))
+
+    def remote_job(self, peer_id: str, uuid: str) -> JobRecord:
+        return record_from_dict(self._client.get_json(f"/peers/{peer_id}/jobs/{uuid}"))
+
+    def cancel(self, peer_id: str, uuid: str) -> JobRecord:
+        return record_from_dict(self._client.post_json(f"/peers/{peer_id}/jobs/{uuid}/cancel",
+                                                       {}))
+
+    def pull_results(self, peer_id: str, uuid: str) -> JobRecord:
+        return record_from_dict(self._client.post_json(f"/peers/{peer_id}/jobs/{uuid}/pull",
+                                                       {}))
+
+
+def known_or_error(links: PeerLinks, cluster_ids: Sequence[str], home: str) -> None:
+    """SubmitError naming the known peers if any of ``cluster_ids`` is neither this
+    cluster nor one of its peers."""
+    peers = links.known_peers()
+    for cluster_id in cluster_ids:
+        if cluster_id != home and cluster_id not in peers:
+            raise SubmitError(f"RunOnCluster: cluster {cluster_id!r} is neither this "
+                              f"cluster ({home}) nor one of its peers "
+                              f"({', '.join(peers) or 'none'})")

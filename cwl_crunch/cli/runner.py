@@ -24,17 +24,22 @@ from schema_salad.exceptions import ValidationException
 
 from cwl_crunch.cli.submit_run import submit_run
 from cwl_crunch.client import ClusterClient, JobOutcome, JobSpec, open_client
+from cwl_crunch.client.http import HttpClient
 from cwl_crunch.config import Config, load_config
 from cwl_crunch.containers import find_engine
 from cwl_crunch.containers.engine import NO_ENGINE
+from cwl_crunch.core import EmbeddedClient
 from cwl_crunch.cwl.containers import RunnerContainers
 from cwl_crunch.cwl.executor import REMOTE_STEPS_IN_FLIGHT, CrunchExecutor
 from cwl_crunch.cwl.fs_access import CrunchFsAccess
+from cwl_crunch.cwl.hints import use_extensions
 from cwl_crunch.cwl.path_mapper import CrunchPathMapper, Uploads
+from cwl_crunch.cwl.remote import Federation
 from cwl_crunch.cwl.step_names import StepNames
 from cwl_crunch.cwl.steps import Progress, StepRunner
 from cwl_crunch.cwl.tool import make_tool_factory
 from cwl_crunch.errors import ConfigError, CrunchError
+from cwl_crunch.federation.links import PeerLinks
 from cwl_crunch.model import EndReason, JobState
 from cwl_crunch.server.job_api import JobApi
 from cwl_crunch.worker.processes import this_worker
@@ -73,9 +78,11 @@ class RunSession:
         self._own_job = False
 
     def begin(self, process: Any) -> None:
-        """Record the run as a job (once it really runs: not for --validate)."""
+        """Record the run as a job (once it really runs: not for --validate); first,
+        an unknown cluster in a RunOnCluster hint fails the run before anything runs."""
         if self.run_uuid is not None:
             return
+        self._steps.check_hints(process)
         if self._client.caller_job() is not None:
             self.run_uuid = self._client.caller_job()
             return
@@ -152,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   remote=bool(config.api_url)) \
         if args.use_container else None
     steps = StepRunner(client, reuse=not args.disable_reuse, progress=progress,
-                       containers=containers)
+                       containers=containers, federation=federation_of(config, client))
     session = RunSession(client, config, arguments, steps)
     for signum in (signal.SIGINT, signal.SIGTERM):
         if signal.getsignal(signum) is not signal.SIG_IGN:  # respect a background job's
@@ -164,7 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 steps, session.begin,
                 steps_in_flight=REMOTE_STEPS_IN_FLIGHT if config.api_url else None),
             loadingContext=_loading_context(args, steps),
-            runtimeContext=_runtime_context(args, steps))
+            runtimeContext=_runtime_context(args, steps),
+            custom_schema_callback=use_extensions)
     except KeyboardInterrupt:
         interrupted, exit_code = True, 130
     finally:
@@ -176,6 +184,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         session.finish(exit_code, interrupted)
         client.close()
     return exit_code
+
+
+def federation_of(config: Config, client: ClusterClient) -> Federation:
+    """The run's reach into its cluster's peers: through its server (which holds the
+    peer tokens), or, embedded, with the peer tokens of this config."""
+    from cwl_crunch.federation.links import CorePeerLinks, HttpPeerLinks, PeerClients
+
+    if isinstance(client, HttpClient):
+        def over_http(token: str, job_uuid: str) -> tuple[PeerLinks, ClusterClient]:
+            step_client = HttpClient(config.replace(api_token=token))
+            return HttpPeerLinks(step_client), step_client
+
+        return Federation(client.cluster_id, HttpPeerLinks(client), over_http)
+    assert isinstance(client, EmbeddedClient)
+    core, peers = client.core, PeerClients(config)
+
+    def embedded(token: str, job_uuid: str) -> tuple[PeerLinks, ClusterClient]:
+        return (CorePeerLinks(core, peers, caller_job=job_uuid,
+                              caller_token=token.split("/")[1]),
+                EmbeddedClient.over(core, job_uuid))
+
+    return Federation(client.cluster_id,
+                      CorePeerLinks(core, peers, caller_job=None, caller_token=""), embedded)
 
 
 def _loading_context(args: argparse.Namespace, steps: StepRunner) -> LoadingContext:

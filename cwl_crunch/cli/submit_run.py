@@ -25,6 +25,7 @@ from cwltool.utils import visit_class
 
 from cwl_crunch.cwl.layout import KEEP_PREFIX
 from cwl_crunch.cwl.path_mapper import Uploads
+from cwl_crunch.cwl.remote import referenced_pdhs
 from cwl_crunch.errors import ApiError
 from cwl_crunch.model import ClusterClient, JobFilter, JobRecord
 from cwl_crunch.model.runs import RUN_FOLDER_FILES, relocated, runner_spec
@@ -47,7 +48,7 @@ def submit_run(args: argparse.Namespace, client: ClusterClient) -> int:
         (folder / "inputs.json").write_text(json.dumps(inputs, indent=2))
         pdh = client.put_paths([folder / name for name in RUN_FOLDER_FILES])
     record = client.submit(runner_spec(
-        pdh, _referenced(inputs), name=Path(str(args.workflow)).name,
+        pdh, referenced_pdhs(inputs), name=Path(str(args.workflow)).name,
         reuse=not args.disable_reuse, use_container=bool(args.use_container)))
     if not args.wait:
         print(record.uuid)
@@ -90,18 +91,6 @@ def _stored_inputs(args: argparse.Namespace, client: ClusterClient) -> dict[str,
     inputs.pop("id", None)
     inputs["$namespaces"] = {"keep": KEEP_PREFIX}  # so cwltool takes keep: as a scheme
     return inputs
-
-
-def _referenced(inputs: dict[str, Any]) -> set[str]:
-    pdhs: set[str] = set()
-
-    def note(obj: dict[str, Any]) -> None:
-        location = str(obj.get("location", ""))
-        if location.startswith(KEEP_PREFIX):
-            pdhs.add(location[len(KEEP_PREFIX):].split("/", 1)[0])
-
-    visit_class(inputs, ("File", "Directory"), note)
-    return pdhs
 
 
 def _wait_with_progress(client: ClusterClient, record: JobRecord, *,

@@ -5,15 +5,21 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from cwltool.errors import WorkflowException
 
 from cwl_crunch.cwl.containers import RunnerContainers
+from cwl_crunch.cwl.hints import cluster_hint, literal_cluster_ids
 from cwl_crunch.cwl.inplace import InplaceUpdates
 from cwl_crunch.cwl.resources import fit_resources
 from cwl_crunch.errors import CrunchError
 from cwl_crunch.model import ClusterClient, JobRecord, JobSpec, NodeSize
+
+if TYPE_CHECKING:
+    from cwltool.process import Process
+
+    from cwl_crunch.cwl.remote import Federation
 
 logger = logging.getLogger("cwl_crunch.cwl")
 
@@ -47,9 +53,12 @@ class StepRunner:
     """Runs step jobs on the cluster with the run's token (so they are its children)."""
 
     def __init__(self, client: ClusterClient, *, reuse: bool, progress: Progress,
-                 containers: RunnerContainers | None = None) -> None:
-        """``containers`` None: run every tool on the host (``--no-container``)."""
+                 containers: RunnerContainers | None = None,
+                 federation: Federation | None = None) -> None:
+        """``containers`` None: run every tool on the host (``--no-container``).
+        ``federation``: this cluster's peers, for processes hinted to run on one."""
         self.client = client
+        self.federation = federation
         self.reuse = reuse
         self.containers = containers
         self.updates = InplaceUpdates()
@@ -91,3 +100,52 @@ class StepRunner:
         self.progress.change(queued=-1, done=1 if waited.succeeded else 0,
                              failed=0 if waited.succeeded else 1)
         return waited
+
+    def cluster_for(self, process: Process, inputs: Any, evaluate: Any) -> str | None:
+        """The peer that ``process`` runs on (None: this cluster), from its
+        RunOnCluster hint, evaluated against its inputs by ``evaluate``."""
+        hint = cluster_hint(process)
+        if hint is None:
+            return None
+        value = evaluate(hint["cluster_id"])
+        home = self.client.cluster_id
+        if not isinstance(value, str) or not value:
+            raise WorkflowException(f"RunOnCluster: cluster_id {hint['cluster_id']!r} "
+                                    f"gave {value!r}, not a cluster id")
+        if value == home:
+            return None
+        self.check_cluster_ids([value])
+        return value
+
+    def check_cluster_ids(self, cluster_ids: list[str]) -> None:
+        """WorkflowException naming the known peers unless each id is this cluster or
+        one of its peers."""
+        home = self.client.cluster_id
+        unknown = [cluster_id for cluster_id in cluster_ids if cluster_id != home]
+        if not unknown:
+            return
+        peers = self.federation.links.known_peers() if self.federation is not None else []
+        for cluster_id in unknown:
+            if cluster_id not in peers:
+                raise WorkflowException(
+                    f"RunOnCluster: cluster {cluster_id!r} is neither this cluster "
+                    f"({home}) nor one of its peers ({', '.join(peers) or 'none'})")
+
+    def check_hints(self, process: Process) -> None:
+        """Before anything runs: every cluster id written out in the workflow's hints
+        must be known (ids from expressions are checked when evaluated)."""
+        found: list[str] = []
+        process.visit(lambda document: found.extend(literal_cluster_ids(document)))
+        self.check_cluster_ids(sorted(set(found)))
+
+    def run_remote(self, name: str, packed: dict[str, Any], job_order: Any,
+                   peer_id: str) -> Any:
+        """Run one process on ``peer_id`` (see cwl.remote); its output object."""
+        from cwl_crunch.cwl.remote import run_remote
+
+        if self.interrupted.is_set():
+            raise WorkflowException(f"step {name} not started: the run was interrupted")
+        if self.federation is None:
+            raise WorkflowException(f"step {name}: RunOnCluster {peer_id}, but this "
+                                    "cluster has no peers")
+        return run_remote(self, self.federation, name, packed, job_order, peer_id)

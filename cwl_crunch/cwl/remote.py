@@ -1,0 +1,244 @@
+"""A process run on another cluster (``RunOnCluster``): one runner job there.
+
+The home runner stores the process (packed into one document) and its input object
+(every file a ``keep:`` reference) as a run collection, records the step as a job of
+its own (``start_own_job``: it holds no capacity here) and, with that job's token, has
+its cluster hand the run to the peer (``federation.links``): the remote runner is that
+step job's child. It follows the remote run, has its results pulled home, and ends the
+step job with the remote output collection, so the next steps mount it like any other.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cwltool.context import LoadingContext, RuntimeContext
+from cwltool.errors import WorkflowException
+from cwltool.pack import pack
+from cwltool.process import Process
+from cwltool.utils import visit_class
+
+from cwl_crunch.cwl.layout import KEEP_PREFIX
+from cwl_crunch.cwl.path_mapper import Uploads
+from cwl_crunch.errors import ApiError, CrunchError
+from cwl_crunch.federation.links import PeerLinks
+from cwl_crunch.model import (
+    ClusterClient,
+    CollectionMount,
+    EndReason,
+    JobOutcome,
+    JobRecord,
+    JobSpec,
+    JobState,
+)
+from cwl_crunch.model.runs import RUN_FOLDER_FILES, RunRequest, relocated
+from cwl_crunch.worker.processes import this_worker
+
+if TYPE_CHECKING:
+    from cwl_crunch.cwl.steps import StepRunner
+
+logger = logging.getLogger("cwl_crunch.cwl")
+
+ORIGINAL_VERSION = "http://commonwl.org/cwltool#original_cwlVersion"
+FOLLOW_PAUSE = (0.1, 1.0)
+"""Seconds between reads of a remote run's record: the first pause, the longest."""
+PEER_PATIENCE = 600.0
+"""Seconds a home runner goes on trying to reach a peer that stopped answering while
+one of its runs is there (the run goes on; the runner resumes following it)."""
+
+JobLinks = Callable[[str, str], tuple[PeerLinks, ClusterClient]]
+"""``(token, job uuid)`` -> the peer links and the cluster client of that job's token."""
+
+
+class Federation:
+    """What a runner knows of its cluster's peers."""
+
+    def __init__(self, cluster_id: str, links: PeerLinks, for_job: JobLinks) -> None:
+        self.cluster_id = cluster_id
+        self.links = links
+        self.for_job = for_job
+
+
+def referenced_pdhs(inputs: Any) -> set[str]:
+    """The collections that an input object's Files and Directories are in."""
+    pdhs: set[str] = set()
+
+    def note(obj: dict[str, Any]) -> None:
+        location = str(obj.get("location", ""))
+        if location.startswith(KEEP_PREFIX):
+            pdhs.add(location[len(KEEP_PREFIX):].split("/", 1)[0])
+
+    visit_class(inputs, ("File", "Directory"), note)
+    return pdhs
+
+
+def stored_inputs(job_order: Any, uploads: Uploads) -> dict[str, Any]:
+    """A copy of an input object whose local Files and Directories are stored and
+    named by ``keep:`` location (only references travel to the peer)."""
+    inputs: dict[str, Any] = json.loads(json.dumps(job_order, default=str))
+
+    def store(obj: dict[str, Any]) -> None:
+        location = str(obj.get("location") or "")
+        if location.startswith("file://"):
+            obj["location"] = uploads.keep_location(
+                urllib.parse.unquote(urllib.parse.urlsplit(location).path))
+            obj.pop("listing", None)  # the stored directory brings its own
+        if str(obj.get("location", "")).startswith(KEEP_PREFIX):
+            for key in ("path", "dirname"):
+                obj.pop(key, None)
+
+    visit_class(inputs, ("File", "Directory"), store)
+    inputs.pop("id", None)
+    inputs["$namespaces"] = {"keep": KEEP_PREFIX}  # so cwltool takes keep: as a scheme
+    return inputs
+
+
+def packed_process(process: Process) -> dict[str, Any]:
+    """The process as one self-contained document (``#main``): packed by cwltool when
+    it has a document of its own; an inline one (``_:`` id) with its ids made relative."""
+    tool_id = str(process.tool["id"])
+    if not tool_id.startswith("_:"):
+        context = LoadingContext()
+        context.loader = process.doc_loader
+        return dict(pack(context, tool_id))
+    prefix = _id_prefix(process.tool)
+    text = json.dumps({key: value for key, value in process.tool.items()
+                       if key not in ("id", ORIGINAL_VERSION)}, default=str)
+    if "file://" in text.replace(prefix, ""):
+        raise WorkflowException("RunOnCluster: this inline process refers to other "
+                                "documents; put it in a file of its own to run it remotely")
+    document = json.loads(text.replace(f'"{prefix}/', '"#main/').replace(f'"{prefix}"',
+                                                                        '"#main"'))
+    document["id"] = "#main"
+    version = process.metadata.get(ORIGINAL_VERSION) or process.metadata.get("cwlVersion")
+    return {"$graph": [document], "cwlVersion": str(version or "v1.2")}
+
+
+def _id_prefix(tool: Any) -> str:
+    """What an inline process's parameter ids start with (``...#step/run``)."""
+    for field in ("inputs", "outputs"):
+        for parameter in tool.get(field) or []:
+            return str(parameter["id"]).rsplit("/", 1)[0]
+    raise WorkflowException("RunOnCluster: an inline process without inputs or outputs "
+                            "cannot be sent to another cluster")
+
+
+class RemoteRun:
+    """A job for cwltool's executor: runs ``process`` on peer ``peer_id``."""
+
+    def __init__(self, steps: StepRunner, process: Process, job_order: Any, peer_id: str,
+                 name: str, output_callback: Callable[[Any, str], None]) -> None:
+        self._steps = steps
+        self._process = process
+        self._job_order = job_order
+        self.peer_id = peer_id
+        self.name = name
+        self._output_callback = output_callback
+        self.outdir = None  # cwltool's executor looks for one
+
+    def run(self, runtimeContext: RuntimeContext,
+            tmpdir_lock: threading.Lock | None = None) -> None:
+        outputs: Any = {}
+        status = "permanentFail"
+        try:
+            outputs = self._steps.run_remote(self.name, packed_process(self._process),
+                                             self._job_order, self.peer_id)
+            status = "success"
+        except (WorkflowException, CrunchError) as error:
+            logger.error("[step %s] on cluster %s: %s", self.name, self.peer_id, error)
+        lock = runtimeContext.workflow_eval_lock
+        if lock is None:
+            self._output_callback(outputs, status)
+        else:
+            with lock:
+                self._output_callback(outputs, status)
+
+
+def run_remote(steps: StepRunner, federation: Federation, name: str,
+               packed: dict[str, Any], job_order: Any, peer_id: str) -> Any:
+    """Run one process on ``peer_id`` below a step job of this run; its outputs."""
+    inputs = stored_inputs(job_order, Uploads(lambda: steps.client))
+    pdhs = sorted(referenced_pdhs(inputs))
+    with tempfile.TemporaryDirectory(prefix="cwl-crunch-remote-") as scratch:
+        folder = Path(scratch)
+        workflow, inputs_file = RUN_FOLDER_FILES
+        (folder / workflow).write_text(json.dumps(packed, indent=1))
+        (folder / inputs_file).write_text(json.dumps(inputs, indent=1))
+        run_pdh = steps.client.put_paths([folder / workflow, folder / inputs_file])
+    mounts = {"in": CollectionMount(run_pdh),
+              **{f"inputs/{index}": CollectionMount(pdh) for index, pdh in enumerate(pdhs)}}
+    claim = steps.client.start_own_job(JobSpec(
+        ("cwl-crunch-runner", "--on-cluster", peer_id, name), name=name, mounts=mounts,
+        cores=0.01, ram=1 << 20, reuse=False), this_worker())
+    links, step_client = federation.for_job(claim.token, claim.job.uuid)
+    try:
+        return _follow_and_collect(steps, links, step_client, claim.job.uuid, name, peer_id,
+                                   RunRequest(run_pdh, tuple(pdhs), name, steps.reuse,
+                                              steps.containers is not None))
+    finally:
+        if step_client is not steps.client:
+            step_client.close()
+
+
+def _follow_and_collect(steps: StepRunner, links: PeerLinks, step_client: ClusterClient,
+                        step_uuid: str, name: str, peer_id: str, request: RunRequest) -> Any:
+    outcome = JobOutcome(JobState.FAILED, None, None, None, "not handed to the peer",
+                         EndReason.ERROR)
+    try:
+        remote = links.hand_run(peer_id, request)
+        logger.info("[step %s] runs on cluster %s as %s", name, peer_id, remote.uuid)
+        steps.progress.change(queued=1)
+        final = _followed(steps, links, peer_id, remote)
+        steps.progress.change(queued=-1, done=1 if final.succeeded else 0,
+                              failed=0 if final.succeeded else 1)
+        if not final.succeeded or final.log_pdh is None or final.output_pdh is None:
+            reason = final.failure_reason or f"exit code {final.exit_code}"
+            outcome = JobOutcome(JobState.FAILED, final.exit_code, None, None,
+                                 f"on cluster {peer_id}: {final.state}: {reason}",
+                                 EndReason.ERROR)
+            raise WorkflowException(f"run {final.uuid} on cluster {peer_id} ended "
+                                    f"{final.state} ({reason})")
+        final = links.pull_results(peer_id, final.uuid)
+        assert final.output_pdh is not None and final.log_pdh is not None
+        said = b"".join(step_client.read_file(final.log_pdh, "stdout.txt"))
+        outputs = relocated(json.loads(said), f"{KEEP_PREFIX}{final.output_pdh}", None)
+        outcome = JobOutcome(JobState.COMPLETE, 0, final.output_pdh, final.log_pdh, None,
+                             EndReason.EXIT)
+        return outputs
+    finally:
+        step_client.finish_job(step_uuid, outcome)
+
+
+def _followed(steps: StepRunner, links: PeerLinks, peer_id: str,
+              remote: JobRecord) -> JobRecord:
+    """The remote run's final record; cancelled there when this run is interrupted; a
+    peer that stops answering is waited for up to ``PEER_PATIENCE`` seconds."""
+    pause, away_since, record, cancelled = FOLLOW_PAUSE[0], None, remote, False
+    while not record.finished:
+        if steps.interrupted.is_set() and not cancelled:
+            links.cancel(peer_id, record.uuid)
+            cancelled = True
+        time.sleep(pause)
+        pause = min(pause * 1.5, FOLLOW_PAUSE[1])
+        try:
+            record = links.remote_job(peer_id, record.uuid)
+        except ApiError as error:
+            if error.status is not None and error.status != 502:
+                raise
+            away_since = away_since or time.monotonic()
+            if time.monotonic() - away_since > PEER_PATIENCE:
+                raise WorkflowException(f"cluster {peer_id} did not answer for "
+                                        f"{PEER_PATIENCE:g} s: {error}") from None
+            logger.warning("cluster %s does not answer (%s); waiting for it", peer_id,
+                           error)
+            continue
+        away_since = None
+    return record

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import socket
 from pathlib import Path
 from typing import Any
@@ -84,3 +85,70 @@ def start_sites(root: Path, names: tuple[str, ...] = SITES) -> dict[str, Site]:
     for site in sites.values():
         site.server.start()
     return sites
+
+
+WORKFLOWS = Path(__file__).parent / "federation" / "workflows"
+
+
+@dataclasses.dataclass
+class FederatedRun:
+    returncode: int
+    outputs: dict[str, Any]
+    stderr: str
+    run_uuid: str | None
+
+
+def run_workflow(site: Site, workflow: str, inputs: dict[str, Any], tmp_path: Path,
+                 *extra: str, timeout: float = 300) -> FederatedRun:
+    """``cwl-crunch-runner --cluster <site>`` of a workflow in WORKFLOWS, as the site's
+    person; the outputs in ``tmp_path/out``."""
+    import subprocess
+    import sys
+
+    from server_process import ROOT
+
+    (tmp_path / "inputs.json").write_text(json.dumps(inputs))
+    before = {job["uuid"] for job in site.api("GET", "/jobs?top_level=true&limit=1000").json()}
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("CWL_CRUNCH_")}
+    env.update(CWL_CRUNCH_API_TOKEN=site.token, CWL_CRUNCH_HOME=str(tmp_path / "home"),
+               PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [sys.executable, "-m", "cwl_crunch.cli.runner", "--cluster", site.url,
+         "--no-container", "--outdir", str(tmp_path / "out"), *extra,
+         str(WORKFLOWS / workflow), str(tmp_path / "inputs.json")],
+        env=env, capture_output=True, text=True, timeout=timeout)
+    runs = [job["uuid"] for job in site.api("GET", "/jobs?top_level=true&limit=1000").json()
+            if job["uuid"] not in before]
+    outputs = json.loads(done.stdout) if done.stdout.strip().startswith("{") else {}
+    return FederatedRun(done.returncode, outputs, done.stderr, runs[0] if runs else None)
+
+
+def children(sites: dict[str, Site], uuid: str) -> list[dict[str, Any]]:
+    """The children of job ``uuid`` on every cluster (a step's remote runner is on
+    another cluster than the step)."""
+    found = []
+    for site in sites.values():
+        found += site.api("GET", f"/jobs?parent={uuid}&limit=1000").json()
+    return found
+
+
+def leaves(sites: dict[str, Site], uuid: str) -> list[dict[str, Any]]:
+    """The jobs below ``uuid`` that ran a command (no children of their own), on
+    whichever cluster they ran, with a "cluster" key added. A reused job stands for the
+    one whose work it reused (a reused runner's steps are that runner's)."""
+    found = []
+    for child in children(sites, uuid):
+        below = leaves(sites, child["reused_job_uuid"] or child["uuid"])
+        found += below or [{**child, "cluster": child["uuid"][:5]}]
+    return found
+
+
+def tags_by_cluster(sites: dict[str, Site], uuid: str) -> dict[str, str]:
+    """tag.cwl's steps below ``uuid``: tag -> the cluster it ran on."""
+    placed = {}
+    for leaf in leaves(sites, uuid):
+        command = leaf["spec"]["command"]
+        if command[:2] == ["sh", "-c"]:
+            placed[command[-1]] = leaf["cluster"]
+    return placed

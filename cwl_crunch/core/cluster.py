@@ -280,6 +280,15 @@ class ClusterCore:
         self.notify_changed()
         return claim
 
+    def job_worker_of(self, uuid: str) -> WorkerInfo | None:
+        """Where job ``uuid``'s local worker runs, as its record says (None: not run
+        by a local worker, such as a SLURM job)."""
+        with self.database.reading() as connection:
+            job = jobs.get_job(connection, uuid)
+        if job.worker_host is None or job.worker_pid is None:
+            return None
+        return WorkerInfo(job.worker_host, job.worker_pid, job.worker_pid_start or 0)
+
     def get_job(self, uuid: str) -> JobRecord:
         with self.database.reading() as connection:
             return jobs.to_record(jobs.get_job(connection, uuid))

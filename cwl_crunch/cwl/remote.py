@@ -10,6 +10,7 @@ step job with the remote output collection, so the next steps mount it like any 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import tempfile
@@ -28,7 +29,7 @@ from cwltool.utils import visit_class
 
 from cwl_crunch.cwl.layout import KEEP_PREFIX
 from cwl_crunch.cwl.path_mapper import Uploads
-from cwl_crunch.errors import ApiError, CrunchError
+from cwl_crunch.errors import ApiError, CrunchError, IllegalTransition
 from cwl_crunch.federation.links import PeerLinks
 from cwl_crunch.model import (
     ClusterClient,
@@ -196,7 +197,8 @@ def _follow_and_collect(steps: StepRunner, links: PeerLinks, step_client: Cluste
         remote = links.hand_run(peer_id, request)
         logger.info("[step %s] runs on cluster %s as %s", name, peer_id, remote.uuid)
         steps.progress.change(queued=1)
-        final = _followed(steps, links, peer_id, remote)
+        final = _followed(steps, links, peer_id, remote,
+                          lambda: _cancelled(step_client, step_uuid))
         steps.progress.change(queued=-1, done=1 if final.succeeded else 0,
                               failed=0 if final.succeeded else 1)
         if not final.succeeded or final.log_pdh is None or final.output_pdh is None:
@@ -214,16 +216,25 @@ def _follow_and_collect(steps: StepRunner, links: PeerLinks, step_client: Cluste
                              EndReason.EXIT)
         return outputs
     finally:
-        step_client.finish_job(step_uuid, outcome)
+        # Cancelled here meanwhile: its record says so already.
+        with contextlib.suppress(IllegalTransition):
+            step_client.finish_job(step_uuid, outcome)
 
 
-def _followed(steps: StepRunner, links: PeerLinks, peer_id: str,
-              remote: JobRecord) -> JobRecord:
-    """The remote run's final record; cancelled there when this run is interrupted; a
-    peer that stops answering is waited for up to ``PEER_PATIENCE`` seconds."""
+def _cancelled(step_client: ClusterClient, step_uuid: str) -> bool:
+    """Whether the step's job was cancelled on this cluster (its run, or it alone)."""
+    record = step_client.get_job(step_uuid)
+    return record.cancel_requested or record.state == JobState.CANCELLED
+
+
+def _followed(steps: StepRunner, links: PeerLinks, peer_id: str, remote: JobRecord,
+              cancelled_here: Callable[[], bool]) -> JobRecord:
+    """The remote run's final record; cancelled there when this run is interrupted or
+    the step's job is cancelled here; a peer that stops answering is waited for up to
+    ``PEER_PATIENCE`` seconds."""
     pause, away_since, record, cancelled = FOLLOW_PAUSE[0], None, remote, False
     while not record.finished:
-        if steps.interrupted.is_set() and not cancelled:
+        if not cancelled and (steps.interrupted.is_set() or cancelled_here()):
             links.cancel(peer_id, record.uuid)
             cancelled = True
         time.sleep(pause)

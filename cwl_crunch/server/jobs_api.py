@@ -67,10 +67,14 @@ def submit(request: Request, body: JobSpecBody, who: Who,
 
 @router.post("/jobs/own", response_model=None, status_code=201)
 def start_own_job(request: Request, body: OwnJobBody, who: Who) -> dict[str, Any]:
-    """Record work the caller does itself (a workflow runner) as a Running job."""
+    """Record work the caller does itself (a workflow runner) as a Running job. A job's
+    own work is done by that job's worker: the record names it, not the process the
+    request names (in the job's PID namespace, its pid means nothing out here)."""
     _check_mounts(request, who, body.spec)
     spec = spec_from_dict(body.spec.model_dump())
     worker = WorkerInfo(**body.worker.model_dump())
+    if who.job_uuid is not None:
+        worker = core_of(request).job_worker_of(who.job_uuid) or worker
     return claim_to_dict(core_of(request).start_own_job(
         spec, worker, parent_uuid=who.job_uuid))
 

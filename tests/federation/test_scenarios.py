@@ -1,0 +1,77 @@
+"""One CWL workflow over three clusters: where each step ran (from the records of all
+three) and what came out, for each way of placing steps. The sites are three real
+``cwl-crunch server`` processes (tests/federation_sites.py); runs start at sitea."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from federation_sites import run_workflow, tags_by_cluster
+
+pytestmark = [pytest.mark.federation, pytest.mark.slow, pytest.mark.xdist_group("federation")]
+
+
+def text_file(tmp_path: Path, text: str = "hello\n", name: str = "in.txt") -> dict:
+    (tmp_path / name).write_text(text)
+    return {"class": "File", "path": str(tmp_path / name)}
+
+
+def read_output(run, name: str) -> str:
+    return Path(run.outputs[name]["path"]).read_text()
+
+
+@pytest.mark.parametrize("where", [
+    ("sitea", "sitea", "sitea"),  # every step hinted home: nothing leaves
+    ("siteb", "sitea", "sitea"),  # runner home, first step remote, then home again
+    ("sitea", "siteb", "sitea"),  # home to remote
+    ("siteb", "siteb", "sitea"),  # two chained steps both remote
+    ("siteb", "sitec", "sitea"),  # a three-step chain across the three clusters
+])
+def test_a_chain_runs_each_step_where_its_input_says(sites, tmp_path, where):
+    run = run_workflow(sites["sitea"], "chain.cwl",
+                       {"text": text_file(tmp_path), "where1": where[0], "where2": where[1],
+                        "where3": where[2]}, tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert read_output(run, "said") == "hello\none\ntwo\nthree\n"
+    assert run.run_uuid is not None and run.run_uuid.startswith("sitea-job-")
+    assert tags_by_cluster(sites, run.run_uuid) == dict(zip(("one", "two", "three"), where,
+                                                            strict=True))
+
+
+def test_the_hint_on_the_workflow_sends_it_and_a_step_can_come_back(sites, tmp_path):
+    """The workflow goes to siteb (its runner is remote); its second step says sitea,
+    so siteb's runner hands it back: runner remote, step home."""
+    run = run_workflow(sites["sitea"], "on-siteb.cwl", {"text": text_file(tmp_path)},
+                       tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert read_output(run, "said") == "hello\none\ntwo\n"
+    assert tags_by_cluster(sites, run.run_uuid) == {"one": "siteb", "two": "sitea"}
+
+
+def test_the_hint_on_the_tool(sites, tmp_path):
+    run = run_workflow(sites["sitea"], "tool-hint.cwl", {"text": text_file(tmp_path)},
+                       tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert read_output(run, "said") == "hello\none\ntwo\n"
+    assert tags_by_cluster(sites, run.run_uuid) == {"one": "siteb", "two": "sitea"}
+
+
+def test_a_home_steps_output_holds_a_remote_file(sites, tmp_path):
+    run = run_workflow(sites["sitea"], "keep-remote.cwl", {"text": text_file(tmp_path)},
+                       tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert read_output(run, "kept") == "hello\nremote\n"
+    assert tags_by_cluster(sites, run.run_uuid) == {"remote": "sitec"}
+
+
+def test_arvados_federated_scatter_one_shard_per_cluster_gathered_home(sites, tmp_path):
+    """Arvados' federated workflow as written for Arvados (arv:ClusterTarget with
+    ``cluster_id: $(inputs.runOnCluster)``, an input the tool does not declare)."""
+    texts = [text_file(tmp_path, f"part {n}\n", f"part{n}.txt") for n in range(3)]
+    clusters = ["sitea", "siteb", "sitec"]
+    run = run_workflow(sites["sitea"], "scatter.cwl", {"texts": texts, "clusters": clusters},
+                       tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert read_output(run, "all") == "part 0\nsitea\npart 1\nsiteb\npart 2\nsitec\n"
+    assert tags_by_cluster(sites, run.run_uuid) == {name: name for name in clusters}

@@ -107,6 +107,7 @@ def run_workflow(site: Site, workflow: str, inputs: dict[str, Any], tmp_path: Pa
 
     from server_process import ROOT
 
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "inputs.json").write_text(json.dumps(inputs))
     before = {job["uuid"] for job in site.api("GET", "/jobs?top_level=true&limit=1000").json()}
     env = {key: value for key, value in os.environ.items()
@@ -152,3 +153,11 @@ def tags_by_cluster(sites: dict[str, Site], uuid: str) -> dict[str, str]:
         if command[:2] == ["sh", "-c"]:
             placed[command[-1]] = leaf["cluster"]
     return placed
+
+
+def descendants(sites: dict[str, Site], uuid: str) -> list[dict[str, Any]]:
+    """Every job below ``uuid`` on every cluster (reused ones as they are)."""
+    found = []
+    for child in children(sites, uuid):
+        found += [child, *descendants(sites, child["uuid"])]
+    return found

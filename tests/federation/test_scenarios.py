@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from federation_sites import run_workflow, tags_by_cluster
+from federation_sites import descendants, run_workflow, tags_by_cluster
 
 pytestmark = [pytest.mark.federation, pytest.mark.slow, pytest.mark.xdist_group("federation")]
 
@@ -75,3 +75,18 @@ def test_arvados_federated_scatter_one_shard_per_cluster_gathered_home(sites, tm
     assert run.returncode == 0, run.stderr
     assert read_output(run, "all") == "part 0\nsitea\npart 1\nsiteb\npart 2\nsitec\n"
     assert tags_by_cluster(sites, run.run_uuid) == {name: name for name in clusters}
+
+
+def test_a_federated_run_again_runs_nothing_anywhere(sites, tmp_path):
+    inputs = {"text": text_file(tmp_path, "once\n"), "where1": "siteb", "where2": "sitec",
+              "where3": "sitea"}
+    first = run_workflow(sites["sitea"], "chain.cwl", inputs, tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = run_workflow(sites["sitea"], "chain.cwl", inputs, tmp_path / "again")
+    assert again.returncode == 0, again.stderr
+    assert read_output(again, "said") == "once\none\ntwo\nthree\n"
+    work = [job for job in descendants(sites, again.run_uuid)
+            if job["spec"]["command"][:2] != ["cwl-crunch-runner", "--on-cluster"]]
+    assert work and all(job["reused_job_uuid"] for job in work), work
+    assert tags_by_cluster(sites, again.run_uuid) == {"one": "siteb", "two": "sitec",
+                                                      "three": "sitea"}

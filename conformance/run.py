@@ -63,6 +63,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--slurm", action="store_true",
                     help="run the steps on SLURM: through a `cwl-crunch server --dispatcher "
                          "slurm` on a fresh home (scripts/slurm-setup.sh starts a cluster)")
+    ap.add_argument("--federated", action="store_true",
+                    help="run every CommandLineTool on a peer: two peered `cwl-crunch "
+                         "server`s on fresh homes (clusters confa and confb); the runner "
+                         "uses confa with --steps-on-cluster confb")
     ap.add_argument("--retries", type=int, default=1,
                     help="rerun failing tests this many times; a pass on a rerun counts, and "
                          "is reported as flaky (default 1)")
@@ -152,6 +156,9 @@ def main(argv: list[str]) -> int:
     with contextlib.ExitStack() as stack:
         if a.slurm:
             env.update(stack.enter_context(slurm_server(home, out / "server.log")))
+        if a.federated:
+            env.update(stack.enter_context(federated_servers(home, out)))
+            cmd += ([] if "--" in cmd else ["--"]) + ["--steps-on-cluster", "confb"]
         return report(a, cmd, suite, env, *run_cwltest(cmd, suite, env))
 
 
@@ -180,6 +187,62 @@ def slurm_server(home: Path, log: Path) -> Iterator[dict[str, str]]:
     finally:
         server.terminate()
         server.wait(timeout=120)
+
+
+def _start_server(home: Path, log: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "CWL_CRUNCH_HOME": str(home)}
+    with log.open("w") as sink:
+        server = subprocess.Popen(["cwl-crunch", "server", "--listen", f"127.0.0.1:{port}"],
+                                  env=env, stderr=sink)
+    deadline = time.monotonic() + 60
+    while "cwl-crunch server for cluster" not in log.read_text():
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"a server did not start: {log.read_text()}")
+        time.sleep(0.1)
+    return server
+
+
+def _token(home: Path, *args: str) -> str:
+    return subprocess.run(["cwl-crunch", "token", "create", *args], check=True,
+                          env={**os.environ, "CWL_CRUNCH_HOME": str(home)},
+                          capture_output=True, text=True).stdout.split()[-1]
+
+
+@contextlib.contextmanager
+def federated_servers(home: Path, out: Path) -> Iterator[dict[str, str]]:
+    """Clusters confa and confb, each its own server and home below ``home``, peered
+    with each other; yields the variables that make cwl-crunch-runner use confa."""
+    names = ("confa", "confb")
+    homes = {name: home / name for name in names}
+    ports = {}
+    for name in names:
+        homes[name].mkdir(parents=True, exist_ok=True)
+        (homes[name] / "config.toml").write_text(f'cluster_id = "{name}"\n')
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports[name] = probe.getsockname()[1]
+    issued = {(on, to): _token(homes[on], "--peer", to) for on in names for to in names
+              if on != to}
+    for name in names:
+        other = next(peer for peer in names if peer != name)
+        (homes[name] / "config.toml").write_text(
+            f'cluster_id = "{name}"\n[peers.{other}]\n'
+            f'url = "http://127.0.0.1:{ports[other]}"\n'
+            f'token = "{issued[(other, name)]}"\n')
+    servers = []
+    try:
+        for name in names:
+            servers.append(_start_server(homes[name], out / f"server-{name}.log", ports[name]))
+        print(f"# every CommandLineTool on confb (127.0.0.1:{ports['confb']}), runs at "
+              f"confa (127.0.0.1:{ports['confa']})", file=sys.stderr)
+        yield {"CWL_CRUNCH_API_URL": f"http://127.0.0.1:{ports['confa']}",
+               "CWL_CRUNCH_API_TOKEN": _token(homes["confa"]),
+               "CWL_CRUNCH_HOME": str(homes["confa"])}
+    finally:
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            server.wait(timeout=120)
 
 
 def report(a: argparse.Namespace, cmd: list[str], suite: Path, env: dict[str, str],

@@ -12,7 +12,7 @@ from cwl_crunch.cli.job_tree import parent_text, render_tree
 from cwl_crunch.cli.table import format_table, human_duration
 from cwl_crunch.client import ClusterClient, JobFilter, JobRecord, open_client
 from cwl_crunch.config import Config
-from cwl_crunch.model import EVERY_JOB
+from cwl_crunch.model import EVERY_JOB, cluster_of
 from cwl_crunch.model.codec import spec_to_dict
 
 LOG_FILES = ("worker.txt", "stdout.txt", "stderr.txt")
@@ -97,10 +97,28 @@ def _show(client: ClusterClient, args: argparse.Namespace) -> int:
 
 
 def _tree(client: ClusterClient, args: argparse.Namespace) -> int:
-    def children(uuid: str) -> list[JobRecord]:
-        return list(client.iter_jobs(JobFilter(parent_uuid=uuid, limit=EVERY_JOB)))
+    from cwl_crunch.federation.links import handed_to, links_for  # see cli.main
 
-    print("\n".join(render_tree(client.get_job(args.uuid), children, client.cluster_id)))
+    home, links = client.cluster_id, links_for(client)
+    handed: dict[str, str] = {}  # a home step handed to a peer -> that peer
+
+    def children(uuid: str) -> list[JobRecord]:
+        """Here, and for a step handed to a peer (or a job there), on the peer: the
+        remote subtree inline, read through this cluster (its peer tokens)."""
+        cluster = cluster_of(uuid)
+        if cluster != home:
+            return links.remote_children(cluster, uuid)
+        found = list(client.iter_jobs(JobFilter(parent_uuid=uuid, limit=EVERY_JOB)))
+        for job in found:
+            if (peer := handed_to(job)) is not None:
+                handed[job.uuid] = peer
+        peer = handed.get(uuid)
+        return found + (links.remote_children(peer, uuid) if peer else [])
+
+    root = client.get_job(args.uuid)
+    if (peer := handed_to(root)) is not None:
+        handed[root.uuid] = peer
+    print("\n".join(render_tree(root, children, home)))
     return 0
 
 

@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,
                         help="with --submit: wait for the run and fetch its outputs "
                              "(default); --no-wait prints the run's UUID")
+    parser.add_argument("--steps-on-cluster", metavar="CLUSTER_ID",
+                        help="run every CommandLineTool on that peer of the cluster, as if "
+                             "each had RunOnCluster (for testing federation)")
     return parser
 
 
@@ -83,6 +86,8 @@ class RunSession:
         if self.run_uuid is not None:
             return
         self._steps.check_hints(process)
+        if self._steps.steps_on is not None:
+            self._steps.check_cluster_ids([self._steps.steps_on])
         if self._client.caller_job() is not None:
             self.run_uuid = self._client.caller_job()
             return
@@ -160,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.use_container else None
     steps = StepRunner(client, reuse=not args.disable_reuse, progress=progress,
                        containers=containers, federation=federation_of(config, client))
+    steps.steps_on = args.steps_on_cluster
     session = RunSession(client, config, arguments, steps)
     for signum in (signal.SIGINT, signal.SIGTERM):
         if signal.getsignal(signum) is not signal.SIG_IGN:  # respect a background job's
@@ -189,24 +195,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 def federation_of(config: Config, client: ClusterClient) -> Federation:
     """The run's reach into its cluster's peers: through its server (which holds the
     peer tokens), or, embedded, with the peer tokens of this config."""
-    from cwl_crunch.federation.links import CorePeerLinks, HttpPeerLinks, PeerClients
+    from cwl_crunch.federation.links import CorePeerLinks, HttpPeerLinks, links_for
 
-    if isinstance(client, HttpClient):
+    links = links_for(client)
+    if isinstance(links, HttpPeerLinks):
         def over_http(token: str, job_uuid: str) -> tuple[PeerLinks, ClusterClient]:
             step_client = HttpClient(config.replace(api_token=token))
             return HttpPeerLinks(step_client), step_client
 
-        return Federation(client.cluster_id, HttpPeerLinks(client), over_http)
-    assert isinstance(client, EmbeddedClient)
-    core, peers = client.core, PeerClients(config)
+        return Federation(client.cluster_id, links, over_http)
+    assert isinstance(client, EmbeddedClient) and isinstance(links, CorePeerLinks)
 
     def embedded(token: str, job_uuid: str) -> tuple[PeerLinks, ClusterClient]:
-        return (CorePeerLinks(core, peers, caller_job=job_uuid,
-                              caller_token=token.split("/")[1]),
-                EmbeddedClient.over(core, job_uuid))
+        return (links.as_job(job_uuid, token.split("/")[1]),
+                EmbeddedClient.over(client.core, job_uuid))
 
-    return Federation(client.cluster_id,
-                      CorePeerLinks(core, peers, caller_job=None, caller_token=""), embedded)
+    return Federation(client.cluster_id, links, embedded)
 
 
 def _loading_context(args: argparse.Namespace, steps: StepRunner) -> LoadingContext:

@@ -82,6 +82,10 @@ class CrunchExecutor(MultithreadedJobExecutor):
         output, status = super().execute(process, job_order_object, context, logger)
         if output is None or final_outdir is None or context.validate_only:
             return output, status
+        # Made even for outputs without files: a runner job's output collection is this
+        # directory. And made again: inside a runner job, cwltool's clean-up of the steps'
+        # outdirs (layout.OUTDIR, in the run's own job dir) has just removed it.
+        Path(final_outdir).mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="cwl-crunch-out-",
                                          dir=str(Path(final_outdir).resolve().parent)) as stage:
             fs_access = MaterializingFsAccess("", client=self._steps.client,

@@ -30,7 +30,7 @@ from cwltool.utils import visit_class
 from cwl_crunch.cwl.layout import KEEP_PREFIX
 from cwl_crunch.cwl.path_mapper import Uploads
 from cwl_crunch.errors import ApiError, CrunchError, IllegalTransition
-from cwl_crunch.federation.links import PeerLinks
+from cwl_crunch.federation.links import REMOTE_STEP, PeerLinks
 from cwl_crunch.model import (
     ClusterClient,
     CollectionMount,
@@ -97,8 +97,10 @@ def stored_inputs(job_order: Any, uploads: Uploads) -> dict[str, Any]:
                 obj.pop(key, None)
 
     visit_class(inputs, ("File", "Directory"), store)
-    inputs.pop("id", None)
-    inputs["$namespaces"] = {"keep": KEEP_PREFIX}  # so cwltool takes keep: as a scheme
+    # No "$namespaces" (cwltool would hand it to the process as an input: $(inputs)
+    # shows it); keep: locations are absolute URIs without it.
+    for key in ("id", "$namespaces"):
+        inputs.pop(key, None)
     return inputs
 
 
@@ -177,7 +179,7 @@ def run_remote(steps: StepRunner, federation: Federation, name: str,
     mounts = {"in": CollectionMount(run_pdh),
               **{f"inputs/{index}": CollectionMount(pdh) for index, pdh in enumerate(pdhs)}}
     claim = steps.client.start_own_job(JobSpec(
-        ("cwl-crunch-runner", "--on-cluster", peer_id, name), name=name, mounts=mounts,
+        (*REMOTE_STEP, peer_id, name), name=name, mounts=mounts,
         cores=0.01, ram=1 << 20, reuse=False), this_worker())
     links, step_client = federation.for_job(claim.token, claim.job.uuid)
     try:

@@ -59,6 +59,8 @@ class StepRunner:
         ``federation``: this cluster's peers, for processes hinted to run on one."""
         self.client = client
         self.federation = federation
+        self.steps_on: str | None = None
+        """``--steps-on-cluster``: every CommandLineTool runs on that cluster."""
         self.reuse = reuse
         self.containers = containers
         self.updates = InplaceUpdates()
@@ -104,6 +106,8 @@ class StepRunner:
     def cluster_for(self, process: Process, inputs: Any, evaluate: Any) -> str | None:
         """The peer that ``process`` runs on (None: this cluster), from its
         RunOnCluster hint, evaluated against its inputs by ``evaluate``."""
+        if self.steps_on is not None and process.tool.get("class") == "CommandLineTool":
+            return None if self.steps_on == self.client.cluster_id else self.steps_on
         hint = cluster_hint(process)
         if hint is None:
             return None

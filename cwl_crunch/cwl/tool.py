@@ -95,7 +95,7 @@ def remote_peer(steps: StepRunner, process: Process, job_order: Any,
     """(the peer, the checked input object) when ``process`` runs on a peer; None here.
     The hint is evaluated against the inputs as given, with those a step passes that
     the process does not declare (as Arvados reads ``cluster_id: $(inputs.x)``)."""
-    if cluster_hint(process) is None:
+    if cluster_hint(process) is None and steps.steps_on is None:
         return None
     builder = process._init_job(job_order, runtimeContext)
     checked = builder.job

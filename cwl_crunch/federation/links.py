@@ -16,7 +16,7 @@ from cwl_crunch.config import Config
 from cwl_crunch.errors import SubmitError
 from cwl_crunch.federation.peers import peer_client
 from cwl_crunch.federation.pull import PullReport, pull_collection
-from cwl_crunch.model import ClusterClient, JobRecord
+from cwl_crunch.model import JOB_PAGE_LIMIT, ClusterClient, JobFilter, JobRecord
 from cwl_crunch.model.codec import record_from_dict
 from cwl_crunch.model.runs import RunRequest
 
@@ -77,6 +77,11 @@ class PeerLinks(abc.ABC):
         """Cancel job ``uuid`` on the peer, and its subtree there."""
 
     @abc.abstractmethod
+    def remote_children(self, peer_id: str, parent_uuid: str) -> list[JobRecord]:
+        """The jobs on the peer whose parent is ``parent_uuid`` (a job of this cluster
+        handed there, or one of the peer's below it)."""
+
+    @abc.abstractmethod
     def pull_results(self, peer_id: str, uuid: str) -> JobRecord:
         """Pull job ``uuid``'s output and log collections home from the peer (only the
         blocks this cluster lacks); the caller may read them afterwards."""
@@ -89,6 +94,11 @@ class CorePeerLinks(PeerLinks):
         that token's UUID (the remote run's owner)."""
         self._core, self._peers = core, peers
         self._caller_job, self._caller_token = caller_job, caller_token
+
+    def as_job(self, job_uuid: str, token_uuid: str) -> CorePeerLinks:
+        """These links, with job ``job_uuid``'s token (UUID ``token_uuid``) calling."""
+        return CorePeerLinks(self._core, self._peers, caller_job=job_uuid,
+                             caller_token=token_uuid)
 
     def known_peers(self) -> list[str]:
         return self._peers.known()
@@ -109,6 +119,10 @@ class CorePeerLinks(PeerLinks):
 
     def cancel(self, peer_id: str, uuid: str) -> JobRecord:
         return self._peers.get(peer_id).cancel(uuid)
+
+    def remote_children(self, peer_id: str, parent_uuid: str) -> list[JobRecord]:
+        return self._peers.get(peer_id).list_jobs(JobFilter(parent_uuid=parent_uuid,
+                                                            limit=JOB_PAGE_LIMIT))
 
     def pull_results(self, peer_id: str, uuid: str) -> JobRecord:
         record = self.remote_job(peer_id, uuid)
@@ -148,9 +162,36 @@ class HttpPeerLinks(PeerLinks):
         return record_from_dict(self._client.post_json(f"/peers/{peer_id}/jobs/{uuid}/cancel",
                                                        {}))
 
+    def remote_children(self, peer_id: str, parent_uuid: str) -> list[JobRecord]:
+        return [record_from_dict(record) for record in self._client.get_json(
+            f"/peers/{peer_id}/jobs?parent={parent_uuid}&limit={JOB_PAGE_LIMIT}")]
+
     def pull_results(self, peer_id: str, uuid: str) -> JobRecord:
         return record_from_dict(self._client.post_json(f"/peers/{peer_id}/jobs/{uuid}/pull",
                                                        {}))
+
+
+def links_for(client: ClusterClient) -> PeerLinks:
+    """A caller's peer links: through its cluster's server, or, embedded, with the peer
+    tokens of its config."""
+    from cwl_crunch.client.http import HttpClient
+    from cwl_crunch.core import EmbeddedClient
+
+    if isinstance(client, HttpClient):
+        return HttpPeerLinks(client)
+    assert isinstance(client, EmbeddedClient)
+    return CorePeerLinks(client.core, PeerClients(client.config), caller_job=None,
+                         caller_token="")
+
+
+REMOTE_STEP = ("cwl-crunch-runner", "--on-cluster")
+"""How a home step handed to a peer begins its command: then the peer's id."""
+
+
+def handed_to(job: JobRecord) -> str | None:
+    """The peer a home step job was handed to (its remote runner is there), or None."""
+    command = job.spec.command
+    return command[2] if command[:2] == REMOTE_STEP and len(command) > 2 else None
 
 
 def known_or_error(links: PeerLinks, cluster_ids: Sequence[str], home: str) -> None:

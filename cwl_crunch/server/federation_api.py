@@ -15,13 +15,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from importlib.metadata import version
 from typing import Annotated, Any, TypeVar
+from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 
 from cwl_crunch.errors import ApiError
 from cwl_crunch.federation.links import CorePeerLinks, PeerClients
-from cwl_crunch.model import JobRecord, cluster_of
-from cwl_crunch.model.codec import record_to_dict
+from cwl_crunch.model import JOB_PAGE_LIMIT, JobRecord, cluster_of
+from cwl_crunch.model.codec import entry_to_dict, record_to_dict
 from cwl_crunch.model.runs import RunRequest, runner_spec
 from cwl_crunch.server.auth import Caller, caller, core_of, peer, reader
 from cwl_crunch.server.jobs_api import access_of
@@ -32,7 +33,11 @@ Who = Annotated[Caller, Depends(caller)]
 Anyone = Annotated[Caller, Depends(reader)]
 PeerCaller = Annotated[Caller, Depends(peer)]
 PeerId = Annotated[str, Path(pattern=r"^[a-z0-9]{5}$")]
-JobUuid = Annotated[str, Path(pattern=r"^[a-z0-9]{5}-job-[a-z0-9]{15}$")]
+JOB_PATTERN = r"^[a-z0-9]{5}-job-[a-z0-9]{15}$"
+JobUuid = Annotated[str, Path(pattern=JOB_PATTERN)]
+PdhPath = Annotated[str, Path(pattern=r"^[0-9a-f]{64}\+[0-9]{1,20}$")]
+MAX_REMOTE_DEPTH = 100
+"""Ancestors on a peer walked up, at most, to find the home job a remote one is below."""
 T = TypeVar("T")
 VERSION = version("cwl-crunch")
 
@@ -140,18 +145,64 @@ def _known(request: Request, peer_id: str) -> None:
 
 
 def _reachable(request: Request, peer_id: str, uuid: str, who: Caller) -> JobRecord:
-    """The remote job, if the caller reaches it: it was handed there below one of the
-    caller's jobs (a person reaches every one)."""
+    """The remote job, if the caller reaches it: it is, or is below, a run handed there
+    below one of the caller's jobs (a person reaches every one the peer shows this
+    cluster: those handed there from here and what is below them)."""
     _known(request, peer_id)
-    record = _at_peer(peer_id, lambda: links_of(request, who).remote_job(peer_id, uuid))
+    links = links_of(request, who)
+    record = _at_peer(peer_id, lambda: links.remote_job(peer_id, uuid))
     if who.is_person:
         return record
-    parent = record.parent_uuid
-    if parent is None or cluster_of(parent) != core_of(request).cluster_id:
-        raise HTTPException(403, f"job {uuid} on {peer_id} was not handed there by a job "
-                                 "of this cluster")
-    access_of(request).check_job(who, parent)
-    return record
+    home, above = core_of(request).cluster_id, record
+    for _ in range(MAX_REMOTE_DEPTH):
+        parent = above.parent_uuid
+        if parent is None or cluster_of(parent) not in (home, peer_id):
+            break
+        if cluster_of(parent) == home:
+            access_of(request).check_job(who, parent)
+            return record
+        above = _at_peer(peer_id, lambda parent=parent: links.remote_job(  # type: ignore[misc]
+            peer_id, parent))
+    raise HTTPException(403, f"job {uuid} on {peer_id} is not below a job of this cluster "
+                             "that this token reaches")
+
+
+@router.get("/peers/{peer_id}/jobs", response_model=None)
+def remote_children(request: Request, peer_id: PeerId, who: Who,
+                    parent: Annotated[str, Query(pattern=JOB_PATTERN)],
+                    limit: Annotated[int, Query(ge=1, le=JOB_PAGE_LIMIT)] = 100,
+                    ) -> list[dict[str, Any]]:
+    """The children on peer ``peer_id`` of job ``parent``: a job of this cluster handed
+    there (its remote runner), or a job there that the caller reaches."""
+    _known(request, peer_id)
+    if cluster_of(parent) == core_of(request).cluster_id:
+        access_of(request).check_job(who, parent)
+    else:
+        _reachable(request, peer_id, parent, who)
+    found = _at_peer(peer_id, lambda: links_of(request, who).remote_children(peer_id, parent))
+    return [record_to_dict(record) for record in found[:limit]]
+
+
+@router.get("/peers/{peer_id}/jobs/{uuid}/logs/{name}", response_model=None)
+def remote_log(request: Request, peer_id: PeerId, uuid: JobUuid, name: str, who: Who,
+               offset: Annotated[int, Query(ge=0)] = 0) -> Any:
+    """A log of a job on the peer, read there with this cluster's peer token."""
+    _reachable(request, peer_id, uuid, who)
+    client = peer_clients(request).get(peer_id)
+    return _at_peer(peer_id, lambda: client.get_json(
+        f"/jobs/{uuid}/logs/{quote(name)}?offset={offset}"))
+
+
+@router.get("/peers/{peer_id}/collections/{pdh}/entries", response_model=None)
+def remote_entries(request: Request, peer_id: PeerId, pdh: PdhPath, who: Who,
+                   job: Annotated[str, Query(pattern=JOB_PATTERN)]) -> Any:
+    """The files of a collection a reachable job on the peer made (``?job=``)."""
+    record = _reachable(request, peer_id, job, who)
+    if pdh not in (record.output_pdh, record.log_pdh):
+        raise HTTPException(403, f"collection {pdh} is not what job {job} made")
+    client = peer_clients(request).get(peer_id)
+    return _at_peer(peer_id, lambda: [entry_to_dict(entry)
+                                      for entry in client.list_collection(pdh)])
 
 
 def _at_peer(peer_id: str, call: Callable[[], T]) -> T:

@@ -8,7 +8,14 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from cwl_crunch.model import ALL_STATES, JOB_PAGE_LIMIT, JobFilter, JobRecord, WorkerInfo
+from cwl_crunch.model import (
+    ALL_STATES,
+    JOB_PAGE_LIMIT,
+    JobFilter,
+    JobRecord,
+    WorkerInfo,
+    cluster_of,
+)
 from cwl_crunch.model.codec import (
     claim_to_dict,
     outcome_from_dict,
@@ -114,7 +121,7 @@ def list_jobs(
             access.check_job(who, one)
         return _records(core.get_jobs(uuid))
     if who.peer_id is not None:
-        raise HTTPException(403, "a peer's token lists jobs by ?uuid= only (those it reaches)")
+        return _peer_children(request, who, parent, top_level, limit)
     if who.job_uuid is not None:
         if top_level or parent is None:
             raise HTTPException(403, "a job's token lists only the children of its jobs: "
@@ -128,6 +135,21 @@ def list_jobs(
                            states=frozenset(state) if state else None, limit=limit,
                            after=after)
     return _records(core.list_jobs(job_filter))
+
+
+def _peer_children(request: Request, who: Caller, parent: str | None, top_level: bool,
+                   limit: int) -> JSONResponse:
+    """What a peer's token may list: the children of a job it reaches here, or those of
+    one of its own cluster's jobs that it submitted here (its remote runs)."""
+    if parent is None or top_level:
+        raise HTTPException(403, "a peer's token lists only the children of a job: give "
+                                 "?parent= (or ?uuid=)")
+    core, access = core_of(request), access_of(request)
+    if cluster_of(parent) != who.peer_id:
+        access.check_job(who, parent)
+        return _records(core.list_jobs(JobFilter(parent_uuid=parent, limit=limit)))
+    found = core.list_jobs(JobFilter(parent_uuid=parent, limit=limit))
+    return _records([job for job in found if job.peer_id == who.peer_id])
 
 
 def _records(records: list[JobRecord]) -> JSONResponse:

@@ -4,10 +4,14 @@ three) and what came out, for each way of placing steps. The sites are three rea
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from federation_sites import descendants, run_workflow, tags_by_cluster
+from server_process import ROOT
 
 pytestmark = [pytest.mark.federation, pytest.mark.slow, pytest.mark.xdist_group("federation")]
 
@@ -90,3 +94,35 @@ def test_a_federated_run_again_runs_nothing_anywhere(sites, tmp_path):
     assert work and all(job["reused_job_uuid"] for job in work), work
     assert tags_by_cluster(sites, again.run_uuid) == {"one": "siteb", "two": "sitec",
                                                       "three": "sitea"}
+
+
+def test_jobs_tree_shows_the_remote_subtree_inline(sites, tmp_path):
+    sitea = sites["sitea"]
+    run = run_workflow(sitea, "chain.cwl",
+                       {"text": text_file(tmp_path, "tree\n"), "where1": "siteb",
+                        "where2": "sitec", "where3": "sitea"}, tmp_path)
+    assert run.returncode == 0, run.stderr
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("CWL_CRUNCH_")}
+    env.update(CWL_CRUNCH_API_URL=sitea.url, CWL_CRUNCH_API_TOKEN=sitea.token,
+               CWL_CRUNCH_HOME=str(tmp_path / "cli-home"), PYTHONPATH=str(ROOT))
+    shown = subprocess.run([sys.executable, "-m", "cwl_crunch.cli.main", "jobs", "tree",
+                            run.run_uuid], env=env, capture_output=True, text=True,
+                           timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].startswith(run.run_uuid)
+    below = {job["uuid"]: job for job in descendants(sites, run.run_uuid)}
+    for uuid in below:
+        [line] = [line for line in lines if uuid in line]
+        marked = f"[on {uuid[:5]}]" in line
+        assert marked == (uuid[:5] != "sitea"), line
+    # A remote step is drawn below the remote runner, which is below the home step.
+    remote_steps = [uuid for uuid, job in below.items()
+                    if uuid.startswith("siteb-") and job["spec"]["command"][:2] == ["sh", "-c"]]
+    [step] = remote_steps
+    depth = {uuid: next(len(line) - len(line.lstrip("│├└─ ")) for line in lines if uuid in line)
+             for uuid in below}
+    runner = below[step]["parent_uuid"]
+    home_step = below[runner]["parent_uuid"]
+    assert depth[home_step] < depth[runner] < depth[step]

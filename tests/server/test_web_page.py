@@ -13,24 +13,18 @@ import os
 import re
 import subprocess
 import sys
-import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import httpx
 import pytest
+from browser import at, attribute, chromium, click, find, log_shows, row, shows, text
 from polling import wait_until
 
 from cwl_crunch.client import JobFilter, JobRecord, JobSpec
 from cwl_crunch.core import EmbeddedClient
 from cwl_crunch.server.serve import ServerThread
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=1280,1024")
 
 GC_CONTENT = Path(__file__).resolve().parents[2] / "cwl-examples" / "gc-content"
 STEP_OUTPUTS = ["out/gc_summary.tsv", "out/sample_a.tsv", "out/sample_b.tsv",
@@ -59,40 +53,11 @@ while not Path(sys.argv[2]).exists():
 """
 
 
-def _service_missing(message: str) -> NoReturn:
-    if os.environ.get("TESTS_REQUIRE_SERVICES") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 @pytest.fixture
 def page(api_server: ServerThread, tmp_path: Path) -> Iterator[Any]:
-    """Headless Chromium with a fresh profile, downloading into tmp_path/downloads.
-    Closed before the server (its event stream must not hold the server's shutdown)."""
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        _service_missing("no headless Chromium: run scripts/browser-setup.sh (as root)")
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        _service_missing("no selenium: run scripts/browser-setup.sh (pip install selenium)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (*FLAGS, f"--user-data-dir={tmp_path / 'profile'}"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options,
-                              service=Service(executable_path=str(CHROMEDRIVER)))
-    try:
-        (tmp_path / "downloads").mkdir()
-        driver.execute_cdp_cmd("Browser.setDownloadBehavior", {
-            "behavior": "allow", "downloadPath": str(tmp_path / "downloads")})
-        driver.set_page_load_timeout(30)
+    """Closed before the server (its event stream must not hold the server's shutdown)."""
+    with chromium(tmp_path) as driver:
         yield driver
-        errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
-        assert not errors, errors
-    finally:
-        driver.quit()
 
 
 def run_gc_content(server: ServerThread, token: str, outdir: Path) -> str:
@@ -123,74 +88,6 @@ def start_driver(server: ServerThread, tmp_path: Path) -> tuple[str, Path, Path]
 
 def children(server: ServerThread, uuid: str) -> dict[str, JobRecord]:
     return {job.name: job for job in server.core.list_jobs(JobFilter(parent_uuid=uuid))}
-
-
-# Reading the page ----------------------------------------------------------------------
-
-def find(driver: Any, css: str) -> Any:
-    from selenium.webdriver.common.by import By
-
-    return driver.find_element(By.CSS_SELECTOR, css)
-
-
-def text(driver: Any, css: str) -> str:
-    """The element's text, or "" while it is not there (or being replaced)."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
-
-    try:
-        return str(find(driver, css).text)
-    except (NoSuchElementException, StaleElementReferenceException):
-        return ""
-
-
-def attribute(driver: Any, css: str, name: str) -> str:
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
-
-    try:
-        return str(find(driver, css).get_attribute(name) or "")
-    except (NoSuchElementException, StaleElementReferenceException):
-        return ""
-
-
-def shows(driver: Any, css: str, expected: str | Callable[[str], bool],
-          timeout: float = 20) -> str:
-    """Waits until the element's text is ``expected`` (or passes it); returns the text."""
-    check = expected if callable(expected) else (lambda found: found == expected)
-    try:
-        return wait_until(lambda: (found := text(driver, css)) and check(found) and found,
-                          timeout=timeout, what=f"{css} to show {expected!r}")
-    except AssertionError as error:
-        raise AssertionError(f"{error}; it shows {text(driver, css)!r}") from None
-
-
-def click(driver: Any, css: str) -> None:
-    """Clicks the element once it is there (rows are updated in place while we look)."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
-
-    def clicked() -> bool:
-        try:
-            find(driver, css).click()
-        except (NoSuchElementException, StaleElementReferenceException):
-            return False
-        return True
-
-    wait_until(clicked, timeout=20, what=f"{css} to click")
-
-
-def at(driver: Any, fragment: str) -> None:
-    wait_until(lambda: urllib.parse.urlsplit(driver.current_url).fragment == fragment,
-               what=f"the URL fragment #{fragment} (at {driver.current_url})")
-
-
-def row(uuid: str, column: str) -> str:
-    return f'tr[data-uuid="{uuid}"] td.col-{column}'
-
-
-def log_shows(driver: Any, name: str, expected: Callable[[str], bool]) -> str:
-    wait_until(lambda: attribute(driver, "#log-text", "data-log") == name,
-               what=f"the {name} tab")
-    return wait_until(lambda: (found := attribute(driver, "#log-text", "textContent"))
-                      and expected(found) and found, timeout=20, what=f"{name} text")
 
 
 # Tests ---------------------------------------------------------------------------------

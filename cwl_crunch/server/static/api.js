@@ -75,8 +75,73 @@ export async function get(path, signal) {
   return response.json();
 }
 
+// Federation: jobs of other clusters (a step handed to a peer, and what it ran there)
+// are read through this cluster's /api/v1/peers/<id>/... routes, with its peer token.
+let home = null;
+
+export async function loadHome() {
+  if (home === null) {
+    home = (await get("/api/v1/cluster")).cluster_id;
+  }
+  return home;
+}
+
+export function clusterOf(uuid) {
+  return uuid.split("-")[0];
+}
+
+let peers = null;
+
+// The ids of this cluster's peers (whose jobs the page can read through it).
+export async function peerIds() {
+  if (peers === null) {
+    peers = new Set((await get("/api/v1/peers")).map((peer) => peer.cluster_id));
+  }
+  return peers;
+}
+
+// Whether the job is another cluster's (its UUID's prefix is not this cluster's).
+export function isRemote(uuid) {
+  return home !== null && clusterOf(uuid) !== home;
+}
+
 export function jobPath(uuid) {
+  if (isRemote(uuid)) {
+    return `/api/v1/peers/${clusterOf(uuid)}/jobs/${encodeURIComponent(uuid)}`;
+  }
   return `/api/v1/jobs/${encodeURIComponent(uuid)}`;
+}
+
+// The peer a step of this cluster was handed to (its remote runner is there), or null.
+export function handedTo(job) {
+  const command = job.spec.command;
+  return command[0] === "cwl-crunch-runner" && command[1] === "--on-cluster" ? command[2] : null;
+}
+
+// A job's children, newest first: here, and on the peer for a step handed there (or
+// for a job of the peer).
+export async function childrenOf(job, limit) {
+  const parent = encodeURIComponent(job.uuid);
+  if (isRemote(job.uuid)) {
+    return get(`/api/v1/peers/${clusterOf(job.uuid)}/jobs?parent=${parent}&limit=${limit}`);
+  }
+  const local = await get(`/api/v1/jobs?parent=${parent}&limit=${limit}`);
+  const peer = handedTo(job);
+  if (!peer) {
+    return local;
+  }
+  return [...await get(`/api/v1/peers/${peer}/jobs?parent=${parent}&limit=${limit}`), ...local];
+}
+
+// Records of jobs by UUID: this cluster's in one request, other clusters' one by one.
+export async function jobsByUuid(uuids) {
+  const local = uuids.filter((uuid) => !isRemote(uuid));
+  const query = local.map((uuid) => `uuid=${encodeURIComponent(uuid)}`).join("&");
+  const found = local.length ? await get(`/api/v1/jobs?${query}`) : [];
+  for (const uuid of uuids.filter(isRemote)) {
+    found.push(await get(jobPath(uuid)));
+  }
+  return found;
 }
 
 // A portable data hash ("<sha256>+<length>") as a path segment: "+" is fine there.

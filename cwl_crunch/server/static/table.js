@@ -1,6 +1,7 @@
 // A table of jobs, one row per job, updated in place: rows are keyed by job UUID, so a
 // refresh changes only the cells whose values changed (and a row being clicked stays).
 
+import * as api from "./api.js";
 import {
   duration, el, FINAL_STATES, isoTime, jobDuration, stateBadge, time,
 } from "./format.js";
@@ -9,6 +10,14 @@ const COLUMNS = ["Name", "State", "Created", "Duration", "Reuse", "Failure"];
 
 export function jobLink(job) {
   return el("a", { href: `#/jobs/${job.uuid}`, class: "job-link" }, job.spec.name || "(unnamed)");
+}
+
+// "on <cluster>" for a job of another cluster than this page's.
+export function clusterMark(uuid) {
+  return api.isRemote(uuid)
+    ? [" ", el("span", { class: "cluster", title: `ran on cluster ${api.clusterOf(uuid)}` },
+      `on ${api.clusterOf(uuid)}`)]
+    : [];
 }
 
 export function reuseMarker(job) {
@@ -88,7 +97,7 @@ export class JobTable {
     const job = row.job;
     row.element.dataset.state = job.state;
     this.set(row, "name", `${job.spec.name}|${job.uuid}`, () => [jobLink(job),
-      el("span", { class: "uuid" }, job.uuid)]);
+      ...clusterMark(job.uuid), el("span", { class: "uuid" }, job.uuid)]);
     this.set(row, "state", `${job.state}|${job.exit_code}`,
       () => stateBadge(job.state, job.exit_code));
     this.set(row, "created", job.created_at, () => el("time",

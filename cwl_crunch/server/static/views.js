@@ -9,11 +9,12 @@ import {
   time,
 } from "./format.js";
 import { LogPanel } from "./logs.js";
-import { JobTable, jobLink, reuseMarker } from "./table.js";
+import { clusterMark, JobTable, jobLink, reuseMarker } from "./table.js";
 
 const REFRESH_MS = 250;
 const PAGE = 100;
 const MAX_CHILDREN = 10000;
+const REMOTE_POLL_MS = 1000;
 
 // Batches "these jobs changed" into one GET /jobs?uuid=...&uuid=... and "the listing may
 // have changed" into one listing read.
@@ -50,8 +51,7 @@ class Refresher {
     this.listing = false;
     try {
       if (uuids.length) {
-        const query = uuids.map((uuid) => `uuid=${encodeURIComponent(uuid)}`).join("&");
-        await this.readRows(await api.get(`/api/v1/jobs?${query}`));
+        await this.readRows(await api.jobsByUuid(uuids));
       }
       if (listing) {
         await this.readListing();
@@ -88,6 +88,7 @@ export class TopView {
   }
 
   async load() {
+    await api.loadHome();
     const jobs = await api.get(`/api/v1/jobs?top_level=true&limit=${this.limit}`);
     this.table.replaceAll(jobs);
     this.more.hidden = jobs.length < this.limit;
@@ -134,23 +135,41 @@ export class JobView {
   }
 
   async load() {
+    await api.loadHome();
     const job = await api.get(api.jobPath(this.uuid));
     this.showJob(job);
     await Promise.all([this.loadAncestors(job), this.loadChildren()]);
+    if (api.isRemote(job.uuid) || api.handedTo(job)) {
+      // No events here of another cluster's jobs: read them again while any runs.
+      this.poller = setInterval(() => {
+        const rows = [...this.children.rows.values()].map((row) => row.job);
+        if (!FINAL_STATES.has(this.job.state) || rows.some((row) => !FINAL_STATES.has(row.state))) {
+          this.refresher.rows(this.uuid);
+          this.refresher.all();
+        }
+      }, REMOTE_POLL_MS);
+    }
   }
 
   async loadAncestors(job) {
     const chain = [];
-    const here = job.uuid.split("-")[0];
+    const here = await api.loadHome();
     let parent = job.parent_uuid;
     let foreign = null;  // a parent on another cluster: its record is there, not here
     while (parent && chain.length < 100) {
+      let record = null;
       if (parent.split("-")[0] !== here) {
+        // Another cluster's: read through this one's peer routes if it is a peer.
+        const known = (await api.peerIds()).has(api.clusterOf(parent));
+        record = known ? await api.get(api.jobPath(parent)).catch(() => null) : null;
+      } else {
+        record = await api.get(api.jobPath(parent));
+      }
+      if (record === null) {
         foreign = el("span", { class: "foreign-parent" },
           `${parent} (on cluster ${parent.split("-")[0]})`);
         break;
       }
-      const record = await api.get(api.jobPath(parent));
       chain.unshift(record);
       parent = record.parent_uuid;
     }
@@ -164,7 +183,8 @@ export class JobView {
   }
 
   async loadChildren() {
-    const jobs = await api.get(`/api/v1/jobs?parent=${encodeURIComponent(this.uuid)}&limit=${MAX_CHILDREN}`);
+    const job = this.job || { uuid: this.uuid, spec: { command: [] } };
+    const jobs = await api.childrenOf(job, MAX_CHILDREN);
     jobs.reverse();  // steps in the order they were made
     this.children.replaceAll(jobs);
     this.childCount.textContent = jobs.length ? `(${jobs.length})` : "";
@@ -182,7 +202,7 @@ export class JobView {
     this.job = job;
     document.title = `${job.spec.name || job.uuid} – cwl-crunch`;
     this.title.replaceChildren(job.spec.name || "(unnamed job)", " ",
-      ...[stateBadge(job.state, job.exit_code)].flat());
+      ...[stateBadge(job.state, job.exit_code)].flat(), ...clusterMark(job.uuid));
     this.title.dataset.state = job.state;
     this.details.replaceChildren(...detailRows(job).flatMap(([term, value, key]) => [
       el("dt", {}, term), el("dd", { dataset: { field: key } }, value)]));
@@ -194,14 +214,18 @@ export class JobView {
   }
 
   async loadOutput(pdh) {
-    const entries = await api.get(`${api.collectionPath(pdh)}/entries`);
+    const remote = api.isRemote(this.uuid);
+    const entries = await api.get(remote
+      ? `/api/v1/peers/${api.clusterOf(this.uuid)}/collections/${encodeURIComponent(pdh).replace("%2B", "+")}/entries?job=${encodeURIComponent(this.uuid)}`
+      : `${api.collectionPath(pdh)}/entries`);
     const files = entries.filter((entry) => entry.kind === "file");
     this.output.replaceChildren(el("h2", {}, "Output"),
       el("p", { class: "pdh" }, el("code", {}, pdh)),
       files.length ? el("table", { class: "files" },
         el("thead", {}, el("tr", {}, el("th", {}, "File"), el("th", {}, "Size"))),
         el("tbody", {}, files.map((entry) => el("tr", {},
-          el("td", {}, downloadLink(pdh, entry.path)), el("td", { class: "size" }, size(entry.size))))))
+          el("td", {}, remote ? entry.path : downloadLink(pdh, entry.path)),
+          el("td", { class: "size" }, size(entry.size))))))
         : el("p", { class: "empty" }, "The output collection is empty."));
   }
 
@@ -230,6 +254,7 @@ export class JobView {
   destroy() {
     this.refresher.destroy();
     this.logs.destroy();
+    clearInterval(this.poller);
   }
 }
 

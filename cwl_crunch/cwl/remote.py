@@ -41,6 +41,7 @@ from cwl_crunch.model import (
     JobState,
 )
 from cwl_crunch.model.runs import RUN_FOLDER_FILES, RunRequest, relocated
+from cwl_crunch.store.collection_paths import is_below, unescape_path
 from cwl_crunch.worker.processes import this_worker
 
 if TYPE_CHECKING:
@@ -102,6 +103,60 @@ def stored_inputs(job_order: Any, uploads: Uploads) -> dict[str, Any]:
     for key in ("id", "$namespaces"):
         inputs.pop(key, None)
     return inputs
+
+
+def _split_keep(location: str) -> tuple[str, str]:
+    """``keep:<pdh>/<quoted path>`` -> (pdh, unquoted path; "" for the root)."""
+    pdh, _, path = location[len(KEEP_PREFIX):].partition("/")
+    return pdh, urllib.parse.unquote(path)
+
+
+def trimmed_inputs(inputs: Any, client: ClusterClient) -> Any:
+    """The input object with each collection it names replaced by one holding only the
+    files and directories it names (same paths; the blocks are this cluster's already):
+    a peer pulls what the process can read, not the rest of a large collection."""
+    wanted: dict[str, set[str]] = {}
+
+    def note(obj: dict[str, Any]) -> None:
+        location = str(obj.get("location", ""))
+        if location.startswith(KEEP_PREFIX):
+            pdh, path = _split_keep(location)
+            wanted.setdefault(pdh, set()).add(path)
+
+    visit_class(inputs, ("File", "Directory"), note)
+    replaced = {pdh: _trimmed(client, pdh, paths) for pdh, paths in wanted.items()}
+
+    def rewrite(obj: dict[str, Any]) -> None:
+        location = str(obj.get("location", ""))
+        if location.startswith(KEEP_PREFIX):
+            pdh, _ = _split_keep(location)
+            obj["location"] = KEEP_PREFIX + replaced[pdh] + location[len(KEEP_PREFIX) +
+                                                                       len(pdh):]
+
+    visit_class(inputs, ("File", "Directory"), rewrite)
+    return inputs
+
+
+def _trimmed(client: ClusterClient, pdh: str, paths: set[str]) -> str:
+    """A collection of ``pdh``'s entries at or below ``paths`` (``pdh`` itself when that
+    is all of it). The manifest's lines are kept as given (signed over HTTP: the proof
+    that this caller may name the blocks)."""
+    if "" in paths:
+        return pdh
+    text = client.get_manifest(pdh)
+    lines = text.split(b"\n")
+    kept = [lines[0], *(line for line in lines[1:] if line and _selected(line, paths))]
+    if len(kept) == len([line for line in lines if line]):
+        return pdh
+    return client.put_manifest(b"\n".join(kept) + b"\n")
+
+
+def _selected(line: bytes, paths: set[str]) -> bool:
+    """Whether a manifest line (a file, or an empty directory) is one of ``paths`` or
+    below one."""
+    fields = line.decode("utf-8").split(" ")
+    path = unescape_path(fields[1])
+    return any(path == wanted or is_below(path, wanted) for wanted in paths)
 
 
 def packed_process(process: Process) -> dict[str, Any]:
@@ -168,7 +223,8 @@ class RemoteRun:
 def run_remote(steps: StepRunner, federation: Federation, name: str,
                packed: dict[str, Any], job_order: Any, peer_id: str) -> Any:
     """Run one process on ``peer_id`` below a step job of this run; its outputs."""
-    inputs = stored_inputs(job_order, Uploads(lambda: steps.client))
+    inputs = trimmed_inputs(stored_inputs(job_order, Uploads(lambda: steps.client)),
+                            steps.client)
     pdhs = sorted(referenced_pdhs(inputs))
     with tempfile.TemporaryDirectory(prefix="cwl-crunch-remote-") as scratch:
         folder = Path(scratch)

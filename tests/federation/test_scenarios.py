@@ -126,3 +126,36 @@ def test_jobs_tree_shows_the_remote_subtree_inline(sites, tmp_path):
     runner = below[step]["parent_uuid"]
     home_step = below[runner]["parent_uuid"]
     assert depth[home_step] < depth[runner] < depth[step]
+
+
+def test_a_remote_step_reading_one_file_of_a_collection_pulls_only_that_file(sites, tmp_path):
+    from cwl_crunch.client.http import HttpClient
+    from cwl_crunch.config import load_config
+
+    def client_of(site):
+        return HttpClient(load_config({"CWL_CRUNCH_HOME": str(tmp_path / "client")},
+                                      api_url=site.url, api_token=site.token))
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "big.bin").write_bytes(os.urandom(3 << 20))
+    (folder / "small.txt").write_text("the one file read\n")
+    sitea, siteb = client_of(sites["sitea"]), client_of(sites["siteb"])
+    pdh = sitea.put_paths([folder])
+    big_blocks = [entry for entry in sitea.list_collection(pdh, "data")
+                  if entry.path.endswith("big.bin")]
+    assert big_blocks
+    run = run_workflow(sites["sitea"], "chain.cwl",
+                       {"text": {"class": "File", "location": f"keep:{pdh}/data/small.txt"},
+                        "where1": "siteb", "where2": "sitea", "where3": "sitea"}, tmp_path,
+                       "--submit")  # the run's job is given the collection: it may read it
+    assert run.returncode == 0, run.stderr
+    assert read_output(run, "said") == "the one file read\none\ntwo\nthree\n"
+    assert not siteb.has_collection(pdh)  # a collection of the file read went instead
+    from cwl_crunch.store import Manifest
+    from cwl_crunch.store.locators import strip_signatures
+
+    manifest = Manifest.from_text(strip_signatures(sitea.get_manifest(pdh)))
+    big = manifest.file("data/big.bin")
+    assert big is not None
+    assert siteb.missing_blocks(list(big.locators)) == list(big.locators)

@@ -11,6 +11,8 @@ step job with the remote output collection, so the next steps mount it like any 
 from __future__ import annotations
 
 import contextlib
+import copy
+import io
 import json
 import logging
 import tempfile
@@ -26,6 +28,7 @@ from cwltool.errors import WorkflowException
 from cwltool.pack import pack
 from cwltool.process import Process
 from cwltool.utils import visit_class
+from ruamel.yaml import YAML
 
 from cwl_crunch.cwl.layout import KEEP_PREFIX
 from cwl_crunch.cwl.path_mapper import Uploads
@@ -85,7 +88,7 @@ def referenced_pdhs(inputs: Any) -> set[str]:
 def stored_inputs(job_order: Any, uploads: Uploads) -> dict[str, Any]:
     """A copy of an input object whose local Files and Directories are stored and
     named by ``keep:`` location (only references travel to the peer)."""
-    inputs: dict[str, Any] = json.loads(json.dumps(job_order, default=str))
+    inputs: dict[str, Any] = copy.deepcopy(dict(job_order))
 
     def store(obj: dict[str, Any]) -> None:
         location = str(obj.get("location") or "")
@@ -159,6 +162,19 @@ def _selected(line: bytes, paths: set[str]) -> bool:
     return any(path == wanted or is_below(path, wanted) for wanted in paths)
 
 
+def yaml_text(document: Any) -> str:
+    """A document as cwltool will read it back: YAML (JSON's superset, and what cwltool
+    parses either with), round-trip, so that a number keeps how it was written (the
+    command line shows ``1.23e5`` as cwltool read it) and text is Unicode, not escaped
+    surrogates."""
+    yaml = YAML(typ="rt")
+    yaml.allow_unicode = True
+    yaml.width = 1 << 16  # no folding of long lines
+    stream = io.StringIO()
+    yaml.dump(document, stream)
+    return stream.getvalue()
+
+
 def packed_process(process: Process) -> dict[str, Any]:
     """The process as one self-contained document (``#main``): packed by cwltool when
     it has a document of its own; an inline one (``_:`` id) with its ids made relative."""
@@ -229,8 +245,8 @@ def run_remote(steps: StepRunner, federation: Federation, name: str,
     with tempfile.TemporaryDirectory(prefix="cwl-crunch-remote-") as scratch:
         folder = Path(scratch)
         workflow, inputs_file = RUN_FOLDER_FILES
-        (folder / workflow).write_text(json.dumps(packed, indent=1))
-        (folder / inputs_file).write_text(json.dumps(inputs, indent=1))
+        (folder / workflow).write_text(yaml_text(packed))
+        (folder / inputs_file).write_text(yaml_text(inputs))
         run_pdh = steps.client.put_paths([folder / workflow, folder / inputs_file])
     mounts = {"in": CollectionMount(run_pdh),
               **{f"inputs/{index}": CollectionMount(pdh) for index, pdh in enumerate(pdhs)}}

@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,
                         help="with --submit: wait for the run and fetch its outputs "
                              "(default); --no-wait prints the run's UUID")
+    parser.add_argument("--runner-cluster", metavar="CLUSTER_ID",
+                        help="with --submit: run the runner on that peer of the cluster, "
+                             "handed there by the cluster (as Arvados' "
+                             "--submit-runner-cluster)")
     parser.add_argument("--steps-on-cluster", metavar="CLUSTER_ID",
                         help="run every CommandLineTool on that peer of the cluster, as if "
                              "each had RunOnCluster (for testing federation)")
@@ -144,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(container_engine=args.container_engine, api_url=args.cluster)
         if args.submit and not config.api_url:
             raise ConfigError("--submit needs a cluster: --cluster URL or CWL_CRUNCH_API_URL")
+        if args.runner_cluster and not args.submit:
+            raise ConfigError("--runner-cluster goes with --submit")
         # Embedded, the steps' own programs reach the cluster through an API served from
         # here (started at the first step; FastAPI imported only if a step connects).
         client = open_client(config, job_api=JobApi)

@@ -28,7 +28,7 @@ from cwl_crunch.cwl.path_mapper import Uploads
 from cwl_crunch.cwl.remote import referenced_pdhs
 from cwl_crunch.errors import ApiError
 from cwl_crunch.model import ClusterClient, JobFilter, JobRecord
-from cwl_crunch.model.runs import RUN_FOLDER_FILES, relocated, runner_spec
+from cwl_crunch.model.runs import RUN_FOLDER_FILES, RunRequest, relocated, runner_spec
 
 SERVER_PATIENCE = 600.0
 """Seconds of not reaching the cluster (killed, restarting) before ``--submit`` stops
@@ -47,8 +47,13 @@ def submit_run(args: argparse.Namespace, client: ClusterClient) -> int:
         (folder / "workflow.cwl").write_text(packed)
         (folder / "inputs.json").write_text(json.dumps(inputs, indent=2))
         pdh = client.put_paths([folder / name for name in RUN_FOLDER_FILES])
+    name = Path(str(args.workflow)).name
+    if args.runner_cluster:
+        return _submit_to_peer(args, client, RunRequest(
+            pdh, tuple(sorted(referenced_pdhs(inputs))), name, not args.disable_reuse,
+            bool(args.use_container)))
     record = client.submit(runner_spec(
-        pdh, referenced_pdhs(inputs), name=Path(str(args.workflow)).name,
+        pdh, referenced_pdhs(inputs), name=name,
         reuse=not args.disable_reuse, use_container=bool(args.use_container)))
     if not args.wait:
         print(record.uuid)
@@ -62,6 +67,33 @@ def submit_run(args: argparse.Namespace, client: ClusterClient) -> int:
               "this command's CWL_CRUNCH_API_URL and CWL_CRUNCH_API_TOKEN)", file=sys.stderr)
         return 1
     return _report(client, final, Path(args.outdir or os.getcwd()))
+
+
+def _submit_to_peer(args: argparse.Namespace, client: ClusterClient,
+                    request: RunRequest) -> int:
+    """``--runner-cluster ID``: the run's runner goes to that peer of the cluster, handed
+    there by the cluster (the person needs its token only); followed through it, and its
+    results pulled home before they are fetched."""
+    from cwl_crunch.federation.links import links_for
+
+    links = links_for(client)
+    remote = links.hand_run(args.runner_cluster, request)
+    if not args.wait:
+        print(remote.uuid)
+        return 0
+    print(f"cwl-crunch-runner: run {remote.uuid} submitted to cluster {args.runner_cluster} "
+          "through this one; waiting (Ctrl-C stops waiting, not the run)", file=sys.stderr)
+    record = remote
+    while not record.finished:
+        time.sleep(RETRY_PAUSE)
+        try:
+            record = links.remote_job(args.runner_cluster, remote.uuid)
+        except ApiError as error:
+            if error.status not in (None, 502):
+                raise
+    if record.complete and record.exit_code == 0:
+        record = links.pull_results(args.runner_cluster, remote.uuid)
+    return _report(client, record, Path(args.outdir or os.getcwd()))
 
 
 def _packed_workflow(args: argparse.Namespace) -> str:

@@ -159,3 +159,21 @@ def test_a_remote_step_reading_one_file_of_a_collection_pulls_only_that_file(sit
     big = manifest.file("data/big.bin")
     assert big is not None
     assert siteb.missing_blocks(list(big.locators)) == list(big.locators)
+
+
+def test_the_runner_on_a_peer_and_its_steps_back_home(sites, tmp_path):
+    """``--submit --runner-cluster siteb`` at sitea: the runner runs on siteb (handed
+    there by sitea: the person has sitea's token only); its steps, hinted sitea, come
+    back home. Runner remote, steps home."""
+    run = run_workflow(sites["sitea"], "chain.cwl",
+                       {"text": text_file(tmp_path, "from afar\n"), "where1": "sitea",
+                        "where2": "sitea", "where3": "siteb"}, tmp_path,
+                       "--submit", "--runner-cluster", "siteb")
+    assert run.returncode == 0, run.stderr
+    assert read_output(run, "said") == "from afar\none\ntwo\nthree\n"
+    runners = [job for job in sites["siteb"].api("GET", "/jobs?limit=200").json()
+               if job["peer_id"] == "sitea" and job["parent_uuid"] is None
+               and job["remote_owner"] == sites["sitea"].token.split("/")[1]]
+    assert runners, "no runner on siteb submitted for sitea's person"
+    assert tags_by_cluster(sites, runners[0]["uuid"]) == {"one": "sitea", "two": "sitea",
+                                                          "three": "siteb"}

@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --submit: run the runner on that peer of the cluster, "
                              "handed there by the cluster (as Arvados' "
                              "--submit-runner-cluster)")
+    parser.add_argument("--in-one-job", action="store_true",
+                        help="run every step here, as cwltool does, recording nothing: "
+                             "what a RunInSingleContainer subworkflow's one job runs")
     parser.add_argument("--steps-on-cluster", metavar="CLUSTER_ID",
                         help="run every CommandLineTool on that peer of the cluster, as if "
                              "each had RunOnCluster (for testing federation)")
@@ -144,6 +147,9 @@ class RunSession:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(arguments)
+    if args.in_one_job:
+        # Inside the one job (its record is the run's): cwltool's own executor and tools.
+        return int(cwltool.main.main(args=args, custom_schema_callback=use_extensions))
     try:
         config = load_config(container_engine=args.container_engine, api_url=args.cluster)
         if args.submit and not config.api_url:

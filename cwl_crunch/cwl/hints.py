@@ -7,6 +7,9 @@ Namespace ``http://cwl-crunch.org/cwl#`` (declare it as ``$namespaces: {crunch:
   process (a tool, a workflow, or a step's process) on that cluster. Arvados'
   ``arv:ClusterTarget`` (``http://arvados.org/cwl#``, field ``cluster_id``) is read as
   the same thing, so Arvados' federated workflows run unchanged.
+- ``crunch:RunInSingleContainer`` (and Arvados' ``arv:RunInSingleContainer``) on a
+  subworkflow: run it as one job (``cwl/single_job.py``), here or, with RunOnCluster, on
+  the peer.
 
 The schema below is a schema-salad extension of CWL, so ``--validate`` checks the
 hints' fields; plain cwltool ignores them (an unknown hint is only logged).
@@ -24,6 +27,8 @@ ARVADOS_NAMESPACE = "http://arvados.org/cwl#"
 RUN_ON_CLUSTER = CRUNCH_NAMESPACE + "RunOnCluster"
 CLUSTER_TARGET = ARVADOS_NAMESPACE + "ClusterTarget"
 CLUSTER_HINTS = (RUN_ON_CLUSTER, CLUSTER_TARGET)
+SINGLE_JOB_HINTS = (CRUNCH_NAMESPACE + "RunInSingleContainer",
+                    ARVADOS_NAMESPACE + "RunInSingleContainer")
 
 SCHEMA = """
 $base: "http://cwl-crunch.org/cwl#"
@@ -46,6 +51,24 @@ $graph:
       type: [string, cwl:Expression]
       doc: A cluster id (5 lowercase letters or digits), or an expression giving one.
       jsonldPredicate: "crunch:cluster_id"
+- name: RunInSingleContainer
+  type: record
+  inVocab: false
+  extends: cwl:ProcessRequirement
+  doc: Run this subworkflow as one job instead of one job per step.
+  fields:
+    class:
+      type: string
+      jsonldPredicate: {_id: "@type", _type: "@vocab"}
+- name: arv:RunInSingleContainer
+  type: record
+  inVocab: false
+  extends: cwl:ProcessRequirement
+  doc: Arvados' name for RunInSingleContainer.
+  fields:
+    class:
+      type: string
+      jsonldPredicate: {_id: "@type", _type: "@vocab"}
 - name: arv:ClusterTarget
   type: record
   inVocab: false
@@ -71,15 +94,21 @@ def use_extensions() -> None:
         use_custom_schema(version, SCHEMA_NAME, SCHEMA)
 
 
-def cluster_hint(process: Process) -> Mapping[str, Any] | None:
-    """The RunOnCluster (or ClusterTarget) in force for ``process``: its own over its
-    step's over its workflow's (cwltool lists inherited hints first), requirements
-    over hints."""
+def in_force(process: Process, classes: tuple[str, ...]) -> Mapping[str, Any] | None:
+    """The requirement or hint of one of ``classes`` in force for ``process``: its own
+    over its step's over its workflow's (cwltool lists inherited ones first),
+    requirements over hints."""
     for found in (process.requirements, process.hints):
         for item in reversed(found):
-            if item.get("class") in CLUSTER_HINTS and item.get("cluster_id") is not None:
+            if item.get("class") in classes:
                 return item
     return None
+
+
+def cluster_hint(process: Process) -> Mapping[str, Any] | None:
+    """The RunOnCluster (or ClusterTarget) in force for ``process``."""
+    hint = in_force(process, CLUSTER_HINTS)
+    return hint if hint is not None and hint.get("cluster_id") is not None else None
 
 
 def literal_cluster_ids(document: Any) -> Iterator[str]:

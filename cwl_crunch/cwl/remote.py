@@ -21,7 +21,7 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from cwltool.context import LoadingContext, RuntimeContext
 from cwltool.errors import WorkflowException
@@ -30,6 +30,7 @@ from cwltool.process import Process
 from cwltool.utils import visit_class
 from ruamel.yaml import YAML
 
+from cwl_crunch.cwl.hints import ARVADOS_NAMESPACE, CLUSTER_HINTS, CRUNCH_NAMESPACE
 from cwl_crunch.cwl.layout import KEEP_PREFIX
 from cwl_crunch.cwl.path_mapper import Uploads
 from cwl_crunch.errors import ApiError, CrunchError, IllegalTransition
@@ -176,24 +177,101 @@ def yaml_text(document: Any) -> str:
 
 
 def packed_process(process: Process) -> dict[str, Any]:
-    """The process as one self-contained document (``#main``): packed by cwltool when
-    it has a document of its own; an inline one (``_:`` id) with its ids made relative."""
+    """The process as one self-contained document (``#main``), packed by cwltool: the
+    process's own document, or, for an inline one (``_:`` id), the document it is
+    written in, with the inline process taken out as ``#main`` (its ids made relative
+    to it) beside what it refers to."""
+    return _with_inherited(_packed(process), process)
+
+
+def _with_inherited(packed: dict[str, Any], process: Process) -> dict[str, Any]:
+    """``#main`` of ``packed`` with the requirements and hints ``process`` inherits from
+    the workflows around it (cwltool gives them to it, not to its document), before its
+    own so that its own win. SchemaDefRequirement stays behind: its types' ids are the
+    outer document's."""
+    graph = packed.get("$graph", [packed])
+    main = next(entry for entry in graph if entry.get("id") == "#main")
+    for field, in_force in (("requirements", process.requirements),
+                            ("hints", process.hints)):
+        own = process.tool.get(field) or []
+        inherited = [copy.deepcopy(item) for item in in_force if item not in own
+                     and item.get("class") != "SchemaDefRequirement"]
+        # Where it runs is decided: there, it runs there (an expression naming a step
+        # input would not even evaluate: the process does not declare it).
+        main[field] = [item for item in [*inherited, *(main.get(field) or [])]
+                       if _class_of(item) not in CLUSTER_HINTS]
+        if not main[field]:
+            del main[field]
+    return packed
+
+
+def _class_of(item: Any) -> str:
+    """A requirement's class as a full URI (a packed document may keep a prefix)."""
+    name = str(item.get("class", "")) if isinstance(item, dict) else ""
+    for prefix, namespace in (("arv:", ARVADOS_NAMESPACE), ("crunch:", CRUNCH_NAMESPACE)):
+        if name.startswith(prefix):
+            return namespace + name[len(prefix):]
+    return name
+
+
+def _packed(process: Process) -> dict[str, Any]:
     tool_id = str(process.tool["id"])
+    context = LoadingContext()
+    context.loader = process.doc_loader
     if not tool_id.startswith("_:"):
-        context = LoadingContext()
-        context.loader = process.doc_loader
         return dict(pack(context, tool_id))
-    prefix = _id_prefix(process.tool)
-    text = json.dumps({key: value for key, value in process.tool.items()
-                       if key not in ("id", ORIGINAL_VERSION)}, default=str)
-    if "file://" in text.replace(prefix, ""):
-        raise WorkflowException("RunOnCluster: this inline process refers to other "
-                                "documents; put it in a file of its own to run it remotely")
-    document = json.loads(text.replace(f'"{prefix}/', '"#main/').replace(f'"{prefix}"',
-                                                                        '"#main"'))
-    document["id"] = "#main"
-    version = process.metadata.get(ORIGINAL_VERSION) or process.metadata.get("cwlVersion")
-    return {"$graph": [document], "cwlVersion": str(version or "v1.2")}
+    prefix = _id_prefix(process.tool)  # file:///.../wf.cwl#step/run
+    document_uri, _, fragment = prefix.partition("#")
+    packed = pack(context, document_uri)
+    graph: list[dict[str, Any]] = list(cast(list[dict[str, Any]], packed["$graph"])) \
+        if "$graph" in packed else [dict(packed)]
+    inline_prefix = f"#main/{fragment}"
+    inline = _find_process(graph, inline_prefix)
+    if inline is None:
+        raise WorkflowException(f"RunOnCluster: cannot find the inline process {prefix} in "
+                                f"the packed {document_uri}")
+    main = _renamed(copy.deepcopy(inline), inline_prefix, "#main")
+    main["id"] = "#main"
+    others = [entry for entry in graph if entry.get("id") != "#main"]
+    result = {key: value for key, value in packed.items() if key != "$graph"}
+    return {**result, "$graph": [*others, main], "cwlVersion": packed.get("cwlVersion")
+            or process.metadata.get(ORIGINAL_VERSION) or "v1.2"}
+
+
+def _find_process(node: Any, prefix: str) -> dict[str, Any] | None:
+    """The process in a packed document whose parameters' ids start with ``prefix/``."""
+    if isinstance(node, list):
+        for item in node:
+            if (found := _find_process(item, prefix)) is not None:
+                return found
+        return None
+    if not isinstance(node, dict):
+        return None
+    parameters = [*(node.get("inputs") or []), *(node.get("outputs") or [])]
+    if "class" in node and parameters and all(
+            isinstance(p, dict) and str(p.get("id", "")).startswith(prefix + "/")
+            for p in parameters):
+        return node
+    for value in node.values():
+        if (found := _find_process(value, prefix)) is not None:
+            return found
+    return None
+
+
+def _renamed(node: Any, old: str, new: str) -> Any:
+    """``node`` with every string that is ``old`` or starts with ``old/`` renamed."""
+    if isinstance(node, str):
+        if node == old:
+            return new
+        return new + node[len(old):] if node.startswith(old + "/") else node
+    if isinstance(node, list):
+        for index, item in enumerate(node):
+            node[index] = _renamed(item, old, new)
+        return node
+    if isinstance(node, dict):
+        for key in list(node):
+            node[key] = _renamed(node[key], old, new)
+    return node
 
 
 def _id_prefix(tool: Any) -> str:

@@ -15,6 +15,7 @@ from cwl_crunch.cwl.hints import cluster_hint
 from cwl_crunch.cwl.job import CrunchJob
 from cwl_crunch.cwl.layout import OUTDIR, STAGEDIR, TMPDIR
 from cwl_crunch.cwl.remote import RemoteRun
+from cwl_crunch.cwl.single_job import SingleJob, wants_single_job
 from cwl_crunch.cwl.steps import StepRunner
 
 
@@ -85,6 +86,11 @@ class CrunchWorkflow(Workflow):
         peer = remote_peer(self._steps, self, job_order, runtimeContext)
         if peer is not None:
             yield RemoteRun(self._steps, self, peer[1], peer[0], _name(self, runtimeContext),
+                            output_callbacks)
+            return
+        if wants_single_job(self):
+            builder = self._init_job(job_order, runtimeContext)
+            yield SingleJob(self._steps, self, builder.job, _name(self, runtimeContext),
                             output_callbacks)
             return
         yield from super().job(job_order, output_callbacks, runtimeContext)

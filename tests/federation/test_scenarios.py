@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from federation_sites import descendants, run_workflow, tags_by_cluster
+from federation_sites import descendants, leaves, run_workflow, tags_by_cluster
 from server_process import ROOT
 
 pytestmark = [pytest.mark.federation, pytest.mark.slow, pytest.mark.xdist_group("federation")]
@@ -177,3 +177,18 @@ def test_the_runner_on_a_peer_and_its_steps_back_home(sites, tmp_path):
     assert runners, "no runner on siteb submitted for sitea's person"
     assert tags_by_cluster(sites, runners[0]["uuid"]) == {"one": "sitea", "two": "sitea",
                                                           "three": "siteb"}
+
+
+@pytest.mark.parametrize("where", ["sitea", "siteb"])
+def test_a_subworkflow_in_a_single_job_here_or_on_a_peer(sites, tmp_path, where):
+    run = run_workflow(sites["sitea"], "single.cwl",
+                       {"text": text_file(tmp_path, f"single {where}\n"), "where": where},
+                       tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert read_output(run, "said") == f"single {where}\nfirst\nsecond\nafter\n"
+    jobs = leaves(sites, run.run_uuid)
+    [single] = [job for job in jobs if "--in-one-job" in job["spec"]["command"]]
+    assert single["cluster"] == where
+    # One allocation: the largest of its steps' cores and RAM.
+    assert (single["spec"]["cores"], single["spec"]["ram"]) == (1.0, 500 << 20)
+    assert tags_by_cluster(sites, run.run_uuid) == {"after": "sitea"}  # no job per step

@@ -211,7 +211,7 @@ def _coerce(key: str, value: Any, source: str) -> Any:
                 raise TypeError(f"expected a whole number, got {value}")
             return int(value)
         if kind == "dict[str, Peer]":
-            return _peers(json.loads(value) if isinstance(value, str) else value)
+            return _peers(_json_object(value) if isinstance(value, str) else value)
         if kind == "str":
             if not isinstance(value, str):
                 raise TypeError(f"expected a string, got {type(value).__name__}")
@@ -219,6 +219,14 @@ def _coerce(key: str, value: Any, source: str) -> Any:
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{source}: bad value for {key!r}: {error}") from None
     raise AssertionError(f"unhandled config field type {kind}")
+
+
+def _json_object(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise TypeError("expected a table of peers by cluster id (in CWL_CRUNCH_PEERS: "
+                        "a JSON object)") from None
 
 
 def _peers(value: Any) -> dict[str, Peer]:

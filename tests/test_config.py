@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 
-from cwl_crunch.config import Config, load_config
+from cwl_crunch.config import Config, Peer, load_config
 from cwl_crunch.errors import ConfigError
 
 
@@ -298,3 +299,34 @@ def test_environment_makes_another_process_load_the_same_values(tmp_path):
 def test_environment_refuses_an_unknown_key(tmp_path):
     with pytest.raises(ConfigError, match="no config key 'colour'"):
         load_config(environ={}, home=tmp_path).environment("colour")
+
+
+def test_peers_are_read_from_the_file_and_handed_on_as_one_variable(tmp_path):
+    (tmp_path / "config.toml").write_text(
+        'cluster_id = "sitea"\n[peers.siteb]\nurl = "http://127.0.0.1:8642/"\n'
+        'token = "crunch/siteb-tok-aaaaaaaaaaaaaaa/secret"\n')
+    config = load_config({"CWL_CRUNCH_HOME": str(tmp_path)})
+    assert config.peers == {"siteb": Peer("siteb", "http://127.0.0.1:8642",
+                                          "crunch/siteb-tok-aaaaaaaaaaaaaaa/secret")}
+    again = load_config({"CWL_CRUNCH_HOME": str(tmp_path / "elsewhere"),
+                         "CWL_CRUNCH_CLUSTER_ID": "sitea", **config.environment("peers")})
+    assert again.peers == config.peers
+
+
+@pytest.mark.parametrize("peers, problem", [
+    ('[peers.sitea]\nurl = "http://x"\ntoken = "t"\n', "must be another cluster's id"),
+    ('[peers.SiteB]\nurl = "http://x"\ntoken = "t"\n', "must be another cluster's id"),
+    ('[peers.siteb]\nurl = "ftp://x"\ntoken = "t"\n', "must be an http:// or https:// URL"),
+    ('[peers.siteb]\nurl = "http://x"\n', "'token' must be a non-empty string"),
+    ('[peers.siteb]\nurl = "http://x"\ntoken = "t"\nport = 1\n', "unknown key 'port'"),
+    ('peers = "siteb"\n', "expected a table of peers"),
+])
+def test_a_bad_peer_is_a_config_error_naming_it(tmp_path, peers, problem):
+    (tmp_path / "config.toml").write_text('cluster_id = "sitea"\n' + peers)
+    with pytest.raises(ConfigError, match=re.escape(problem)):
+        load_config({"CWL_CRUNCH_HOME": str(tmp_path)})
+
+
+def test_peers_from_a_variable_that_is_not_json_are_an_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"CWL_CRUNCH_PEERS: a JSON object"):
+        load_config({"CWL_CRUNCH_HOME": str(tmp_path), "CWL_CRUNCH_PEERS": "{not json"})

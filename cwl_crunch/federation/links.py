@@ -8,12 +8,13 @@ routes. The caller (a job of this cluster) becomes the parent of the remote run.
 from __future__ import annotations
 
 import abc
+import contextlib
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from cwl_crunch.config import Config
-from cwl_crunch.errors import SubmitError
+from cwl_crunch.errors import CrunchError, SubmitError
 from cwl_crunch.federation.peers import peer_client
 from cwl_crunch.federation.pull import PullReport, pull_collection
 from cwl_crunch.model import JOB_PAGE_LIMIT, ClusterClient, JobFilter, JobRecord
@@ -132,10 +133,15 @@ class CorePeerLinks(PeerLinks):
         return record
 
     def pull(self, peer_id: str, pdh: str) -> PullReport:
-        """Pull one collection from ``peer_id`` first, then any other peer."""
+        """Pull one collection from ``peer_id`` first, then (for what it cannot give
+        intact) any other peer."""
         from cwl_crunch.core import EmbeddedClient
 
         sources: list[tuple[str, ClusterClient]] = [(peer_id, self._peers.get(peer_id))]
+        for other in self._peers.known():
+            if other != peer_id:
+                with contextlib.suppress(CrunchError):  # down: not a source now
+                    sources.append((other, self._peers.get(other)))
         report = pull_collection(pdh, sources, EmbeddedClient.over(self._core))
         if self._caller_job is not None:
             self._core.note_upload(self._caller_job, pdh)

@@ -61,8 +61,10 @@ def _issue(home: Path, **kwargs: Any) -> str:
         core.close()
 
 
-def start_sites(root: Path, names: tuple[str, ...] = SITES) -> dict[str, Site]:
-    """The clusters ``names`` under ``root``, peered with each other and started."""
+def start_sites(root: Path, names: tuple[str, ...] = SITES,
+                dispatchers: dict[str, str] | None = None) -> dict[str, Site]:
+    """The clusters ``names`` under ``root``, peered with each other and started;
+    ``dispatchers``: a cluster's dispatcher other than local (``{"sitec": "slurm"}``)."""
     sites = {}
     for name in names:
         home = root / name / "home"
@@ -77,6 +79,8 @@ def start_sites(root: Path, names: tuple[str, ...] = SITES) -> dict[str, Site]:
                             for other in sites if other != site.cluster_id}
     for site in sites.values():
         lines = [f'cluster_id = "{site.cluster_id}"']
+        if site.cluster_id in (dispatchers or {}):
+            lines.append(f'dispatcher = "{(dispatchers or {})[site.cluster_id]}"')
         for other in sites.values():
             if other is not site:
                 lines += [f"[peers.{other.cluster_id}]", f'url = "{other.url}"',

@@ -78,6 +78,8 @@ def _show(client: ClusterClient, args: argparse.Namespace) -> int:
     job = client.get_job(args.uuid)
     fields: dict[str, Any] = {
         "uuid": job.uuid, "name": job.name, "state": job.state,
+        "waiting for": job.queue_reason,
+        "submitted by peer": job.peer_id, "for person": job.remote_owner,
         "parent": parent_text(job.parent_uuid, client.cluster_id),
         "created": job.created_at.isoformat(),
         "started": job.started_at.isoformat() if job.started_at else None,

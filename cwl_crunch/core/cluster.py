@@ -33,6 +33,7 @@ from cwl_crunch.model import (
     Claim,
     CollectionEntry,
     CollectionMount,
+    EndReason,
     JobEvent,
     JobFilter,
     JobOutcome,
@@ -171,13 +172,17 @@ class ClusterCore:
 
     # Jobs -------------------------------------------------------------------------
     def submit(self, spec: JobSpec, *, parent_uuid: str | None = None,
-               peer_id: str | None = None, remote_owner: str | None = None) -> JobRecord:
+               peer_id: str | None = None, remote_owner: str | None = None,
+               hold: str | None = None) -> JobRecord:
         """Create a job below ``parent_uuid`` (None: a person's), or reuse or join
         identical work. ``peer_id``/``remote_owner``: submitted by that peer cluster's
-        token for that person of it (the server derives the peer from the token)."""
+        token for that person of it (the server derives the peer from the token).
+        ``hold``: why a new Queued job waits (its mounts are still being pulled here):
+        no dispatcher takes it until ``release_held``."""
         check_spec(spec)
         self.dispatcher.check_fits(spec)
-        self._check_mounts(spec)
+        if hold is None:
+            self._check_mounts(spec)
         digest = self._image_digest(spec.image) if spec.image is not None else None
         key = reuse_key(spec, digest)
         if spec.reuse:
@@ -186,13 +191,31 @@ class ClusterCore:
             record = jobs.to_record(jobs.insert_job(
                 connection, self.cluster_id, spec, parent_uuid=parent_uuid,
                 key=key, output_problem=self.store.damage_of, image_digest=digest,
-                peer_id=peer_id, remote_owner=remote_owner,
+                peer_id=peer_id, remote_owner=remote_owner, queue_reason=hold,
             ))
         self.notify_changed()
         if not record.finished:
             self.dispatcher.start()
             self.dispatcher.wake()
         return record
+
+    def release_held(self, uuid: str, *, failure: str | None = None) -> None:
+        """A held job may run now; or, with ``failure``, it fails with that reason
+        (what it waited for will not come)."""
+        with self.database.writing() as connection:
+            if failure is None:
+                jobs.set_queue_reason(connection, uuid, None)
+            else:
+                job = jobs.get_job(connection, uuid)
+                if job.state == JobState.QUEUED:
+                    jobs.finish(connection, job, JobOutcome(
+                        JobState.FAILED, None, None, None, failure, EndReason.ERROR))
+        self.notify_changed()
+        self.dispatcher.wake()
+
+    def held_jobs(self) -> list[JobRecord]:
+        with self.database.reading() as connection:
+            return [jobs.to_record(row) for row in jobs.held_jobs(connection)]
 
     def parent_for(self, caller_job: str | None, parent_uuid: str | None) -> str | None:
         """The parent of a job that ``caller_job``'s token (None: a person's) submits,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from cwl_crunch.config import Config
 from cwl_crunch.errors import CrunchError, SubmitError
 from cwl_crunch.federation.peers import peer_client
-from cwl_crunch.federation.pull import PullReport, pull_collection
+from cwl_crunch.federation.pull import PullPlan, PullReport, complete_pull, plan_pull
 from cwl_crunch.model import JOB_PAGE_LIMIT, ClusterClient, JobFilter, JobRecord
 from cwl_crunch.model.codec import record_from_dict
 from cwl_crunch.model.runs import RunRequest
@@ -135,17 +135,31 @@ class CorePeerLinks(PeerLinks):
     def pull(self, peer_id: str, pdh: str) -> PullReport:
         """Pull one collection from ``peer_id`` first, then (for what it cannot give
         intact) any other peer."""
-        from cwl_crunch.core import EmbeddedClient
-
-        sources: list[tuple[str, ClusterClient]] = [(peer_id, self._peers.get(peer_id))]
-        for other in self._peers.known():
-            if other != peer_id:
-                with contextlib.suppress(CrunchError):  # down: not a source now
-                    sources.append((other, self._peers.get(other)))
-        report = pull_collection(pdh, sources, EmbeddedClient.over(self._core))
+        plan = self.plan(peer_id, pdh)
+        report = PullReport(pdh) if plan is None else self.complete(plan)
         if self._caller_job is not None:
             self._core.note_upload(self._caller_job, pdh)
         return report
+
+    def plan(self, peer_id: str, pdh: str) -> PullPlan | None:
+        """What pulling ``pdh`` from ``peer_id`` moves (None: it is here already)."""
+        return plan_pull(pdh, self._sources(peer_id), self._target())
+
+    def complete(self, plan: PullPlan) -> PullReport:
+        return complete_pull(plan, self._sources(plan.source), self._target())
+
+    def _sources(self, first: str) -> list[tuple[str, ClusterClient]]:
+        sources: list[tuple[str, ClusterClient]] = [(first, self._peers.get(first))]
+        for other in self._peers.known():
+            if other != first:
+                with contextlib.suppress(CrunchError):  # down: not a source now
+                    sources.append((other, self._peers.get(other)))
+        return sources
+
+    def _target(self) -> ClusterClient:
+        from cwl_crunch.core import EmbeddedClient
+
+        return EmbeddedClient.over(self._core)
 
 
 class HttpPeerLinks(PeerLinks):

@@ -29,13 +29,25 @@ class PullReport:
     """Where they came from (a cluster id), if anything was copied."""
 
 
-def pull_collection(pdh: str, sources: Sequence[tuple[str, ClusterClient]],
-                    target: ClusterClient) -> PullReport:
-    """Make collection ``pdh`` whole on ``target`` from the first of ``sources`` (named
-    ``(cluster id, client)``) that has it: the manifest, then the blocks the target
-    lacks, each block from the next source when one source's copy is damaged."""
+@dataclasses.dataclass(frozen=True)
+class PullPlan:
+    """What pulling one collection will move: its manifest (checked against its PDH),
+    where it came from, and the blocks the target lacks with their total size."""
+
+    pdh: str
+    text: bytes
+    source: str
+    missing: tuple[str, ...]
+    """Bare locators, each once."""
+    missing_bytes: int
+
+
+def plan_pull(pdh: str, sources: Sequence[tuple[str, ClusterClient]],
+              target: ClusterClient) -> PullPlan | None:
+    """The plan of pulling ``pdh`` from the first of ``sources`` that gives its manifest
+    intact; None if the target holds it already; PullFailed if no source can."""
     if target.has_collection(pdh):
-        return PullReport(pdh)
+        return None
     problems: list[str] = []
     for name, source in sources:
         try:
@@ -47,25 +59,37 @@ def pull_collection(pdh: str, sources: Sequence[tuple[str, ClusterClient]],
         if pdh_for(bare) != pdh:
             problems.append(f"{name}: its manifest of {pdh} hashes to {pdh_for(bare)}")
             continue
-        return _pull_blocks(pdh, text, name, sources, target)
+        manifest = Manifest.from_text(bare)
+        locators = list(dict.fromkeys(loc for entry in manifest.files()
+                                      for loc in entry.locators))
+        missing = tuple(target.missing_blocks(locators))
+        return PullPlan(pdh, text, name, missing,
+                        sum(parse_locator(loc)[1] for loc in missing))
     raise PullFailed(f"collection {pdh}: no peer could give its manifest ("
-                          f"{'; '.join(problems) or 'no peer to ask'})")
+                     f"{'; '.join(problems) or 'no peer to ask'})")
 
 
-def _pull_blocks(pdh: str, text: bytes, first: str,
-                 sources: Sequence[tuple[str, ClusterClient]],
-                 target: ClusterClient) -> PullReport:
-    manifest = Manifest.from_text(strip_signatures(text))
-    signed = _signed_forms(text)
-    bare = list(dict.fromkeys(loc for entry in manifest.files() for loc in entry.locators))
-    missing = target.missing_blocks(bare)
-    ordered = sorted(sources, key=lambda source: source[0] != first)
+def complete_pull(plan: PullPlan, sources: Sequence[tuple[str, ClusterClient]],
+                  target: ClusterClient) -> PullReport:
+    """Copy the plan's missing blocks (from its source first, then the others), then
+    have the target take the manifest."""
+    signed = _signed_forms(plan.text)
+    ordered = sorted(sources, key=lambda source: source[0] != plan.source)
     copied = 0
-    for locator in missing:
-        copied += _pull_block(pdh, signed.get(locator, locator), ordered, target)
-    # Over bare locators: the target holds every block now.
-    target.put_manifest(strip_signatures(text))
-    return PullReport(pdh, len(missing), copied, first if missing else "")
+    for locator in plan.missing:
+        copied += _pull_block(plan.pdh, signed.get(locator, locator), ordered, target)
+    target.put_manifest(strip_signatures(plan.text))  # over bare locators: all here now
+    return PullReport(plan.pdh, len(plan.missing), copied,
+                      plan.source if plan.missing else "")
+
+
+def pull_collection(pdh: str, sources: Sequence[tuple[str, ClusterClient]],
+                    target: ClusterClient) -> PullReport:
+    """Make collection ``pdh`` whole on ``target`` from the first of ``sources`` (named
+    ``(cluster id, client)``) that has it: the manifest, then the blocks the target
+    lacks, each block from the next source when one source's copy is damaged."""
+    plan = plan_pull(pdh, sources, target)
+    return PullReport(pdh) if plan is None else complete_pull(plan, sources, target)
 
 
 def _pull_block(pdh: str, locator: str, sources: Sequence[tuple[str, ClusterClient]],

@@ -111,6 +111,7 @@ def record_to_dict(record: JobRecord) -> dict[str, Any]:
         "backend_job_id": record.backend_job_id,
         "end_reason": None if record.end_reason is None else str(record.end_reason),
         "peer_id": record.peer_id, "remote_owner": record.remote_owner,
+        "queue_reason": record.queue_reason,
     }
 
 

@@ -132,6 +132,9 @@ class JobRecord:
     remote_owner: str | None = None
     """The person of the peer cluster it was submitted for (a token UUID of that
     cluster, as the peer said), or None."""
+    queue_reason: str | None = None
+    """Why a Queued job waits before any dispatcher takes it ("fetching 12 blocks,
+    340 MB, from sitea"), or None."""
 
     @property
     def name(self) -> str:

@@ -144,6 +144,7 @@ def _add_peers(connection: Connection) -> None:
     connection.exec_driver_sql("ALTER TABLE tokens ADD COLUMN peer_id VARCHAR(5)")
     connection.exec_driver_sql("ALTER TABLE jobs ADD COLUMN peer_id VARCHAR(5)")
     connection.exec_driver_sql("ALTER TABLE jobs ADD COLUMN remote_owner VARCHAR(40)")
+    connection.exec_driver_sql("ALTER TABLE jobs ADD COLUMN queue_reason TEXT")
     connection.exec_driver_sql("CREATE INDEX ix_jobs_peer_id ON jobs (peer_id)")
     Base.metadata.create_all(connection, tables=[cast(Table, SentCollection.__table__)])
 

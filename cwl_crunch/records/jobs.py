@@ -12,7 +12,18 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    Table,
+    bindparam,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from cwl_crunch.errors import JobNotFound, SubmitError
 from cwl_crunch.model import (
@@ -53,7 +64,8 @@ _FOLLOWERS = select(JOBS.c.uuid, JOBS.c.state).where(
     or_(*(JOBS.c.state == state for state in _LIVE)))
 _QUEUED = (
     select(JOBS.c.uuid, JOBS.c.cores, JOBS.c.ram)
-    .where(JOBS.c.state == JobState.QUEUED, JOBS.c.reused_job_uuid.is_(None))
+    .where(JOBS.c.state == JobState.QUEUED, JOBS.c.reused_job_uuid.is_(None),
+           JOBS.c.queue_reason.is_(None))
     .order_by(JOBS.c.priority.desc(), JOBS.c.created_at, JOBS.c.uuid)
     .limit(bindparam("limit"))
 )
@@ -73,11 +85,18 @@ _TWINS = (
     .order_by(JOBS.c.created_at)
     .limit(50)
 )
+_CHILD = JOBS.alias("child")
+_WAITING_ON_CHILDREN = exists().where(
+    _CHILD.c.parent_uuid == JOBS.c.uuid,
+    or_(_CHILD.c.state == JobState.QUEUED, _CHILD.c.state == JobState.RUNNING))
 _USAGE = select(
     func.coalesce(func.sum(JOBS.c.cores), 0.0), func.coalesce(func.sum(JOBS.c.ram), 0)
-    # A self-run job is the process that recorded it, not work placed on this host.
+    # A self-run job is the process that recorded it, not work placed on this host. A
+    # job with unfinished children (a workflow runner) waits on them: it holds no
+    # capacity meanwhile, or a runner's quarter core would keep a step that asks for
+    # the whole node from ever starting on it.
 ).where(JOBS.c.state == JobState.RUNNING, JOBS.c.worker_host == bindparam("host"),
-        JOBS.c.self_run.is_(False))
+        JOBS.c.self_run.is_(False), ~_WAITING_ON_CHILDREN)
 
 
 def _when(epoch: float | None) -> datetime | None:
@@ -102,7 +121,7 @@ def to_record(job: JobRow | Mapping[str, Any]) -> JobRecord:
         reuse_ineligible=v["reuse_ineligible"], impure=v["impure"], backend=v["backend"],
         backend_job_id=v["backend_job_id"],
         end_reason=None if v["end_reason"] is None else EndReason(v["end_reason"]),
-        peer_id=v["peer_id"], remote_owner=v["remote_owner"],
+        peer_id=v["peer_id"], remote_owner=v["remote_owner"], queue_reason=v["queue_reason"],
     )
 
 
@@ -157,6 +176,7 @@ def insert_job(
     image_digest: str | None = None,
     peer_id: str | None = None,
     remote_owner: str | None = None,
+    queue_reason: str | None = None,
 ) -> dict[str, Any]:
     """Make the job's record: reusing a finished twin, joining a live one, or Queued.
     ``peer_id`` and ``remote_owner``: the peer cluster that submitted it and for whom.
@@ -178,19 +198,35 @@ def insert_job(
         spec_to_dict(spec), uuid=uuid, state=JobState.QUEUED, parent_uuid=parent_uuid,
         image_digest=image_digest, reuse_key=key, created_at=now, cancel_requested=False,
         self_run=False, peer_id=peer_id, remote_owner=remote_owner,
+        queue_reason=queue_reason,
     )
     if twin is not None and twin.state == JobState.COMPLETE:
         # Reused: the record is born Complete (one row, one event; nothing was queued).
         row.update(state=JobState.COMPLETE, reused_job_uuid=twin.reused_job_uuid or twin.uuid,
                    started_at=now, finished_at=now, exit_code=twin.exit_code,
                    output_pdh=twin.output_pdh, log_pdh=twin.log_pdh,
-                   end_reason=str(EndReason.REUSED))
+                   end_reason=str(EndReason.REUSED), queue_reason=None)
         twin = None
     connection.execute(_INSERT_JOB, row)
     connection.execute(_ADD_EVENT, {"job_uuid": uuid, "state": row["state"], "at": now})
     if twin is not None:
         row.update(_follow(connection, uuid, twin, now))
     return row
+
+
+def set_queue_reason(connection: Connection, uuid: str, reason: str | None) -> bool:
+    """Hold a Queued job from the dispatchers with ``reason``, or release it (None).
+    Whether the job was Queued."""
+    done = connection.execute(update(JOBS).where(JOBS.c.uuid == uuid,
+                                                 JOBS.c.state == JobState.QUEUED)
+                              .values(queue_reason=reason))
+    return bool(done.rowcount)
+
+
+def held_jobs(connection: Connection) -> list[JobRow]:
+    """Queued jobs held with a reason (pulls a restarted server must take up again)."""
+    return list(connection.execute(select(JOBS).where(
+        JOBS.c.state == JobState.QUEUED, JOBS.c.queue_reason.is_not(None))).all())
 
 
 def mark_impure(connection: Connection, uuid: str, call: str) -> bool:
@@ -307,7 +343,8 @@ def count_queued(connection: Connection) -> int:
     """How many jobs queued_candidates would offer (queued, running themselves)."""
     return int(connection.scalar(
         select(func.count()).select_from(JOBS)
-        .where(JOBS.c.state == JobState.QUEUED, JOBS.c.reused_job_uuid.is_(None))) or 0)
+        .where(JOBS.c.state == JobState.QUEUED, JOBS.c.reused_job_uuid.is_(None),
+               JOBS.c.queue_reason.is_(None))) or 0)
 
 
 def usage_on_host(connection: Connection, host: str) -> tuple[float, int]:

@@ -91,6 +91,9 @@ class Job(Base):
     # submitted for, as the peer said ("<token uuid>", with the peer's prefix).
     peer_id: Mapped[str | None] = mapped_column(String(5), index=True)
     remote_owner: Mapped[str | None] = mapped_column(String(40))
+    # Since schema version 10: why a Queued job waits before any dispatcher may take it
+    # (its collections are being pulled from a peer), or None.
+    queue_reason: Mapped[str | None] = mapped_column(Text)
     # Who runs it, for local jobs (backend "local"): lets any process tell a dead
     # worker from a slow one.
     worker_host: Mapped[str | None] = mapped_column(String(255))

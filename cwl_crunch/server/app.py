@@ -7,6 +7,7 @@ the HTTP client turns them back into the same exception classes.
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -65,6 +66,10 @@ def create_app(core: ClusterCore) -> FastAPI:
     app.state.access = Access(core)
     app.state.proofs = BlockProofs(core)
     app.state.peers = PeerClients(core.config)
+    if core.config.peers:
+        threading.Thread(target=federation_api.resume_held_pulls,
+                         args=(core, app.state.peers), name="resume-pulls",
+                         daemon=True).start()
     for router in (jobs_api.router, collections_api.router, events_api.router,
                    logs_api.router, federation_api.router, web.router):
         app.include_router(router)

@@ -12,6 +12,7 @@ its collections were sent there (so that the peer's token may pull them).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from importlib.metadata import version
 from typing import Annotated, Any, TypeVar
@@ -19,9 +20,11 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 
-from cwl_crunch.errors import ApiError
+from cwl_crunch.core import ClusterCore
+from cwl_crunch.errors import ApiError, CrunchError
 from cwl_crunch.federation.links import CorePeerLinks, PeerClients
-from cwl_crunch.model import JOB_PAGE_LIMIT, JobRecord, cluster_of
+from cwl_crunch.federation.pull import PullPlan
+from cwl_crunch.model import JOB_PAGE_LIMIT, CollectionMount, JobRecord, cluster_of
 from cwl_crunch.model.codec import entry_to_dict, record_to_dict
 from cwl_crunch.model.runs import RunRequest, runner_spec
 from cwl_crunch.server.auth import Caller, caller, core_of, peer, reader
@@ -59,26 +62,71 @@ def run_for_peer(request: Request, body: PeerRunBody, who: PeerCaller) -> dict[s
             raise HTTPException(403, f"{what} {uuid} is not of cluster {sender}, whose "
                                      "token this is")
     core = core_of(request)
-    _pull_missing(request, sender, [body.run_pdh, *body.input_pdhs])
+    links = CorePeerLinks(core, peer_clients(request), caller_job=None, caller_token="")
+    plans = _plans(core, links, sender, [body.run_pdh, *body.input_pdhs])
     spec = runner_spec(body.run_pdh, body.input_pdhs, name=body.name, reuse=body.reuse,
                        use_container=body.use_container)
-    return record_to_dict(core.submit(spec, parent_uuid=body.parent_uuid, peer_id=sender,
-                                      remote_owner=body.owner))
+    record = core.submit(spec, parent_uuid=body.parent_uuid, peer_id=sender,
+                         remote_owner=body.owner, hold=hold_reason(plans, sender))
+    if record.queue_reason is not None:
+        threading.Thread(target=_pull_then_release, args=(core, links, record.uuid, plans),
+                         name=f"pull-{record.uuid}", daemon=True).start()
+    return record_to_dict(record)
 
 
-def _pull_missing(request: Request, sender: str, pdhs: list[str]) -> None:
-    """Pull from the sending peer what this cluster lacks of ``pdhs``."""
-    core = core_of(request)
+def _plans(core: ClusterCore, links: CorePeerLinks, sender: str,
+           pdhs: list[str]) -> list[PullPlan]:
+    """What pulling from the sending peer what this cluster lacks of ``pdhs`` moves
+    (the manifests are fetched and checked now; the blocks come after)."""
     missing = [pdh for pdh in dict.fromkeys(pdhs) if not core.has_collection(pdh)]
-    if not missing:
-        return
-    if sender not in core.config.peers:
+    if missing and sender not in core.config.peers:
         raise HTTPException(400, f"collection {missing[0]} is not on this cluster, and "
                                  f"cluster {sender} is not among its peers to pull it from "
                                  f"(peers: {', '.join(sorted(core.config.peers)) or 'none'})")
-    links = CorePeerLinks(core, peer_clients(request), caller_job=None, caller_token="")
+    plans = []
     for pdh in missing:
-        _at_peer(sender, lambda pdh=pdh: links.pull(sender, pdh))  # type: ignore[misc]
+        plan = _at_peer(sender, lambda pdh=pdh: links.plan(sender, pdh))  # type: ignore[misc]
+        if plan is not None:
+            plans.append(plan)
+    return plans
+
+
+def hold_reason(plans: list[PullPlan], sender: str) -> str | None:
+    """What a job waits for while its collections are pulled: "fetching 12 blocks,
+    340.0 MB, from sitea" (None: nothing to pull)."""
+    if not plans:
+        return None
+    blocks = sum(len(plan.missing) for plan in plans)
+    size = sum(plan.missing_bytes for plan in plans)
+    return f"fetching {blocks} block{'s' * (blocks != 1)}, {size / 2**20:.1f} MB, from {sender}"
+
+
+def _pull_then_release(core: ClusterCore, links: CorePeerLinks, uuid: str,
+                       plans: list[PullPlan]) -> None:
+    """Pull what a held job waits for, then let it run; fail it if that cannot be."""
+    try:
+        for plan in plans:
+            links.complete(plan)
+    except CrunchError as error:
+        core.release_held(uuid, failure=f"could not pull its inputs: {error}")
+        return
+    core.release_held(uuid)
+
+
+def resume_held_pulls(core: ClusterCore, peers: PeerClients) -> None:
+    """After a restart: take up the pulls of the jobs still held for them."""
+    links = CorePeerLinks(core, peers, caller_job=None, caller_token="")
+    for job in core.held_jobs():
+        if job.peer_id is None:
+            continue
+        pdhs = [mount.pdh for mount in job.spec.mounts.values()
+                if isinstance(mount, CollectionMount)]
+        try:
+            plans = [plan for pdh in pdhs if (plan := links.plan(job.peer_id, pdh))]
+        except CrunchError as error:
+            core.release_held(job.uuid, failure=f"could not pull its inputs: {error}")
+            continue
+        _pull_then_release(core, links, job.uuid, plans)
 
 
 def peer_clients(request: Request) -> PeerClients:

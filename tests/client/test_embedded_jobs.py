@@ -295,7 +295,8 @@ def test_cancelling_a_parent_cancels_its_children(client):
 
 
 def test_cancelling_a_parent_cancels_its_queued_children(tmp_path):
-    # The child needs more cores than are free while the parent runs: it stays Queued.
+    # The child needs more cores than are free while a blocker runs beside the parent
+    # (which, waiting on its child, holds none itself): it stays Queued.
     program = textwrap.dedent("""
         import cwl_crunch
         cluster = cwl_crunch.connect()
@@ -305,6 +306,9 @@ def test_cancelling_a_parent_cancels_its_queued_children(tmp_path):
     """)
     with cwl_crunch.connect(home=tmp_path / "home", poll_interval=0.05, max_cores=1.0) as cl:
         client = cl.client
+        blocker = client.submit(spec("sleep", "60", cores=0.5))
+        wait_until(lambda: client.get_job(blocker.uuid).state == "Running", timeout=20,
+                   what="the blocker running")
         parent = client.submit(spec(sys.executable, "-c", program, cores=0.5))
         child = wait_until(lambda: client.list_jobs(JobFilter(parent_uuid=parent.uuid)),
                            timeout=20, what="the child job")[0]
@@ -313,6 +317,25 @@ def test_cancelling_a_parent_cancels_its_queued_children(tmp_path):
         finals = client.wait([parent.uuid, child.uuid], timeout=15)
         assert [f.state for f in finals] == ["Cancelled", "Cancelled"]
         assert finals[1].started_at is None
+        client.cancel(blocker.uuid)
+
+
+def test_a_job_waiting_on_its_children_holds_no_cores(tmp_path):
+    """A runner's quarter core would otherwise keep a child that asks for the whole
+    node from ever starting (a 2-core step under a runner on a 2-core machine)."""
+    program = textwrap.dedent("""
+        import cwl_crunch
+        cluster = cwl_crunch.connect()
+        child = cluster.submit(["true"], cores=1.0)
+        child.result(timeout=120)
+    """)
+    with cwl_crunch.connect(home=tmp_path / "home", poll_interval=0.05, max_cores=1.0) as cl:
+        client = cl.client
+        parent = client.submit(spec(sys.executable, "-c", program, cores=0.5))
+        [done] = client.wait([parent.uuid], timeout=60)
+        assert done.succeeded, done
+        [child] = client.list_jobs(JobFilter(parent_uuid=parent.uuid))
+        assert child.succeeded and child.spec.cores == 1.0
 
 
 # Events ---------------------------------------------------------------------------------

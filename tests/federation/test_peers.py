@@ -127,11 +127,14 @@ def test_a_run_handed_to_a_peer_pulls_its_inputs_and_runs_there(sites, tmp_path)
     assert run["uuid"].startswith("siteb-job-")
     assert run["peer_id"] == "sitea" and run["remote_owner"] == token_uuid(sitea.token)
     assert run["parent_uuid"] is None
-    # siteb pulled what the run mounts; sitea holds its own copies still.
-    assert b_client.has_collection(body["input_pdhs"][0])
-    assert b_client.has_collection(body["run_pdh"])
+    # Queued, held while siteb pulls what the run mounts (three small files, a block each).
+    assert run["state"] == JobState.QUEUED
+    assert run["queue_reason"] == "fetching 3 blocks, 0.0 MB, from sitea", run
     [done] = b_client.wait([run["uuid"]], timeout=180)
     assert done.succeeded, done
+    assert done.queue_reason is None
+    assert b_client.has_collection(body["input_pdhs"][0])
+    assert b_client.has_collection(body["run_pdh"])
     said = b"".join(b_client.read_file(done.output_pdh or "", "said.txt"))
     assert said == b"hello from sitea\n"
     # sitea's peer token on siteb follows the run and reads what it made.

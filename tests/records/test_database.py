@@ -642,6 +642,7 @@ def undo_schema_10(connection):
     connection.execute(text("DROP INDEX ix_jobs_peer_id"))
     connection.execute(text("ALTER TABLE jobs DROP COLUMN peer_id"))
     connection.execute(text("ALTER TABLE jobs DROP COLUMN remote_owner"))
+    connection.execute(text("ALTER TABLE jobs DROP COLUMN queue_reason"))
     connection.execute(text("ALTER TABLE tokens DROP COLUMN peer_id"))
     connection.execute(text("DROP TABLE sent_collections"))
 

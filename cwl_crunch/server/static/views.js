@@ -292,6 +292,12 @@ function detailRows(job) {
       el("a", { href: `#/jobs/${job.reused_job_uuid}`, class: "reused-link" },
         job.reused_job_uuid)), "reuse"]);
   }
+  if (job.queue_reason) {
+    rows.push(["Waiting", job.queue_reason, "queue_reason"]);
+  }
+  if (job.peer_id) {
+    rows.push(["For", `a person of cluster ${job.peer_id} (${job.remote_owner})`, "peer"]);
+  }
   if (job.failure_reason) {
     rows.push(["Failure", el("span", { class: "failure" }, job.failure_reason), "failure"]);
   }

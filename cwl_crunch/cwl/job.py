@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from cwltool.errors import UnsupportedRequirement, WorkflowException
@@ -36,6 +36,18 @@ PARTITION_REQUIREMENT = "http://arvados.org/cwl#PartitionRequirement"
 """Arvados' hint (``arv:PartitionRequirement: {partition: ...}``): where on SLURM."""
 _READ_ONLY = {"File": False, "Directory": False, "WritableFile": True,
               "WritableDirectory": True}
+
+
+def deliver(runtimeContext: RuntimeContext, output_callback: Callable[[Any, str], None],
+            outputs: Any, status: str) -> None:
+    """Hand a job's outputs to cwltool, under the workflow lock when there is one (the
+    callback moves the workflow on)."""
+    lock = runtimeContext.workflow_eval_lock
+    if lock is None:
+        output_callback(outputs, status)
+    else:
+        with lock:
+            output_callback(outputs, status)
 
 
 def mount_for(entry: MapperEnt) -> Mount:
@@ -97,14 +109,8 @@ class CrunchJob(JobBase):
             logger.error("[step %s] %s", self.name, error)
         except Exception as error:
             logger.error("[step %s] %s", self.name, error, exc_info=runtimeContext.debug)
-        lock = runtimeContext.workflow_eval_lock
-        if self.output_callback is None:
-            return
-        if lock is None:
-            self.output_callback(outputs, status)
-        else:
-            with lock:
-                self.output_callback(outputs, status)
+        if self.output_callback is not None:
+            deliver(runtimeContext, self.output_callback, outputs, status)
 
     def _spec(self, runtimeContext: RuntimeContext) -> JobSpec:
         generatemapper = None

@@ -31,6 +31,7 @@ from cwltool.utils import visit_class
 from ruamel.yaml import YAML
 
 from cwl_crunch.cwl.hints import ARVADOS_NAMESPACE, CLUSTER_HINTS, CRUNCH_NAMESPACE
+from cwl_crunch.cwl.job import deliver
 from cwl_crunch.cwl.layout import KEEP_PREFIX
 from cwl_crunch.cwl.path_mapper import Uploads
 from cwl_crunch.errors import ApiError, CrunchError, IllegalTransition
@@ -306,12 +307,7 @@ class RemoteRun:
             status = "success"
         except (WorkflowException, CrunchError) as error:
             logger.error("[step %s] on cluster %s: %s", self.name, self.peer_id, error)
-        lock = runtimeContext.workflow_eval_lock
-        if lock is None:
-            self._output_callback(outputs, status)
-        else:
-            with lock:
-                self._output_callback(outputs, status)
+        deliver(runtimeContext, self._output_callback, outputs, status)
 
 
 def run_remote(steps: StepRunner, federation: Federation, name: str,

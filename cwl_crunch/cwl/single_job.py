@@ -25,6 +25,7 @@ from cwltool.process import Process
 from cwltool.utils import visit_class
 
 from cwl_crunch.cwl.hints import SINGLE_JOB_HINTS, in_force
+from cwl_crunch.cwl.job import deliver
 from cwl_crunch.cwl.layout import KEEP_PREFIX
 from cwl_crunch.cwl.path_mapper import Uploads
 from cwl_crunch.cwl.remote import packed_process, stored_inputs, yaml_text
@@ -90,12 +91,7 @@ class SingleJob:
             outputs, status = self._run()
         except (WorkflowException, CrunchError) as error:
             logger.error("[step %s] in one job: %s", self.name, error)
-        lock = runtimeContext.workflow_eval_lock
-        if lock is None:
-            self._output_callback(outputs, status)
-        else:
-            with lock:
-                self._output_callback(outputs, status)
+        deliver(runtimeContext, self._output_callback, outputs, status)
 
     def _run(self) -> tuple[Any, str]:
         steps = self._steps

@@ -26,10 +26,9 @@ class CrunchCommandLineTool(CommandLineTool):
         self._steps = steps
 
     def job(self, job_order: Any, output_callbacks: Any, runtimeContext: RuntimeContext) -> Any:
-        peer = remote_peer(self._steps, self, job_order, runtimeContext)
-        if peer is not None:
-            yield RemoteRun(self._steps, self, peer[1], peer[0], _name(self, runtimeContext),
-                            output_callbacks)
+        remote = remote_run(self._steps, self, job_order, output_callbacks, runtimeContext)
+        if remote is not None:
+            yield remote
             return
         yield from self._local_job(job_order, output_callbacks, runtimeContext)
 
@@ -83,10 +82,9 @@ class CrunchWorkflow(Workflow):
         return CrunchWorkflowStep(toolpath_object, pos, loadingContext, parentworkflowProv)
 
     def job(self, job_order: Any, output_callbacks: Any, runtimeContext: RuntimeContext) -> Any:
-        peer = remote_peer(self._steps, self, job_order, runtimeContext)
-        if peer is not None:
-            yield RemoteRun(self._steps, self, peer[1], peer[0], _name(self, runtimeContext),
-                            output_callbacks)
+        remote = remote_run(self._steps, self, job_order, output_callbacks, runtimeContext)
+        if remote is not None:
+            yield remote
             return
         if wants_single_job(self):
             builder = self._init_job(job_order, runtimeContext)
@@ -94,6 +92,16 @@ class CrunchWorkflow(Workflow):
                             output_callbacks)
             return
         yield from super().job(job_order, output_callbacks, runtimeContext)
+
+
+def remote_run(steps: StepRunner, process: Process, job_order: Any, output_callbacks: Any,
+               runtimeContext: RuntimeContext) -> RemoteRun | None:
+    """The one job that runs ``process`` on a peer, if its hint sends it to one."""
+    peer = remote_peer(steps, process, job_order, runtimeContext)
+    if peer is None:
+        return None
+    return RemoteRun(steps, process, peer[1], peer[0], _name(process, runtimeContext),
+                     output_callbacks)
 
 
 def remote_peer(steps: StepRunner, process: Process, job_order: Any,

@@ -12,11 +12,13 @@ import dataclasses
 import json
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
-from server_process import ServerProcess
+from server_process import ROOT, ServerProcess
 
 from cwl_crunch.config import load_config
 from cwl_crunch.core import ClusterCore
@@ -102,31 +104,37 @@ class FederatedRun:
     run_uuid: str | None
 
 
-def run_workflow(site: Site, workflow: str, inputs: dict[str, Any], tmp_path: Path,
-                 *extra: str, timeout: float = 300) -> FederatedRun:
+def runner_process(site: Site, workflow: str, inputs: dict[str, Any], tmp_path: Path,
+                   *extra: str) -> subprocess.Popen[str]:
     """``cwl-crunch-runner --cluster <site>`` of a workflow in WORKFLOWS, as the site's
-    person; the outputs in ``tmp_path/out``."""
-    import subprocess
-    import sys
-
-    from server_process import ROOT
-
+    person, started (stdout and stderr piped); the outputs in ``tmp_path/out``."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "inputs.json").write_text(json.dumps(inputs))
-    before = {job["uuid"] for job in site.api("GET", "/jobs?top_level=true&limit=1000").json()}
     env = {key: value for key, value in os.environ.items()
            if not key.startswith("CWL_CRUNCH_")}
     env.update(CWL_CRUNCH_API_TOKEN=site.token, CWL_CRUNCH_HOME=str(tmp_path / "home"),
                PYTHONPATH=str(ROOT))
-    done = subprocess.run(
+    return subprocess.Popen(
         [sys.executable, "-m", "cwl_crunch.cli.runner", "--cluster", site.url,
          "--no-container", "--outdir", str(tmp_path / "out"), *extra,
          str(WORKFLOWS / workflow), str(tmp_path / "inputs.json")],
-        env=env, capture_output=True, text=True, timeout=timeout)
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def run_workflow(site: Site, workflow: str, inputs: dict[str, Any], tmp_path: Path,
+                 *extra: str, timeout: float = 300) -> FederatedRun:
+    """``runner_process`` to its end, with the run it recorded at ``site`` (if any)."""
+    before = {job["uuid"] for job in site.api("GET", "/jobs?top_level=true&limit=1000").json()}
+    with runner_process(site, workflow, inputs, tmp_path, *extra) as runner:
+        try:
+            stdout, stderr = runner.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            runner.kill()
+            raise
     runs = [job["uuid"] for job in site.api("GET", "/jobs?top_level=true&limit=1000").json()
             if job["uuid"] not in before]
-    outputs = json.loads(done.stdout) if done.stdout.strip().startswith("{") else {}
-    return FederatedRun(done.returncode, outputs, done.stderr, runs[0] if runs else None)
+    outputs = json.loads(stdout) if stdout.strip().startswith("{") else {}
+    return FederatedRun(runner.returncode, outputs, stderr, runs[0] if runs else None)
 
 
 def children(sites: dict[str, Site], uuid: str) -> list[dict[str, Any]]:

@@ -4,16 +4,12 @@ block at the source."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from federation_sites import WORKFLOWS, leaves, run_workflow, tags_by_cluster
+from federation_sites import leaves, run_workflow, runner_process, tags_by_cluster
 from polling import wait_until
-from server_process import ROOT
 
 pytestmark = [pytest.mark.federation, pytest.mark.slow, pytest.mark.xdist_group("federation")]
 
@@ -66,7 +62,7 @@ def test_a_peer_that_goes_down_mid_run_is_followed_again_when_back(sites, tmp_pa
     """siteb is killed while the step runs there and started again; the job goes on
     there, and the home runner, told by its server that siteb does not answer (502),
     waits and then finishes the run."""
-    runner = start_runner(sites["sitea"], "slow.cwl",
+    runner = runner_process(sites["sitea"], "slow.cwl",
                           {"text": text_file(tmp_path, "patient\n"), "where": "siteb",
                            "seconds": 8}, tmp_path)
     siteb = sites["siteb"]
@@ -86,7 +82,7 @@ def test_a_peer_that_goes_down_mid_run_is_followed_again_when_back(sites, tmp_pa
 def test_cancel_at_home_cancels_the_remote_subtree(sites, tmp_path):
     sitea, siteb = sites["sitea"], sites["siteb"]
     before = set(top_level(sitea))
-    runner = start_runner(sitea, "slow.cwl",
+    runner = runner_process(sitea, "slow.cwl",
                           {"text": text_file(tmp_path, "cancel me\n"), "where": "siteb",
                            "seconds": 120}, tmp_path)
     run_uuid = wait_until(lambda: [uuid for uuid in top_level(sitea) if uuid not in before],
@@ -111,24 +107,9 @@ def test_cancel_at_home_cancels_the_remote_subtree(sites, tmp_path):
     wait_until(all_cancelled, timeout=60, what="the remote runner and its step cancelled")
 
 
-def start_runner(site, workflow: str, inputs: dict, tmp_path: Path) -> subprocess.Popen:
-    import json
-
-    (tmp_path / "inputs.json").write_text(json.dumps(inputs))
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith("CWL_CRUNCH_")}
-    env.update(CWL_CRUNCH_API_TOKEN=site.token, CWL_CRUNCH_HOME=str(tmp_path / "home"),
-               PYTHONPATH=str(ROOT))
-    return subprocess.Popen(
-        [sys.executable, "-m", "cwl_crunch.cli.runner", "--cluster", site.url,
-         "--no-container", "--outdir", str(tmp_path / "out"), str(WORKFLOWS / workflow),
-         str(tmp_path / "inputs.json")],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 def test_kill_9_of_the_home_runner_then_again_joins_the_remote_step(sites, tmp_path):
     inputs = {"text": text_file(tmp_path, "resumed\n"), "where": "siteb", "seconds": 6}
-    first = start_runner(sites["sitea"], "slow.cwl", inputs, tmp_path)
+    first = runner_process(sites["sitea"], "slow.cwl", inputs, tmp_path)
     siteb = sites["siteb"]
     running = wait_until(lambda: [job for job in siteb.api("GET", "/jobs?limit=50").json()
                                   if job["state"] == "Running"

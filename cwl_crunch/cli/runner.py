@@ -241,7 +241,7 @@ def _runtime_context(args: argparse.Namespace,
     # steps.client is read at each call: once the run is a job, the run's own token (and
     # that client's cache, which the copy-out to --outdir reads from) is used.
     context.make_fs_access = lambda basedir: CrunchFsAccess(  # type: ignore[assignment]
-        basedir, client=steps.client, updates=steps.updates)
+        basedir, client=steps.client, updates=steps.updates, remote=steps.remote)
     context.path_mapper = functools.partial(  # type: ignore[assignment]
         CrunchPathMapper, uploads=Uploads(lambda: steps.client), updates=steps.updates)
     return context

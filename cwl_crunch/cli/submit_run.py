@@ -35,6 +35,8 @@ SERVER_PATIENCE = 600.0
 waiting; the run goes on there, and ``cwl-crunch jobs wait UUID`` follows it again."""
 RETRY_PAUSE = 1.0
 """Seconds between attempts to reach the cluster again."""
+REMOTE_WAIT = 20.0
+"""Seconds of one wait for a run on a peer (on its event stream, through the cluster)."""
 
 
 def submit_run(args: argparse.Namespace, client: ClusterClient) -> int:
@@ -85,12 +87,12 @@ def _submit_to_peer(args: argparse.Namespace, client: ClusterClient,
           "through this one; waiting (Ctrl-C stops waiting, not the run)", file=sys.stderr)
     record = remote
     while not record.finished:
-        time.sleep(RETRY_PAUSE)
         try:
-            record = links.remote_job(args.runner_cluster, remote.uuid)
+            record = links.wait_remote(args.runner_cluster, remote.uuid, REMOTE_WAIT)
         except ApiError as error:
             if error.status not in (None, 502):
                 raise
+            time.sleep(RETRY_PAUSE)
     if record.complete and record.exit_code == 0:
         record = links.pull_results(args.runner_cluster, remote.uuid)
     return _report(client, record, Path(args.outdir or os.getcwd()))

@@ -182,6 +182,19 @@ class HttpClient(ClusterClient):
         records.update((record.uuid, record) for record in self.get_jobs(unread))
         return [records[uuid] for uuid in uuids]
 
+    def follow_events(self) -> None:
+        """Begin following the event stream (idempotent), for ``seen_end``."""
+        self._events.start()
+
+    def seen_end(self, uuid: str) -> JobRecord | bool:
+        """Without waiting: job ``uuid``'s final record if the stream showed it ending
+        since ``follow_events`` (True if it ended but its record did not come along),
+        False if not. For a caller that waits without holding a thread (the server's
+        proxy of a peer's job)."""
+        if not self._events.has_ended(uuid):
+            return False
+        return self._events.final_record(uuid) or True
+
     # Collections --------------------------------------------------------------------
     def put_paths(self, paths: Sequence[Path]) -> str:
         plan = plan_upload(paths)

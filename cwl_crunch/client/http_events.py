@@ -115,6 +115,11 @@ class EventFollower:
         with self._lock:
             return self._records.get(uuid)
 
+    def has_ended(self, uuid: str) -> bool:
+        """Whether job ``uuid`` ended since following began (no waiting)."""
+        with self._lock:
+            return uuid in self._ended
+
     @property
     def stopped(self) -> bool:
         return self._stopping.is_set()

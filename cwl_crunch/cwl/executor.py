@@ -80,6 +80,8 @@ class CrunchExecutor(MultithreadedJobExecutor):
         context = runtime_context.copy()
         context.outdir = None  # relocation is ours (the outputs are keep: locations)
         output, status = super().execute(process, job_order_object, context, logger)
+        if output is not None and not context.validate_only:
+            output = self._steps.localized("the run's outputs", output)
         if output is None or final_outdir is None or context.validate_only:
             return output, status
         # Made even for outputs without files: a runner job's output collection is this

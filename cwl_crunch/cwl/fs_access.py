@@ -38,6 +38,8 @@ from cwl_crunch.store.references import split_reference
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
+    from cwl_crunch.cwl.remote_outputs import RemoteOutputs
+
 _CACHED_COLLECTIONS = 256
 """Trees kept per client: enough for a workflow's working set, bounded for huge scatters."""
 
@@ -109,13 +111,18 @@ class CrunchFsAccess(StdFsAccess):
     """StdFsAccess that reads ``keep:`` locations through the cluster client."""
 
     def __init__(self, basedir: str, client: ClusterClient,
-                 updates: InplaceUpdates | None = None) -> None:
+                 updates: InplaceUpdates | None = None,
+                 remote: RemoteOutputs | None = None) -> None:
+        """``remote``: the outputs of the run's remote steps (read where they are)."""
         super().__init__(basedir)
         self.client = client
         self.updates = updates or InplaceUpdates()
+        self.remote = remote
 
     def _tree(self, pdh: str) -> _Tree:
         """The collection's tree; CollectionNotFound if the cluster does not hold it."""
+        if self.remote is not None and self.remote.origin(pdh) is not None:
+            return _Tree(self.remote.entries(pdh))
         return _cached_tree(self.client, pdh)
 
     def _kind(self, location: str) -> str | None:
@@ -161,6 +168,8 @@ class CrunchFsAccess(StdFsAccess):
         pdh, path, kind = self._existing(fn)
         if kind != "file":
             raise PathNotFound(f"cannot open {path!r} of collection {pdh}: it is a directory")
+        if self.remote is not None and self.remote.origin(pdh) is not None:
+            pdh = self.remote.part(pdh, {path})  # only this file comes home
         binary = io.BufferedReader(_ChunkReader(self.client.read_file(pdh, path)))
         return binary if "b" in mode else io.TextIOWrapper(binary, encoding="utf-8")
 

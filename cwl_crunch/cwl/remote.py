@@ -46,7 +46,7 @@ from cwl_crunch.model import (
     JobState,
 )
 from cwl_crunch.model.runs import RUN_FOLDER_FILES, RunRequest, relocated
-from cwl_crunch.store.collection_paths import is_below, unescape_path
+from cwl_crunch.store.manifest_subset import manifest_subset
 from cwl_crunch.worker.processes import this_worker
 
 if TYPE_CHECKING:
@@ -55,8 +55,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger("cwl_crunch.cwl")
 
 ORIGINAL_VERSION = "http://commonwl.org/cwltool#original_cwlVersion"
-FOLLOW_PAUSE = (0.1, 1.0)
-"""Seconds between reads of a remote run's record: the first pause, the longest."""
+FOLLOW_WAIT = 3.0
+"""Seconds of one wait for a remote run's end (on the peer's event stream): between
+two waits the runner looks whether it was interrupted or the step cancelled here."""
+AWAY_PAUSE = 1.0
+"""Seconds between tries to reach a peer that does not answer."""
 PEER_PATIENCE = 600.0
 """Seconds a home runner goes on trying to reach a peer that stopped answering while
 one of its runs is there (the run goes on; the runner resumes following it)."""
@@ -116,17 +119,20 @@ def _split_keep(location: str) -> tuple[str, str]:
     return pdh, urllib.parse.unquote(path)
 
 
-def trimmed_inputs(inputs: Any, client: ClusterClient) -> Any:
+def trimmed_inputs(inputs: Any, client: ClusterClient,
+                   leave: Callable[[str], bool] = lambda pdh: False) -> Any:
     """The input object with each collection it names replaced by one holding only the
     files and directories it names (same paths; the blocks are this cluster's already):
-    a peer pulls what the process can read, not the rest of a large collection."""
+    a peer pulls what the process can read, not the rest of a large collection. The
+    collections ``leave`` says are not here are left as they are."""
     wanted: dict[str, set[str]] = {}
 
     def note(obj: dict[str, Any]) -> None:
         location = str(obj.get("location", ""))
         if location.startswith(KEEP_PREFIX):
             pdh, path = _split_keep(location)
-            wanted.setdefault(pdh, set()).add(path)
+            if not leave(pdh):
+                wanted.setdefault(pdh, set()).add(path)
 
     visit_class(inputs, ("File", "Directory"), note)
     replaced = {pdh: _trimmed(client, pdh, paths) for pdh, paths in wanted.items()}
@@ -135,8 +141,9 @@ def trimmed_inputs(inputs: Any, client: ClusterClient) -> Any:
         location = str(obj.get("location", ""))
         if location.startswith(KEEP_PREFIX):
             pdh, _ = _split_keep(location)
-            obj["location"] = KEEP_PREFIX + replaced[pdh] + location[len(KEEP_PREFIX) +
-                                                                       len(pdh):]
+            if pdh in replaced:
+                obj["location"] = KEEP_PREFIX + replaced[pdh] + location[len(KEEP_PREFIX) +
+                                                                           len(pdh):]
 
     visit_class(inputs, ("File", "Directory"), rewrite)
     return inputs
@@ -146,22 +153,11 @@ def _trimmed(client: ClusterClient, pdh: str, paths: set[str]) -> str:
     """A collection of ``pdh``'s entries at or below ``paths`` (``pdh`` itself when that
     is all of it). The manifest's lines are kept as given (signed over HTTP: the proof
     that this caller may name the blocks)."""
-    if "" in paths:
-        return pdh
     text = client.get_manifest(pdh)
-    lines = text.split(b"\n")
-    kept = [lines[0], *(line for line in lines[1:] if line and _selected(line, paths))]
-    if len(kept) == len([line for line in lines if line]):
+    part = manifest_subset(text, paths)
+    if len(part.split()) == len(text.split()):  # every line kept: the whole of it
         return pdh
-    return client.put_manifest(b"\n".join(kept) + b"\n")
-
-
-def _selected(line: bytes, paths: set[str]) -> bool:
-    """Whether a manifest line (a file, or an empty directory) is one of ``paths`` or
-    below one."""
-    fields = line.decode("utf-8").split(" ")
-    path = unescape_path(fields[1])
-    return any(path == wanted or is_below(path, wanted) for wanted in paths)
+    return client.put_manifest(part)
 
 
 def yaml_text(document: Any) -> str:
@@ -313,9 +309,19 @@ class RemoteRun:
 def run_remote(steps: StepRunner, federation: Federation, name: str,
                packed: dict[str, Any], job_order: Any, peer_id: str) -> Any:
     """Run one process on ``peer_id`` below a step job of this run; its outputs."""
+    # Outputs of earlier steps on that peer stay there; those of other peers come home
+    # (the parts read) and are sent on from here.
+    job_order = steps.localized(f"step {name}", job_order, staying_on=peer_id)
+    def on_peer(pdh: str) -> str | None:
+        """The job on ``peer_id`` that made ``pdh`` (None: it is here, or a part
+        pulled home that is the whole of another peer's collection)."""
+        origin = steps.remote.origin(pdh)
+        return origin.job_uuid if origin is not None and origin.peer_id == peer_id else None
+
     inputs = trimmed_inputs(stored_inputs(job_order, Uploads(lambda: steps.client)),
-                            steps.client)
+                            steps.client, leave=lambda pdh: on_peer(pdh) is not None)
     pdhs = sorted(referenced_pdhs(inputs))
+    there = {pdh: job for pdh in pdhs if (job := on_peer(pdh)) is not None}
     with tempfile.TemporaryDirectory(prefix="cwl-crunch-remote-") as scratch:
         folder = Path(scratch)
         workflow, inputs_file = RUN_FOLDER_FILES
@@ -323,7 +329,8 @@ def run_remote(steps: StepRunner, federation: Federation, name: str,
         (folder / inputs_file).write_text(yaml_text(inputs))
         run_pdh = steps.client.put_paths([folder / workflow, folder / inputs_file])
     mounts = {"in": CollectionMount(run_pdh),
-              **{f"inputs/{index}": CollectionMount(pdh) for index, pdh in enumerate(pdhs)}}
+              **{f"inputs/{index}": CollectionMount(pdh) for index, pdh in enumerate(pdhs)
+                 if pdh not in there}}
     claim = steps.client.start_own_job(JobSpec(
         (*REMOTE_STEP, peer_id, name), name=name, mounts=mounts,
         cores=0.01, ram=1 << 20, reuse=False), this_worker())
@@ -331,7 +338,7 @@ def run_remote(steps: StepRunner, federation: Federation, name: str,
     try:
         return _follow_and_collect(steps, links, step_client, claim.job.uuid, name, peer_id,
                                    RunRequest(run_pdh, tuple(pdhs), name, steps.reuse,
-                                              steps.containers is not None))
+                                              steps.containers is not None, there))
     finally:
         if step_client is not steps.client:
             step_client.close()
@@ -356,12 +363,14 @@ def _follow_and_collect(steps: StepRunner, links: PeerLinks, step_client: Cluste
                                  EndReason.ERROR)
             raise WorkflowException(f"run {final.uuid} on cluster {peer_id} ended "
                                     f"{final.state} ({reason})")
-        final = links.pull_results(peer_id, final.uuid)
-        assert final.output_pdh is not None and final.log_pdh is not None
-        said = b"".join(step_client.read_file(final.log_pdh, "stdout.txt"))
+        # The outputs stay on the peer until read here (see RemoteOutputs): of the log,
+        # only the output object comes home now.
+        for pdh in (final.output_pdh, final.log_pdh):
+            steps.remote.note(pdh, peer_id, final.uuid)
+        said_in = steps.remote.part(final.log_pdh, {"stdout.txt"})
+        said = b"".join(steps.client.read_file(said_in, "stdout.txt"))
         outputs = relocated(json.loads(said), f"{KEEP_PREFIX}{final.output_pdh}", None)
-        outcome = JobOutcome(JobState.COMPLETE, 0, final.output_pdh, final.log_pdh, None,
-                             EndReason.EXIT)
+        outcome = JobOutcome(JobState.COMPLETE, 0, None, None, None, EndReason.EXIT)
         return outputs
     finally:
         # Cancelled here meanwhile: its record says so already.
@@ -380,15 +389,13 @@ def _followed(steps: StepRunner, links: PeerLinks, peer_id: str, remote: JobReco
     """The remote run's final record; cancelled there when this run is interrupted or
     the step's job is cancelled here; a peer that stops answering is waited for up to
     ``PEER_PATIENCE`` seconds."""
-    pause, away_since, record, cancelled = FOLLOW_PAUSE[0], None, remote, False
+    away_since, record, cancelled = None, remote, False
     while not record.finished:
         if not cancelled and (steps.interrupted.is_set() or cancelled_here()):
             links.cancel(peer_id, record.uuid)
             cancelled = True
-        time.sleep(pause)
-        pause = min(pause * 1.5, FOLLOW_PAUSE[1])
         try:
-            record = links.remote_job(peer_id, record.uuid)
+            record = links.wait_remote(peer_id, record.uuid, FOLLOW_WAIT)
         except ApiError as error:
             if error.status is not None and error.status != 502:
                 raise
@@ -398,6 +405,7 @@ def _followed(steps: StepRunner, links: PeerLinks, peer_id: str, remote: JobReco
                                         f"{PEER_PATIENCE:g} s: {error}") from None
             logger.warning("cluster %s does not answer (%s); waiting for it", peer_id,
                            error)
+            time.sleep(AWAY_PAUSE)
             continue
         away_since = None
     return record

@@ -12,6 +12,7 @@ from cwltool.errors import WorkflowException
 from cwl_crunch.cwl.containers import RunnerContainers
 from cwl_crunch.cwl.hints import cluster_hint, literal_cluster_ids
 from cwl_crunch.cwl.inplace import InplaceUpdates
+from cwl_crunch.cwl.remote_outputs import RemoteOutputs
 from cwl_crunch.cwl.resources import fit_resources
 from cwl_crunch.errors import CrunchError
 from cwl_crunch.model import ClusterClient, JobRecord, JobSpec, NodeSize
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from cwltool.process import Process
 
     from cwl_crunch.cwl.remote import Federation
+    from cwl_crunch.federation.links import PeerLinks
 
 logger = logging.getLogger("cwl_crunch.cwl")
 
@@ -69,6 +71,30 @@ class StepRunner:
         """Set on Ctrl-C: no new step starts; the running ones are being cancelled."""
         self._largest: NodeSize | None = None
         self._largest_lock = threading.Lock()
+        self.remote = RemoteOutputs(self._peer_links)
+        """Outputs of the run's remote steps, pulled home in parts when read here."""
+
+    def _peer_links(self) -> PeerLinks:
+        """The peer links of the run's current token (see RemoteOutputs)."""
+        from cwl_crunch.client.http import HttpClient
+        from cwl_crunch.federation.links import HttpPeerLinks
+
+        if isinstance(self.client, HttpClient):
+            return HttpPeerLinks(self.client)
+        if self.federation is None:
+            raise WorkflowException("this cluster has no peers")
+        return self.federation.links
+
+    def localized(self, what: str, value: Any, *, staying_on: str | None = None) -> Any:
+        """``value`` (a JobSpec or an object of Files) with what it names of remote
+        steps' outputs pulled home (see RemoteOutputs); ``what`` names it in an error."""
+        try:
+            if isinstance(value, JobSpec):
+                return self.remote.localized_spec(value)
+            return self.remote.localized(value, staying_on=staying_on)
+        except CrunchError as error:
+            raise WorkflowException(f"{what}: could not bring home what it reads of the "
+                                    f"outputs of steps on other clusters: {error}") from None
 
     def largest_node(self) -> NodeSize:
         """The cluster's largest node, asked once per run."""
@@ -92,7 +118,7 @@ class StepRunner:
     def run_step(self, name: str, spec: JobSpec) -> JobRecord:
         if self.interrupted.is_set():
             raise WorkflowException(f"step {name} not started: the run was interrupted")
-        record = self.client.submit(spec)
+        record = self.client.submit(self.localized(f"step {name}", spec))
         if record.finished:
             self.progress.change(reused=1 if record.reused_job_uuid else 0,
                                  done=0 if record.reused_job_uuid else 1)

@@ -16,9 +16,21 @@ from typing import TYPE_CHECKING
 from cwl_crunch.config import Config
 from cwl_crunch.errors import CrunchError, SubmitError
 from cwl_crunch.federation.peers import peer_client
-from cwl_crunch.federation.pull import PullPlan, PullReport, complete_pull, plan_pull
-from cwl_crunch.model import JOB_PAGE_LIMIT, ClusterClient, JobFilter, JobRecord
-from cwl_crunch.model.codec import record_from_dict
+from cwl_crunch.federation.pull import (
+    PullPlan,
+    PullReport,
+    complete_pull,
+    plan_part_pull,
+    plan_pull,
+)
+from cwl_crunch.model import (
+    JOB_PAGE_LIMIT,
+    ClusterClient,
+    CollectionEntry,
+    JobFilter,
+    JobRecord,
+)
+from cwl_crunch.model.codec import entry_from_dict, record_from_dict
 from cwl_crunch.model.runs import RunRequest
 
 if TYPE_CHECKING:
@@ -74,6 +86,11 @@ class PeerLinks(abc.ABC):
         """The record of job ``uuid`` on the peer."""
 
     @abc.abstractmethod
+    def wait_remote(self, peer_id: str, uuid: str, timeout: float) -> JobRecord:
+        """The record of job ``uuid`` on the peer once it has ended, or after ``timeout``
+        seconds: the wait follows the peer's event stream (it is not a poll)."""
+
+    @abc.abstractmethod
     def cancel(self, peer_id: str, uuid: str) -> JobRecord:
         """Cancel job ``uuid`` on the peer, and its subtree there."""
 
@@ -86,6 +103,18 @@ class PeerLinks(abc.ABC):
     def pull_results(self, peer_id: str, uuid: str) -> JobRecord:
         """Pull job ``uuid``'s output and log collections home from the peer (only the
         blocks this cluster lacks); the caller may read them afterwards."""
+
+    @abc.abstractmethod
+    def pull_part(self, peer_id: str, pdh: str, paths: Sequence[str], made_by: str) -> str:
+        """Pull home the part of collection ``pdh`` at or below ``paths`` (see
+        store.manifest_subset): ``pdh`` is the output or log of job ``made_by`` on the
+        peer. Only the blocks this cluster lacks move; the PDH of the part, which the
+        caller may read afterwards."""
+
+    @abc.abstractmethod
+    def remote_entries(self, peer_id: str, pdh: str, made_by: str) -> list[CollectionEntry]:
+        """Every file and directory of collection ``pdh`` (the output or log of job
+        ``made_by`` on the peer), read there: no block moves."""
 
 
 class CorePeerLinks(PeerLinks):
@@ -106,7 +135,8 @@ class CorePeerLinks(PeerLinks):
 
     def hand_run(self, peer_id: str, request: RunRequest) -> JobRecord:
         remote = self._peers.get(peer_id)
-        pdhs = list(dict.fromkeys([request.run_pdh, *request.input_pdhs]))
+        pdhs = [pdh for pdh in dict.fromkeys([request.run_pdh, *request.input_pdhs])
+                if pdh not in request.made_by]  # those are there already
         for pdh in pdhs:
             self._core.entry(pdh)  # CollectionNotFound here, not a failed pull there
         for pdh in pdhs:
@@ -117,6 +147,9 @@ class CorePeerLinks(PeerLinks):
 
     def remote_job(self, peer_id: str, uuid: str) -> JobRecord:
         return self._peers.get(peer_id).get_job(uuid)
+
+    def wait_remote(self, peer_id: str, uuid: str, timeout: float) -> JobRecord:
+        return self._peers.get(peer_id).wait([uuid], timeout)[0]
 
     def cancel(self, peer_id: str, uuid: str) -> JobRecord:
         return self._peers.get(peer_id).cancel(uuid)
@@ -132,6 +165,18 @@ class CorePeerLinks(PeerLinks):
                 self.pull(peer_id, pdh)
         return record
 
+    def pull_part(self, peer_id: str, pdh: str, paths: Sequence[str], made_by: str) -> str:
+        sources = self._sources(peer_id)
+        part, plan = plan_part_pull(pdh, paths, sources, self._target())
+        if plan is not None:
+            complete_pull(plan, sources, self._target())
+        if self._caller_job is not None:
+            self._core.note_upload(self._caller_job, part)
+        return part
+
+    def remote_entries(self, peer_id: str, pdh: str, made_by: str) -> list[CollectionEntry]:
+        return self._peers.get(peer_id).list_collection(pdh)
+
     def pull(self, peer_id: str, pdh: str) -> PullReport:
         """Pull one collection from ``peer_id`` first, then (for what it cannot give
         intact) any other peer."""
@@ -141,8 +186,12 @@ class CorePeerLinks(PeerLinks):
             self._core.note_upload(self._caller_job, pdh)
         return report
 
-    def plan(self, peer_id: str, pdh: str) -> PullPlan | None:
-        """What pulling ``pdh`` from ``peer_id`` moves (None: it is here already)."""
+    def plan(self, peer_id: str, pdh: str, *, prove: bool = False) -> PullPlan | None:
+        """What pulling ``pdh`` from ``peer_id`` moves (None: it is here already).
+        ``prove``: here already, but ``peer_id`` must give every block of it, itself."""
+        if prove:
+            return plan_pull(pdh, [(peer_id, self._peers.get(peer_id))], self._target(),
+                             prove=True)
         return plan_pull(pdh, self._sources(peer_id), self._target())
 
     def complete(self, plan: PullPlan) -> PullReport:
@@ -178,6 +227,10 @@ class HttpPeerLinks(PeerLinks):
     def remote_job(self, peer_id: str, uuid: str) -> JobRecord:
         return record_from_dict(self._client.get_json(f"/peers/{peer_id}/jobs/{uuid}"))
 
+    def wait_remote(self, peer_id: str, uuid: str, timeout: float) -> JobRecord:
+        return record_from_dict(self._client.get_json(
+            f"/peers/{peer_id}/jobs/{uuid}/wait?timeout={timeout:g}"))
+
     def cancel(self, peer_id: str, uuid: str) -> JobRecord:
         return record_from_dict(self._client.post_json(f"/peers/{peer_id}/jobs/{uuid}/cancel",
                                                        {}))
@@ -189,6 +242,16 @@ class HttpPeerLinks(PeerLinks):
     def pull_results(self, peer_id: str, uuid: str) -> JobRecord:
         return record_from_dict(self._client.post_json(f"/peers/{peer_id}/jobs/{uuid}/pull",
                                                        {}))
+
+
+    def pull_part(self, peer_id: str, pdh: str, paths: Sequence[str], made_by: str) -> str:
+        answer = self._client.post_json(f"/peers/{peer_id}/collections/{pdh}/part",
+                                        {"job": made_by, "paths": list(paths)})
+        return str(answer["pdh"])
+
+    def remote_entries(self, peer_id: str, pdh: str, made_by: str) -> list[CollectionEntry]:
+        return [entry_from_dict(entry) for entry in self._client.get_json(
+            f"/peers/{peer_id}/collections/{pdh}/entries?job={made_by}")]
 
 
 def links_for(client: ClusterClient) -> PeerLinks:

@@ -152,6 +152,10 @@ def entry_to_dict(entry: CollectionEntry) -> dict[str, Any]:
     return {"path": entry.path, "kind": entry.kind, "size": entry.size}
 
 
+def entry_from_dict(data: Mapping[str, Any]) -> CollectionEntry:
+    return CollectionEntry(str(data["path"]), data["kind"], int(data["size"]))
+
+
 def outcome_to_dict(outcome: JobOutcome) -> dict[str, Any]:
     fields = dataclasses.asdict(outcome)
     fields["end_reason"] = None if outcome.end_reason is None else str(outcome.end_reason)

@@ -9,7 +9,7 @@ what a peer's token can start is a runner job and nothing else.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cwl_crunch.model.jobs import CollectionMount, JobSpec
@@ -51,11 +51,19 @@ class RunRequest:
     name: str = ""
     reuse: bool = True
     use_container: bool = True
+    made_by: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Those of ``input_pdhs`` that the peer holds and the sender does not: each with
+    the job there that made it (the output of an earlier step run there)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"run_pdh": self.run_pdh, "input_pdhs": list(self.input_pdhs),
-                "name": self.name, "reuse": self.reuse, "use_container": self.use_container}
+                "name": self.name, "reuse": self.reuse, "use_container": self.use_container,
+                "made_by": dict(self.made_by)}
 
+
+PULL_FAILED = "could not pull its inputs"
+"""How the failure reason of a peer's run begins when its inputs could not be pulled:
+the mounts of no such run count as that peer's to read (records.access)."""
 
 RUN_OUTDIR = f"file://{RUN_ROOT}/out"
 """Where a runner job's output object says its files are: its own ``--outdir``."""

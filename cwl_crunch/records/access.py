@@ -9,9 +9,10 @@ import time
 from collections.abc import Sequence
 from typing import cast
 
-from sqlalchemy import Connection, Table, insert, select
+from sqlalchemy import Connection, Table, insert, or_, select
 
 from cwl_crunch.errors import JobNotFound
+from cwl_crunch.model.runs import PULL_FAILED
 from cwl_crunch.records.models import BlockUpload, Job, SentCollection, Upload
 
 JOBS = cast(Table, Job.__table__)
@@ -117,8 +118,13 @@ def peer_may_read(connection: Connection, peer_id: str, pdh: str) -> bool:
             select(JOBS.c.uuid).where(column == pdh).limit(1000)).scalars().all()
         if any(peer_root(connection, maker) == peer_id for maker in makers):
             return True
+    # Only runs that got their inputs: a run still held while they are pulled (or
+    # proved, see server.federation_api._plans), or failed for it, gives nothing.
     submitted = connection.execute(select(JOBS.c.mounts).where(
-        JOBS.c.peer_id == peer_id).order_by(JOBS.c.created_at.desc()).limit(10_000))
+        JOBS.c.peer_id == peer_id, JOBS.c.queue_reason.is_(None),
+        or_(JOBS.c.failure_reason.is_(None),
+            ~JOBS.c.failure_reason.startswith(PULL_FAILED))
+    ).order_by(JOBS.c.created_at.desc()).limit(10_000))
     return any(isinstance(m, dict) and m.get("pdh") == pdh
                for mounts in submitted.scalars() for m in (mounts or {}).values())
 

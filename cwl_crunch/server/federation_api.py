@@ -12,24 +12,28 @@ its collections were sent there (so that the peer's token may pull them).
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import threading
+import time
 from collections.abc import Callable
 from importlib.metadata import version
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from cwl_crunch.core import ClusterCore
 from cwl_crunch.errors import ApiError, CrunchError
-from cwl_crunch.federation.links import CorePeerLinks, PeerClients
+from cwl_crunch.federation.links import CorePeerLinks, PeerClients, handed_to
 from cwl_crunch.federation.pull import PullPlan
 from cwl_crunch.model import JOB_PAGE_LIMIT, CollectionMount, JobRecord, cluster_of
 from cwl_crunch.model.codec import entry_to_dict, record_to_dict
-from cwl_crunch.model.runs import RunRequest, runner_spec
+from cwl_crunch.model.runs import PULL_FAILED, RunRequest, runner_spec
 from cwl_crunch.server.auth import Caller, caller, core_of, peer, reader
 from cwl_crunch.server.jobs_api import access_of
-from cwl_crunch.server.schemas import PeerRunBody, RunBody
+from cwl_crunch.server.schemas import PartBody, PeerRunBody, RunBody
 
 router = APIRouter(prefix="/api/v1", tags=["federation"])
 Who = Annotated[Caller, Depends(caller)]
@@ -39,6 +43,10 @@ PeerId = Annotated[str, Path(pattern=r"^[a-z0-9]{5}$")]
 JOB_PATTERN = r"^[a-z0-9]{5}-job-[a-z0-9]{15}$"
 JobUuid = Annotated[str, Path(pattern=JOB_PATTERN)]
 PdhPath = Annotated[str, Path(pattern=r"^[0-9a-f]{64}\+[0-9]{1,20}$")]
+MAX_WAIT = 30.0
+"""Seconds a wait for a remote job may last, at most."""
+WAIT_STEP = 0.05
+"""Seconds between looks at what the peer's event stream showed (in memory)."""
 MAX_REMOTE_DEPTH = 100
 """Ancestors on a peer walked up, at most, to find the home job a remote one is below."""
 T = TypeVar("T")
@@ -79,13 +87,21 @@ def _plans(core: ClusterCore, links: CorePeerLinks, sender: str,
     """What pulling from the sending peer what this cluster lacks of ``pdhs`` moves
     (the manifests are fetched and checked now; the blocks come after)."""
     missing = [pdh for pdh in dict.fromkeys(pdhs) if not core.has_collection(pdh)]
-    if missing and sender not in core.config.peers:
-        raise HTTPException(400, f"collection {missing[0]} is not on this cluster, and "
-                                 f"cluster {sender} is not among its peers to pull it from "
-                                 f"(peers: {', '.join(sorted(core.config.peers)) or 'none'})")
+    # Held here, but not the sender's to name (neither sent by it nor made for it): it
+    # must give every block, as if it were missing, or the run could read what this
+    # cluster never gave that peer.
+    unproven = [pdh for pdh in dict.fromkeys(pdhs)
+                if pdh not in missing and not core.peer_may_read(sender, pdh)]
+    if (missing or unproven) and sender not in core.config.peers:
+        raise HTTPException(400, f"collection {(missing or unproven)[0]} is not on this "
+                                 f"cluster for cluster {sender}, and {sender} is not among "
+                                 f"its peers to pull it from (peers: "
+                                 f"{', '.join(sorted(core.config.peers)) or 'none'})")
     plans = []
-    for pdh in missing:
-        plan = _at_peer(sender, lambda pdh=pdh: links.plan(sender, pdh))  # type: ignore[misc]
+    for pdh in [*unproven, *missing]:  # a false claim fails first, naming it
+        prove = pdh in unproven
+        plan = _at_peer(sender, lambda pdh=pdh, prove=prove: links.plan(  # type: ignore[misc]
+            sender, pdh, prove=prove))
         if plan is not None:
             plans.append(plan)
     return plans
@@ -108,7 +124,7 @@ def _pull_then_release(core: ClusterCore, links: CorePeerLinks, uuid: str,
         for plan in plans:
             links.complete(plan)
     except CrunchError as error:
-        core.release_held(uuid, failure=f"could not pull its inputs: {error}")
+        core.release_held(uuid, failure=f"{PULL_FAILED}: {error}")
         return
     core.release_held(uuid)
 
@@ -122,9 +138,11 @@ def resume_held_pulls(core: ClusterCore, peers: PeerClients) -> None:
         pdhs = [mount.pdh for mount in job.spec.mounts.values()
                 if isinstance(mount, CollectionMount)]
         try:
-            plans = [plan for pdh in pdhs if (plan := links.plan(job.peer_id, pdh))]
+            plans = [plan for pdh in pdhs if (plan := links.plan(
+                job.peer_id, pdh, prove=core.has_collection(pdh) and not core.peer_may_read(
+                    job.peer_id, pdh)))]
         except CrunchError as error:
-            core.release_held(job.uuid, failure=f"could not pull its inputs: {error}")
+            core.release_held(job.uuid, failure=f"{PULL_FAILED}: {error}")
             continue
         _pull_then_release(core, links, job.uuid, plans)
 
@@ -153,10 +171,22 @@ def run_on_peer(request: Request, peer_id: PeerId, body: RunBody, who: Who) -> d
     to that peer, which may then pull them."""
     _known(request, peer_id)
     access = access_of(request)
+    naming = _naming_caller(request, who, peer_id) if body.made_by else who
+    for pdh, job in body.made_by.items():
+        if pdh not in body.input_pdhs:
+            raise HTTPException(422, f"made_by names {pdh}, which is not an input")
+        try:
+            record = _reachable(request, peer_id, job, naming)
+        except HTTPException as error:
+            raise HTTPException(error.status_code, f"made_by names job {job} on {peer_id}, "
+                                f"which this token does not reach: {error.detail}") from None
+        if pdh not in (record.output_pdh, record.log_pdh):
+            raise HTTPException(403, f"collection {pdh} is not what job {job} made")
     for pdh in [body.run_pdh, *body.input_pdhs]:
-        access.check_collection(who, pdh)
+        if pdh not in body.made_by:
+            access.check_collection(who, pdh)
     run = RunRequest(body.run_pdh, tuple(body.input_pdhs), body.name, body.reuse,
-                     body.use_container)
+                     body.use_container, dict(body.made_by))
     return record_to_dict(_at_peer(peer_id, lambda: links_of(request, who).hand_run(
         peer_id, run)))
 
@@ -165,6 +195,32 @@ def run_on_peer(request: Request, peer_id: PeerId, body: RunBody, who: Who) -> d
 def remote_job(request: Request, peer_id: PeerId, uuid: JobUuid, who: Who) -> dict[str, Any]:
     """A job on peer ``peer_id`` that this cluster handed there, read with its token."""
     return record_to_dict(_reachable(request, peer_id, uuid, who))
+
+
+@router.get("/peers/{peer_id}/jobs/{uuid}/wait", response_model=None)
+async def wait_remote(request: Request, peer_id: PeerId, uuid: JobUuid, who: Who,
+                      timeout: Annotated[float, Query(ge=0, le=MAX_WAIT)] = 10.0,
+                      ) -> dict[str, Any]:
+    """The job on the peer once it has ended, or after ``timeout`` seconds: this cluster
+    follows the peer's event stream (one per peer, shared by every waiter) and the wait
+    holds no thread, so a hundred remote steps followed at once cost the peer one
+    stream and one record read per wait."""
+    _known(request, peer_id)
+    client = peer_clients(request)
+    # Before the record is read: no end slips by unseen.
+    await run_in_threadpool(_at_peer, peer_id, lambda: client.get(peer_id).follow_events())
+    record = await run_in_threadpool(_reachable, request, peer_id, uuid, who)
+    deadline = time.monotonic() + timeout
+    while not record.finished and time.monotonic() < deadline \
+            and not await request.is_disconnected():
+        seen = client.get(peer_id).seen_end(uuid)
+        if isinstance(seen, JobRecord):
+            record = seen
+        elif seen:
+            record = await run_in_threadpool(_reachable, request, peer_id, uuid, who)
+        else:
+            await asyncio.sleep(WAIT_STEP)
+    return record_to_dict(record)
 
 
 @router.post("/peers/{peer_id}/jobs/{uuid}/cancel", response_model=None)
@@ -183,6 +239,20 @@ def pull_results(request: Request, peer_id: PeerId, uuid: JobUuid,
     _reachable(request, peer_id, uuid, who)
     return record_to_dict(_at_peer(peer_id, lambda: links_of(request, who).pull_results(
         peer_id, uuid)))
+
+
+def _naming_caller(request: Request, who: Caller, peer_id: str) -> Caller:
+    """Whose reach decides which jobs on ``peer_id`` a handed run may name the outputs
+    of (``made_by``): a remote step's own job (its run started it for itself, with the
+    command handed_to reads, and only the runner holds its token) names what its run
+    reaches there, the outputs of the run's earlier steps on that peer; any other
+    caller, what it reaches itself."""
+    if who.job_uuid is None:
+        return who
+    job = core_of(request).get_job(who.job_uuid)
+    if handed_to(job) != peer_id or job.parent_uuid is None:
+        return who
+    return dataclasses.replace(who, job_uuid=job.parent_uuid)
 
 
 def _known(request: Request, peer_id: str) -> None:
@@ -251,6 +321,20 @@ def remote_entries(request: Request, peer_id: PeerId, pdh: PdhPath, who: Who,
     client = peer_clients(request).get(peer_id)
     return _at_peer(peer_id, lambda: [entry_to_dict(entry)
                                       for entry in client.list_collection(pdh)])
+
+
+@router.post("/peers/{peer_id}/collections/{pdh}/part", response_model=None)
+def pull_part(request: Request, peer_id: PeerId, pdh: PdhPath, body: PartBody,
+              who: Who) -> dict[str, Any]:
+    """Pull home the part of a collection that a reachable job on the peer made (its
+    output or log) at or below ``paths``: only the blocks this cluster lacks move. The
+    part's PDH; the caller's job may read it afterwards."""
+    record = _reachable(request, peer_id, body.job, who)
+    if pdh not in (record.output_pdh, record.log_pdh):
+        raise HTTPException(403, f"collection {pdh} is not what job {body.job} made")
+    part = _at_peer(peer_id, lambda: links_of(request, who).pull_part(
+        peer_id, pdh, body.paths, body.job))
+    return {"pdh": part}
 
 
 def _at_peer(peer_id: str, call: Callable[[], T]) -> T:

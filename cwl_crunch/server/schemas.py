@@ -144,6 +144,18 @@ class RunBody(Strict):
     name: Annotated[Text, Field(max_length=1000)] = ""
     reuse: StrictBool = True
     use_container: StrictBool = True
+    made_by: Annotated[dict[Pdh, Annotated[str, Field(pattern=r"^[a-z0-9]{5}-job-[a-z0-9]{15}$")]],
+                       Field(max_length=10_000)] = {}
+    """Inputs the peer holds (outputs of jobs there), each with the job that made it."""
+
+
+class PartBody(Strict):
+    """Which part of a remote job's output or log collection to pull home: the paths
+    (files or directories; "" is all of it) and the job on the peer that made it."""
+
+    job: Annotated[str, Field(pattern=r"^[a-z0-9]{5}-job-[a-z0-9]{15}$")]
+    paths: Annotated[list[Annotated[Text, Field(max_length=10_000)]],
+                     Field(min_length=1, max_length=10_000)]
 
 
 class PeerRunBody(RunBody):

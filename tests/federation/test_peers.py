@@ -5,10 +5,12 @@ cluster presented to another (401)."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -208,3 +210,122 @@ def test_a_run_for_an_unknown_peer_names_the_known_ones(sites, tmp_path):
     answer = sites["sitea"].api("POST", "/peers/sitez/runs", json=body)
     assert answer.status_code == 404, answer.text
     assert "siteb, sitec" in answer.json()["detail"]
+
+
+SHORT_SLEEP_TOOL = {
+    "cwlVersion": "v1.2", "class": "CommandLineTool", "baseCommand": ["sleep", "4"],
+    "inputs": {"text": "File"}, "outputs": {},
+}
+WAITERS = 60
+"""More waits at once than the server has threads for blocking calls (40)."""
+
+
+def test_waits_on_a_remote_run_follow_the_peers_events_and_hold_no_thread(sites, tmp_path):
+    sitea = sites["sitea"]
+    body = make_run(sitea, tmp_path, SHORT_SLEEP_TOOL, "wait for me\n")
+    run = sitea.api("POST", "/peers/siteb/runs", json=body).json()
+    path = f"/peers/siteb/jobs/{run['uuid']}/wait?timeout=30"
+    ended_at: list[float] = []
+
+    def wait() -> dict:
+        answer = sitea.api("GET", path)
+        ended_at.append(time.monotonic())
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    with concurrent.futures.ThreadPoolExecutor(WAITERS) as pool:
+        waits = [pool.submit(wait) for _ in range(WAITERS)]
+        time.sleep(1.0)  # the waits are in
+        assert sitea.api("GET", "/cluster").status_code == 200
+        answered_at = time.monotonic()
+        records = [future.result() for future in waits]
+    # The server answered while all of them were waiting, and each wait ended with the
+    # run (on the peer's event), not at its timeout.
+    assert answered_at < min(ended_at)
+    assert all(record["state"] == JobState.COMPLETE for record in records), records[0]
+    assert max(ended_at) - answered_at < 30
+    # A wait that times out answers with the record as it is.
+    body = make_run(sitea, tmp_path, SLEEP_TOOL, "still going\n")
+    run = sitea.api("POST", "/peers/siteb/runs", json=body).json()
+    answer = sitea.api("GET", f"/peers/siteb/jobs/{run['uuid']}/wait?timeout=0.5")
+    assert answer.status_code == 200 and answer.json()["state"] in (
+        JobState.QUEUED, JobState.RUNNING), answer.text
+    sitea.api("POST", f"/peers/siteb/jobs/{run['uuid']}/cancel")
+    answer = sitea.api("GET", f"/peers/siteb/jobs/{run['uuid']}/wait?timeout=30")
+    assert answer.json()["state"] == JobState.CANCELLED, answer.text
+
+
+def test_a_peer_naming_a_collection_it_was_never_given_must_show_it_has_it(sites, tmp_path):
+    """siteb holds a collection of its own. A run from sitea that names it (its PDH is
+    no secret proof of anything) is refused unless sitea gives every block of it."""
+    sitea, siteb = sites["sitea"], sites["siteb"]
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "hello.txt").write_text("siteb's secret\n")
+    private = client_of(siteb, tmp_path).put_paths([secret / "hello.txt"])
+    body = make_run(sitea, tmp_path, CAT_TOOL, "not this one\n")
+    before = siteb.api("GET", "/jobs?top_level=true&limit=1000").json()
+    forged = {**body, "input_pdhs": [private], "parent_uuid": None,
+              "owner": f"sitea-tok-{'a' * 15}"}
+    answer = siteb.api("POST", "/federation/runs", token=siteb.peer_tokens["sitea"],
+                       json=forged)
+    assert answer.status_code >= 400, answer.text
+    assert private in answer.json()["detail"], answer.text
+    assert siteb.api("GET", "/jobs?top_level=true&limit=1000").json() == before
+    # sitea has the same file: it gives every block, and the run goes ahead.
+    assert client_of(sitea, tmp_path).put_paths([secret / "hello.txt"]) == private
+    folder = tmp_path / "run"
+    (folder / "inputs.json").write_text(json.dumps({
+        "text": {"class": "File", "location": f"keep:{private}/hello.txt"},
+        "$namespaces": {"keep": "keep:"}}))
+    run_pdh = client_of(sitea, tmp_path).put_paths([folder / "workflow.cwl",
+                                                    folder / "inputs.json"])
+    answer = sitea.api("POST", "/peers/siteb/runs",
+                       json={**body, "run_pdh": run_pdh, "input_pdhs": [private]})
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["queue_reason"].startswith("fetching "), answer.text  # proving
+    [done] = client_of(siteb, tmp_path).wait([answer.json()["uuid"]], timeout=180)
+    assert done.succeeded, done
+
+
+def test_a_remote_step_names_only_what_its_own_run_made_on_the_peer(sites, tmp_path):
+    """``made_by``: a run's remote step may name an output an earlier step of the same
+    run made on the peer (it is there already; nothing is sent). Another run's step, or
+    a job of the same run that is not a remote step, is refused, and nothing is written
+    on the peer."""
+    from cwl_crunch.federation.links import REMOTE_STEP
+    from cwl_crunch.model import CollectionMount, JobSpec
+    from cwl_crunch.worker.processes import this_worker
+
+    sitea, siteb = sites["sitea"], sites["siteb"]
+    body = make_run(sitea, tmp_path, CAT_TOOL, "made on siteb\n")
+    mounts = {"in": CollectionMount(body["run_pdh"]),
+              "inputs/0": CollectionMount(body["input_pdhs"][0])}
+    person = client_of(sitea, tmp_path)
+
+    def step_of(run_token: str, command: tuple[str, ...]) -> str:
+        with client_of(sitea, tmp_path, run_token) as run_client:
+            return run_client.start_own_job(JobSpec(command, mounts=mounts),
+                                            this_worker()).token
+
+    run_a = person.start_own_job(JobSpec(("a-runner",), mounts=mounts), this_worker())
+    first = sitea.api("POST", "/peers/siteb/runs", json=body,
+                      token=step_of(run_a.token, (*REMOTE_STEP, "siteb", "one")))
+    assert first.status_code == 201, first.text
+    [made] = client_of(siteb, tmp_path).wait([first.json()["uuid"]], timeout=180)
+    assert made.succeeded and made.output_pdh, made
+    naming = {**body, "input_pdhs": [*body["input_pdhs"], made.output_pdh],
+              "made_by": {made.output_pdh: made.uuid}}
+    before = siteb.api("GET", "/jobs?top_level=true&limit=1000").json()
+    run_b = person.start_own_job(JobSpec(("b-runner",), mounts=mounts), this_worker())
+    for token in (step_of(run_b.token, (*REMOTE_STEP, "siteb", "two")),
+                  step_of(run_a.token, ("not", "a", "remote", "step"))):
+        refused = sitea.api("POST", "/peers/siteb/runs", json=naming, token=token)
+        assert refused.status_code == 403, refused.text
+        assert made.uuid in refused.json()["detail"], refused.text
+    assert siteb.api("GET", "/jobs?top_level=true&limit=1000").json() == before
+    second = sitea.api("POST", "/peers/siteb/runs", json=naming,
+                       token=step_of(run_a.token, (*REMOTE_STEP, "siteb", "two")))
+    assert second.status_code == 201, second.text
+    [done] = client_of(siteb, tmp_path).wait([second.json()["uuid"]], timeout=180)
+    assert done.succeeded, done

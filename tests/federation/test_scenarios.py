@@ -192,3 +192,42 @@ def test_a_subworkflow_in_a_single_job_here_or_on_a_peer(sites, tmp_path, where)
     # One allocation: the largest of its steps' cores and RAM.
     assert (single["spec"]["cores"], single["spec"]["ram"]) == (1.0, 500 << 20)
     assert tags_by_cluster(sites, run.run_uuid) == {"after": "sitea"}  # no job per step
+
+
+@pytest.mark.parametrize("where2", ["sitea", "siteb"])
+def test_a_remote_steps_outputs_come_home_only_as_far_as_they_are_read(sites, tmp_path,
+                                                                        where2):
+    """A step on siteb makes a 3 MB file and a small one; the next step (home, or on
+    siteb again) reads the small one. Home gets the small file's blocks (or nothing but
+    the final output), never the large file's."""
+    from cwl_crunch.client.http import HttpClient
+    from cwl_crunch.config import load_config
+    from cwl_crunch.store import Manifest
+    from cwl_crunch.store.locators import strip_signatures
+
+    run = run_workflow(sites["sitea"], "outputs-home.cwl",
+                       {"where1": "siteb", "where2": where2}, tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert read_output(run, "said") == "small\nread\n"
+    [make] = [job for job in leaves(sites, run.run_uuid)
+              if "big.bin" in " ".join(job["spec"]["command"])]
+    assert make["cluster"] == "siteb"
+
+    def client_of(site):
+        return HttpClient(load_config({"CWL_CRUNCH_HOME": str(tmp_path / "client")},
+                                      api_url=site.url, api_token=site.token))
+
+    sitea, siteb = client_of(sites["sitea"]), client_of(sites["siteb"])
+    made = Manifest.from_text(strip_signatures(siteb.get_manifest(make["output_pdh"])))
+    big, small = made.file("big.bin"), made.file("small.txt")
+    assert big is not None and small is not None
+    assert siteb.missing_blocks(list(big.locators)) == []
+    assert sitea.missing_blocks(list(big.locators)) == list(big.locators)
+    assert not sitea.has_collection(make["output_pdh"])
+    [read] = [job for job in leaves(sites, run.run_uuid) if job["spec"]["command"][:2] ==
+              ["sh", "-c"] and job["spec"]["command"][-1] == "read"]
+    assert read["cluster"] == where2
+    if where2 == "sitea":  # it mounts a collection of the one file it reads
+        [mount] = [m for m in read["spec"]["mounts"].values() if m.get("pdh")]
+        part = Manifest.from_text(strip_signatures(sitea.get_manifest(mount["pdh"])))
+        assert [entry.path for entry in part.files()] == ["small.txt"]

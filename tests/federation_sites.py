@@ -64,15 +64,19 @@ def _issue(home: Path, **kwargs: Any) -> str:
 
 
 def start_sites(root: Path, names: tuple[str, ...] = SITES,
-                dispatchers: dict[str, str] | None = None) -> dict[str, Site]:
+                dispatchers: dict[str, str] | None = None,
+                engines: dict[str, str] | None = None) -> dict[str, Site]:
     """The clusters ``names`` under ``root``, peered with each other and started;
-    ``dispatchers``: a cluster's dispatcher other than local (``{"sitec": "slurm"}``)."""
+    ``dispatchers``: a cluster's dispatcher other than local (``{"sitec": "slurm"}``);
+    ``engines``: a cluster's container engine (default: none)."""
     sites = {}
     for name in names:
         home = root / name / "home"
         home.mkdir(parents=True)
         (home / "config.toml").write_text(f'cluster_id = "{name}"\n')
         server = ServerProcess(home, root / name / "server.log")
+        if name in (engines or {}):
+            server.environment["CWL_CRUNCH_CONTAINER_ENGINE"] = (engines or {})[name]
         server.port = _free_port()
         sites[name] = Site(name, home, server)
     for site in sites.values():
@@ -105,9 +109,10 @@ class FederatedRun:
 
 
 def runner_process(site: Site, workflow: str, inputs: dict[str, Any], tmp_path: Path,
-                   *extra: str) -> subprocess.Popen[str]:
+                   *extra: str, containers: bool = False) -> subprocess.Popen[str]:
     """``cwl-crunch-runner --cluster <site>`` of a workflow in WORKFLOWS, as the site's
-    person, started (stdout and stderr piped); the outputs in ``tmp_path/out``."""
+    person, started (stdout and stderr piped); the outputs in ``tmp_path/out``.
+    ``containers``: run the tools' containers (default: ``--no-container``)."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "inputs.json").write_text(json.dumps(inputs))
     env = {key: value for key, value in os.environ.items()
@@ -116,16 +121,19 @@ def runner_process(site: Site, workflow: str, inputs: dict[str, Any], tmp_path: 
                PYTHONPATH=str(ROOT))
     return subprocess.Popen(
         [sys.executable, "-m", "cwl_crunch.cli.runner", "--cluster", site.url,
-         "--no-container", "--outdir", str(tmp_path / "out"), *extra,
+         *([] if containers else ["--no-container"]), "--outdir", str(tmp_path / "out"),
+         *extra,
          str(WORKFLOWS / workflow), str(tmp_path / "inputs.json")],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def run_workflow(site: Site, workflow: str, inputs: dict[str, Any], tmp_path: Path,
-                 *extra: str, timeout: float = 300) -> FederatedRun:
+                 *extra: str, timeout: float = 300, containers: bool = False,
+                 ) -> FederatedRun:
     """``runner_process`` to its end, with the run it recorded at ``site`` (if any)."""
     before = {job["uuid"] for job in site.api("GET", "/jobs?top_level=true&limit=1000").json()}
-    with runner_process(site, workflow, inputs, tmp_path, *extra) as runner:
+    with runner_process(site, workflow, inputs, tmp_path, *extra,
+                        containers=containers) as runner:
         try:
             stdout, stderr = runner.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -26,7 +26,7 @@ from cwl_crunch.cli.submit_run import submit_run
 from cwl_crunch.client import ClusterClient, JobOutcome, JobSpec, open_client
 from cwl_crunch.client.http import HttpClient
 from cwl_crunch.config import Config, load_config
-from cwl_crunch.containers import find_engine
+from cwl_crunch.containers import find_engine, is_digest
 from cwl_crunch.containers.engine import NO_ENGINE
 from cwl_crunch.core import EmbeddedClient
 from cwl_crunch.cwl.containers import RunnerContainers
@@ -41,6 +41,7 @@ from cwl_crunch.cwl.tool import make_tool_factory
 from cwl_crunch.errors import ConfigError, CrunchError
 from cwl_crunch.federation.links import PeerLinks
 from cwl_crunch.model import EndReason, JobState
+from cwl_crunch.model.runs import PIN_IMAGE
 from cwl_crunch.server.job_api import JobApi
 from cwl_crunch.worker.processes import this_worker
 
@@ -72,7 +73,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps-on-cluster", metavar="CLUSTER_ID",
                         help="run every CommandLineTool on that peer of the cluster, as if "
                              "each had RunOnCluster (for testing federation)")
+    parser.add_argument(PIN_IMAGE, metavar="NAME=DIGEST", action="append", default=[],
+                        type=_pinned_image,
+                        help="run DockerRequirement image NAME as the image with this "
+                             "content digest (sha256:...); repeatable (a peer's run comes "
+                             "with the digests its sender resolved)")
     return parser
+
+
+def _pinned_image(text: str) -> tuple[str, str]:
+    name, _, digest = text.rpartition("=")
+    if not name or not is_digest(digest):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=sha256:<64 hex digits>")
+    return name, digest
 
 
 class RunSession:
@@ -173,7 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress = Progress(None if args.quiet else sys.stderr)
     containers = RunnerContainers(find_engine(config.container_engine),
                                   turned_off=config.container_engine == NO_ENGINE,
-                                  remote=bool(config.api_url)) \
+                                  remote=bool(config.api_url),
+                                  pins=dict(args.pin_image)) \
         if args.use_container else None
     steps = StepRunner(client, reuse=not args.disable_reuse, progress=progress,
                        containers=containers, federation=federation_of(config, client))

@@ -23,6 +23,7 @@ from cwltool.load_tool import fetch_document, resolve_and_validate_document
 from cwltool.main import load_job_order, print_pack
 from cwltool.utils import visit_class
 
+from cwl_crunch.cwl.containers import image_names
 from cwl_crunch.cwl.layout import KEEP_PREFIX
 from cwl_crunch.cwl.path_mapper import Uploads
 from cwl_crunch.cwl.remote import referenced_pdhs
@@ -51,9 +52,11 @@ def submit_run(args: argparse.Namespace, client: ClusterClient) -> int:
         pdh = client.put_paths([folder / name for name in RUN_FOLDER_FILES])
     name = Path(str(args.workflow)).name
     if args.runner_cluster:
+        images = dict.fromkeys(image_names(json.loads(packed)), "") \
+            if args.use_container else {}
         return _submit_to_peer(args, client, RunRequest(
             pdh, tuple(sorted(referenced_pdhs(inputs))), name, not args.disable_reuse,
-            bool(args.use_container)))
+            bool(args.use_container), images=images))
     record = client.submit(runner_spec(
         pdh, referenced_pdhs(inputs), name=name,
         reuse=not args.disable_reuse, use_container=bool(args.use_container)))

@@ -17,7 +17,7 @@ import base64
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from cwl_crunch.client.http_cache import ContentCache
 from cwl_crunch.client.http_events import EventFollower
@@ -102,6 +102,10 @@ class HttpClient(ClusterClient):
     def get_json(self, path: str) -> Any:
         """GET an API path of the cluster (under ``/api/v1``): its JSON answer."""
         return self._transport.json("GET", path)
+
+    def download(self, path: str, into: BinaryIO) -> int:
+        """GET an API path of the cluster into a file as it arrives: its size."""
+        return self._transport.download(path, into)
 
     def start_own_job(self, spec: JobSpec, worker: WorkerInfo) -> Claim:
         check_spec(spec)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 
@@ -15,6 +15,9 @@ from cwl_crunch import errors
 # Seconds: connecting is quick or the server is not there; reads may be long polls.
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 300.0
+DOWNLOAD_TIMEOUT = 60.0
+"""Seconds a download may go without receiving a byte (an image export starts after
+the engine has read the image: 5 s for 260 MB here)."""
 
 
 JOB_RECONNECT = 600.0
@@ -93,6 +96,23 @@ class Transport:
                 return body
             except httpx.TransportError as error:
                 self._pause_or_raise("GET", error, give_up)
+
+    def download(self, path: str, into: BinaryIO) -> int:
+        """A GET's body written to ``into`` as it arrives (no retry: a broken transfer
+        raises, and the caller starts over); the bytes written."""
+        written = 0
+        try:
+            with self.http.stream("GET", path, timeout=httpx.Timeout(
+                    DOWNLOAD_TIMEOUT, connect=CONNECT_TIMEOUT)) as response:
+                if response.status_code != 200:
+                    response.read()
+                    raise error_of(response)
+                for chunk in response.iter_bytes():
+                    into.write(chunk)
+                    written += len(chunk)
+        except httpx.TransportError as error:
+            raise self._unreachable(error) from None
+        return written
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.call(method, path, **kwargs).json()

@@ -394,6 +394,16 @@ class ClusterCore:
         with self.database.writing() as connection:
             access.note_sent(connection, peer_id, pdh)
 
+    def note_sent_image(self, peer_id: str, digest: str, name: str) -> None:
+        """Image ``digest`` is offered to peer ``peer_id`` with a run: that peer's
+        token may export it from this cluster's engine."""
+        with self.database.writing() as connection:
+            access.note_sent_image(connection, peer_id, digest, name)
+
+    def image_sent(self, peer_id: str, digest: str) -> bool:
+        with self.database.reading() as connection:
+            return access.image_sent(connection, peer_id, digest)
+
     def job_may_read(self, job_uuid: str, pdh: str) -> bool:
         with self.database.reading() as connection:
             return access.may_read(connection, job_uuid, pdh)

@@ -32,11 +32,13 @@ class RunnerContainers:
     """The run's container settings: ``engine_url`` None means there is no engine."""
 
     def __init__(self, engine_url: str | None, *, turned_off: bool = False,
-                 remote: bool = False) -> None:
+                 remote: bool = False, pins: Mapping[str, str] | None = None) -> None:
         """``turned_off``: no engine because the config says ``none``, not for want of one;
         ``remote``: the steps run on a server's cluster, whose engine pulls images (this
-        host needs an engine only to build or load one)."""
+        host needs an engine only to build or load one); ``pins``: image names to run as
+        these digests (``--pin-image``: what a peer's run was sent with)."""
         self.engine_url = engine_url
+        self._pins = dict(pins or {})
         self._remote = remote and not turned_off
         self._why_none = "containers are turned off (container_engine = none)" if turned_off \
             else "no container engine found"
@@ -48,6 +50,10 @@ class RunnerContainers:
     def image_for(self, requirement: Mapping[str, Any], required: bool,
                   tool_id: str) -> str | None:
         """The image to run in; None: run on the host (a hint and no engine)."""
+        pinned = self._pins.get(str(requirement.get("dockerPull")
+                                    or requirement.get("dockerImageId") or ""))
+        if pinned is not None and not ({"dockerFile", "dockerLoad"} & set(requirement)):
+            return pinned
         if self._images is None:
             name = requirement.get("dockerPull") or requirement.get("dockerImageId") or ""
             if self._remote and name and not ({"dockerFile", "dockerLoad"} & set(requirement)):
@@ -134,3 +140,26 @@ class JobPaths:
         relative = str(PurePosixPath(ABSOLUTE_DIR) / path.relative_to("/"))
         self.binds[absolute] = relative
         return relative
+
+
+def image_names(process: Any) -> list[str]:
+    """The image names of every DockerRequirement (requirement or hint) of a packed
+    process: those a cluster can offer a peer by digest (a dockerFile or dockerLoad
+    image is made where it runs)."""
+    names: set[str] = set()
+
+    def visit(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                visit(item)
+        elif isinstance(node, dict):
+            if node.get("class") == "DockerRequirement" and not (
+                    {"dockerFile", "dockerLoad"} & set(node)):
+                name = node.get("dockerPull") or node.get("dockerImageId")
+                if isinstance(name, str) and name:
+                    names.add(name)
+            for value in node.values():
+                visit(value)
+
+    visit(process)
+    return sorted(names)

@@ -30,6 +30,7 @@ from cwltool.process import Process
 from cwltool.utils import visit_class
 from ruamel.yaml import YAML
 
+from cwl_crunch.cwl.containers import image_names
 from cwl_crunch.cwl.hints import ARVADOS_NAMESPACE, CLUSTER_HINTS, CRUNCH_NAMESPACE
 from cwl_crunch.cwl.job import deliver
 from cwl_crunch.cwl.layout import KEEP_PREFIX
@@ -322,6 +323,8 @@ def run_remote(steps: StepRunner, federation: Federation, name: str,
                             steps.client, leave=lambda pdh: on_peer(pdh) is not None)
     pdhs = sorted(referenced_pdhs(inputs))
     there = {pdh: job for pdh in pdhs if (job := on_peer(pdh)) is not None}
+    # The cluster offers the peer the images it has of these names, by digest.
+    images = dict.fromkeys(image_names(packed), "") if steps.containers is not None else {}
     with tempfile.TemporaryDirectory(prefix="cwl-crunch-remote-") as scratch:
         folder = Path(scratch)
         workflow, inputs_file = RUN_FOLDER_FILES
@@ -338,7 +341,7 @@ def run_remote(steps: StepRunner, federation: Federation, name: str,
     try:
         return _follow_and_collect(steps, links, step_client, claim.job.uuid, name, peer_id,
                                    RunRequest(run_pdh, tuple(pdhs), name, steps.reuse,
-                                              steps.containers is not None, there))
+                                              steps.containers is not None, there, images))
     finally:
         if step_client is not steps.client:
             step_client.close()

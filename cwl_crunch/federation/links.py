@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from cwl_crunch.config import Config
@@ -141,9 +141,32 @@ class CorePeerLinks(PeerLinks):
             self._core.entry(pdh)  # CollectionNotFound here, not a failed pull there
         for pdh in pdhs:
             self._core.note_sent(peer_id, pdh)
-        body = {**request.as_dict(), "parent_uuid": self._caller_job,
+        images = self._offered_images(peer_id, request.images)
+        body = {**request.as_dict(), "images": images, "parent_uuid": self._caller_job,
                 "owner": self._caller_token}
         return record_from_dict(remote.post_json("/federation/runs", body))
+
+    def _offered_images(self, peer_id: str, names: Iterable[str]) -> dict[str, str]:
+        """The images of ``names`` this cluster's engine has, by digest (what the caller
+        said of their digests is not asked: the engine says), offered to ``peer_id``;
+        the peer gets others as it can (a registry, or its engine has them)."""
+        images = self._core.images
+        if images is None:
+            return {}
+        offered = {}
+        for name in names:
+            try:
+                digest = images.local_digest(name)
+            except CrunchError:  # the engine is away: the peer may find it elsewhere
+                continue
+            if digest is not None:
+                self._core.note_sent_image(peer_id, digest, name)
+                offered[name] = digest
+        return offered
+
+    def peer_client(self, peer_id: str) -> HttpClient:
+        """A client of ``peer_id`` with the token it issued to this cluster."""
+        return self._peers.get(peer_id)
 
     def remote_job(self, peer_id: str, uuid: str) -> JobRecord:
         return self._peers.get(peer_id).get_job(uuid)

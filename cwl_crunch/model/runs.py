@@ -23,12 +23,20 @@ RUN_FOLDER_FILES = ("workflow.cwl", "inputs.json")
 """What the run's collection holds: the packed workflow and its input object."""
 
 
+PIN_IMAGE = "--pin-image"
+"""The runner's option that runs a DockerRequirement image name as one image digest."""
+
+
 def runner_spec(run_pdh: str, input_pdhs: Iterable[str], *, name: str, reuse: bool = True,
-                use_container: bool = True) -> JobSpec:
+                use_container: bool = True,
+                images: Mapping[str, str] | None = None) -> JobSpec:
     """The runner job of collection ``run_pdh`` (``RUN_FOLDER_FILES``); every collection
-    the inputs name is mounted too, so that the run's token may read them."""
+    the inputs name is mounted too, so that the run's token may read them. ``images``:
+    image names pinned to digests (those a peer sent the run with)."""
     flags = [flag for flag, wanted in (("--disable-reuse", not reuse),
                                        ("--no-container", not use_container)) if wanted]
+    for image, digest in sorted((images or {}).items()):
+        flags += [PIN_IMAGE, f"{image}={digest}"]
     given = {f"inputs/{index}": CollectionMount(pdh)
              for index, pdh in enumerate(sorted(set(input_pdhs)))}
     workflow, inputs = RUN_FOLDER_FILES
@@ -55,10 +63,22 @@ class RunRequest:
     """Those of ``input_pdhs`` that the peer holds and the sender does not: each with
     the job there that made it (the output of an earlier step run there)."""
 
+    images: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """The container images its processes name, each with its digest on the sender
+    ("": the sender does not know it; the sending cluster fills in what its engine
+    has): the peer fetches those its engine lacks from the sender, by digest."""
+
     def as_dict(self) -> dict[str, Any]:
         return {"run_pdh": self.run_pdh, "input_pdhs": list(self.input_pdhs),
                 "name": self.name, "reuse": self.reuse, "use_container": self.use_container,
-                "made_by": dict(self.made_by)}
+                "made_by": dict(self.made_by), "images": dict(self.images)}
+
+
+def pinned_images(spec: JobSpec) -> dict[str, str]:
+    """The image names a runner job's command pins to digests (see runner_spec)."""
+    command = spec.command
+    return dict(command[index + 1].rsplit("=", 1) for index in range(len(command) - 1)
+                if command[index] == PIN_IMAGE and "=" in command[index + 1])
 
 
 PULL_FAILED = "could not pull its inputs"

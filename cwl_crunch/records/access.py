@@ -13,12 +13,13 @@ from sqlalchemy import Connection, Table, insert, or_, select
 
 from cwl_crunch.errors import JobNotFound
 from cwl_crunch.model.runs import PULL_FAILED
-from cwl_crunch.records.models import BlockUpload, Job, SentCollection, Upload
+from cwl_crunch.records.models import BlockUpload, Job, SentCollection, SentImage, Upload
 
 JOBS = cast(Table, Job.__table__)
 UPLOADS = cast(Table, Upload.__table__)
 BLOCK_UPLOADS = cast(Table, BlockUpload.__table__)
 SENT = cast(Table, SentCollection.__table__)
+SENT_IMAGES = cast(Table, SentImage.__table__)
 _LOOKUP_BATCH = 500
 """Locators per ``IN (...)`` query: well under SQLite's limit of bound parameters."""
 
@@ -136,3 +137,18 @@ def note_sent(connection: Connection, peer_id: str, pdh: str) -> None:
     if known is None:
         connection.execute(insert(SENT).values(peer_id=peer_id, pdh=pdh,
                                                created_at=time.time()))
+
+
+def note_sent_image(connection: Connection, peer_id: str, digest: str, name: str) -> None:
+    """This cluster offered peer ``peer_id`` the image ``digest`` (as ``name``)."""
+    known = connection.execute(select(SENT_IMAGES.c.id).where(
+        SENT_IMAGES.c.peer_id == peer_id, SENT_IMAGES.c.digest == digest)).first()
+    if known is None:
+        connection.execute(insert(SENT_IMAGES).values(peer_id=peer_id, digest=digest,
+                                                      name=name, created_at=time.time()))
+
+
+def image_sent(connection: Connection, peer_id: str, digest: str) -> bool:
+    """Whether peer ``peer_id``'s token may export image ``digest`` from here."""
+    return connection.execute(select(SENT_IMAGES.c.id).where(
+        SENT_IMAGES.c.peer_id == peer_id, SENT_IMAGES.c.digest == digest)).first() is not None

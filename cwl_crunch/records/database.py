@@ -54,6 +54,7 @@ from cwl_crunch.records.models import (
     Event,
     Meta,
     SentCollection,
+    SentImage,
     Upload,
 )
 
@@ -149,12 +150,17 @@ def _add_peers(connection: Connection) -> None:
     Base.metadata.create_all(connection, tables=[cast(Table, SentCollection.__table__)])
 
 
+def _add_sent_images(connection: Connection) -> None:
+    """Federation: the container images offered to peers. One transaction."""
+    Base.metadata.create_all(connection, tables=[cast(Table, SentImage.__table__)])
+
+
 # MIGRATIONS[n] upgrades a database at schema version n to n + 1.
 MIGRATIONS: dict[int, Migration] = {
     1: _add_job_root, 2: _add_job_self_run, 3: _add_job_container_fields,
     4: _add_uploads_and_output_indexes, 5: _add_block_uploads,
     6: _add_job_reuse_ineligible, 7: _add_job_backend_and_end_reason,
-    8: _foreign_parents_and_impure, 9: _add_peers}
+    8: _foreign_parents_and_impure, 9: _add_peers, 10: _add_sent_images}
 
 _BEGIN_OPTION = "crunch_begin"
 # The key of the advisory lock every PostgreSQL write transaction takes first (any

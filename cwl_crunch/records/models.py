@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 
 class Base(DeclarativeBase):
@@ -173,3 +173,18 @@ class SentCollection(Base):
     created_at: Mapped[float] = mapped_column(Float)
 
     __table_args__ = (Index("ix_sent_collections_peer_pdh", "peer_id", "pdh", unique=True),)
+
+
+class SentImage(Base):
+    """A container image this cluster offered a peer with a run (since schema version
+    11): that peer's token may export it from this cluster's engine, by its digest."""
+
+    __tablename__ = "sent_images"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    peer_id: Mapped[str] = mapped_column(String(5))
+    digest: Mapped[str] = mapped_column(String(80))
+    name: Mapped[str] = mapped_column(Text)
+    """The name it was sent under (the first, if several)."""
+    created_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_sent_images_peer_digest", "peer_id", "digest", unique=True),)

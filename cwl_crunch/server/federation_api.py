@@ -22,15 +22,17 @@ from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from cwl_crunch.core import ClusterCore
 from cwl_crunch.errors import ApiError, CrunchError
+from cwl_crunch.federation.images import ImageFetch, fetch_image, plan_image_fetches
 from cwl_crunch.federation.links import CorePeerLinks, PeerClients, handed_to
 from cwl_crunch.federation.pull import PullPlan
 from cwl_crunch.model import JOB_PAGE_LIMIT, CollectionMount, JobRecord, cluster_of
 from cwl_crunch.model.codec import entry_to_dict, record_to_dict
-from cwl_crunch.model.runs import PULL_FAILED, RunRequest, runner_spec
+from cwl_crunch.model.runs import PULL_FAILED, RunRequest, pinned_images, runner_spec
 from cwl_crunch.server.auth import Caller, caller, core_of, peer, reader
 from cwl_crunch.server.jobs_api import access_of
 from cwl_crunch.server.schemas import PartBody, PeerRunBody, RunBody
@@ -43,6 +45,7 @@ PeerId = Annotated[str, Path(pattern=r"^[a-z0-9]{5}$")]
 JOB_PATTERN = r"^[a-z0-9]{5}-job-[a-z0-9]{15}$"
 JobUuid = Annotated[str, Path(pattern=JOB_PATTERN)]
 PdhPath = Annotated[str, Path(pattern=r"^[0-9a-f]{64}\+[0-9]{1,20}$")]
+DigestPath = Annotated[str, Path(pattern=r"^sha256:[0-9a-f]{64}$")]
 MAX_WAIT = 30.0
 """Seconds a wait for a remote job may last, at most."""
 WAIT_STEP = 0.05
@@ -72,12 +75,17 @@ def run_for_peer(request: Request, body: PeerRunBody, who: PeerCaller) -> dict[s
     core = core_of(request)
     links = CorePeerLinks(core, peer_clients(request), caller_job=None, caller_token="")
     plans = _plans(core, links, sender, [body.run_pdh, *body.input_pdhs])
+    pinned = {name: digest for name, digest in body.images.items()
+              if digest and body.use_container}
+    fetches = _at_peer(sender, lambda: plan_image_fetches(
+        core.images, links.peer_client(sender), pinned))
     spec = runner_spec(body.run_pdh, body.input_pdhs, name=body.name, reuse=body.reuse,
-                       use_container=body.use_container)
+                       use_container=body.use_container, images=pinned)
     record = core.submit(spec, parent_uuid=body.parent_uuid, peer_id=sender,
-                         remote_owner=body.owner, hold=hold_reason(plans, sender))
+                         remote_owner=body.owner, hold=hold_reason(plans, fetches, sender))
     if record.queue_reason is not None:
-        threading.Thread(target=_pull_then_release, args=(core, links, record.uuid, plans),
+        threading.Thread(target=_pull_then_release,
+                         args=(core, links, record.uuid, plans, fetches),
                          name=f"pull-{record.uuid}", daemon=True).start()
     return record_to_dict(record)
 
@@ -107,22 +115,29 @@ def _plans(core: ClusterCore, links: CorePeerLinks, sender: str,
     return plans
 
 
-def hold_reason(plans: list[PullPlan], sender: str) -> str | None:
-    """What a job waits for while its collections are pulled: "fetching 12 blocks,
-    340.0 MB, from sitea" (None: nothing to pull)."""
+def hold_reason(plans: list[PullPlan], fetches: list[ImageFetch], sender: str) -> str | None:
+    """What a job waits for while its collections and images come here: "fetching 12
+    blocks, 340.0 MB, from sitea", "fetching 3 blocks, 0.1 MB, and image debian:12
+    (sha256:238a44efa821…, 246.9 MB) from sitea" (None: nothing to fetch)."""
+    images = " and ".join(fetch.describe() for fetch in fetches)
     if not plans:
-        return None
+        return f"fetching {images} from {sender}" if images else None
     blocks = sum(len(plan.missing) for plan in plans)
     size = sum(plan.missing_bytes for plan in plans)
-    return f"fetching {blocks} block{'s' * (blocks != 1)}, {size / 2**20:.1f} MB, from {sender}"
+    what = f"{blocks} block{'s' * (blocks != 1)}, {size / 2**20:.1f} MB,"
+    return f"fetching {what}{' and ' + images if images else ''} from {sender}"
 
 
 def _pull_then_release(core: ClusterCore, links: CorePeerLinks, uuid: str,
-                       plans: list[PullPlan]) -> None:
+                       plans: list[PullPlan], fetches: list[ImageFetch]) -> None:
     """Pull what a held job waits for, then let it run; fail it if that cannot be."""
     try:
         for plan in plans:
             links.complete(plan)
+        job = core.get_job(uuid)
+        for fetch in fetches:
+            assert core.images is not None and job.peer_id is not None  # as planned
+            fetch_image(core.images, links.peer_client(job.peer_id), fetch)
     except CrunchError as error:
         core.release_held(uuid, failure=f"{PULL_FAILED}: {error}")
         return
@@ -141,10 +156,12 @@ def resume_held_pulls(core: ClusterCore, peers: PeerClients) -> None:
             plans = [plan for pdh in pdhs if (plan := links.plan(
                 job.peer_id, pdh, prove=core.has_collection(pdh) and not core.peer_may_read(
                     job.peer_id, pdh)))]
+            fetches = plan_image_fetches(core.images, links.peer_client(job.peer_id),
+                                         pinned_images(job.spec))
         except CrunchError as error:
             core.release_held(job.uuid, failure=f"{PULL_FAILED}: {error}")
             continue
-        _pull_then_release(core, links, job.uuid, plans)
+        _pull_then_release(core, links, job.uuid, plans, fetches)
 
 
 def peer_clients(request: Request) -> PeerClients:
@@ -186,7 +203,7 @@ def run_on_peer(request: Request, peer_id: PeerId, body: RunBody, who: Who) -> d
         if pdh not in body.made_by:
             access.check_collection(who, pdh)
     run = RunRequest(body.run_pdh, tuple(body.input_pdhs), body.name, body.reuse,
-                     body.use_container, dict(body.made_by))
+                     body.use_container, dict(body.made_by), dict(body.images))
     return record_to_dict(_at_peer(peer_id, lambda: links_of(request, who).hand_run(
         peer_id, run)))
 
@@ -253,6 +270,37 @@ def _naming_caller(request: Request, who: Caller, peer_id: str) -> Caller:
     if handed_to(job) != peer_id or job.parent_uuid is None:
         return who
     return dataclasses.replace(who, job_uuid=job.parent_uuid)
+
+
+@router.get("/federation/images/{digest}", response_model=None)
+def offered_image(request: Request, digest: DigestPath, who: PeerCaller) -> dict[str, Any]:
+    """An image this cluster offered the calling peer with a run: its size, and the
+    repository digests a registry may give it by."""
+    size, repo_digests = _offered(request, who, digest)
+    return {"digest": digest, "size": size, "repo_digests": repo_digests}
+
+
+@router.get("/federation/images/{digest}/archive", response_model=None)
+def offered_image_archive(request: Request, digest: DigestPath,
+                          who: PeerCaller) -> StreamingResponse:
+    """The ``docker save`` archive of an image offered the calling peer, streamed."""
+    _offered(request, who, digest)
+    images = core_of(request).images
+    assert images is not None  # or _offered said 404
+    return StreamingResponse(images.export(digest), media_type="application/x-tar")
+
+
+def _offered(request: Request, who: Caller, digest: str) -> tuple[int, list[str]]:
+    """Image ``digest``'s size and repository digests; 403 unless this cluster offered
+    it to the calling peer; 404 if its engine no longer has it."""
+    core = core_of(request)
+    if not core.image_sent(str(who.peer_id), digest):
+        raise HTTPException(403, f"image {digest} was not offered to cluster {who.peer_id} "
+                                 "with a run")
+    described = core.images.described(digest) if core.images is not None else None
+    if described is None:
+        raise HTTPException(404, f"image {digest} is no longer on this cluster's engine")
+    return described
 
 
 def _known(request: Request, peer_id: str) -> None:

@@ -147,6 +147,11 @@ class RunBody(Strict):
     made_by: Annotated[dict[Pdh, Annotated[str, Field(pattern=r"^[a-z0-9]{5}-job-[a-z0-9]{15}$")]],
                        Field(max_length=10_000)] = {}
     """Inputs the peer holds (outputs of jobs there), each with the job that made it."""
+    images: Annotated[dict[Annotated[StrictStr, Field(min_length=1, max_length=1000)],
+                           Annotated[StrictStr, Field(pattern=r"^(sha256:[0-9a-f]{64})?$")]],
+                      Field(max_length=1000)] = {}
+    """Container image names the run's processes use, each with its digest on the
+    sender (see model.runs.RunRequest.images)."""
 
 
 class PartBody(Strict):

@@ -661,12 +661,13 @@ def _schema_9_database(database_url):
     return uuid, token
 
 
-def test_a_version_9_database_takes_peer_tokens_and_peer_jobs(database_url):
+def test_a_version_9_database_takes_peer_tokens_peer_jobs_and_sent_images(database_url):
     uuid, token = _schema_9_database(database_url)
     migrated = Database(database_url)
+    image = "sha256:" + "ab" * 32
     try:
         with migrated.writing() as connection:
-            assert schema_version(connection) == SCHEMA_VERSION == 10
+            assert schema_version(connection) == SCHEMA_VERSION == 11
             assert resolve_token(connection, token).peer_id is None
             peer_token = create_token(connection, "local", peer_id="sitea")
             assert resolve_token(connection, peer_token).peer_id == "sitea"
@@ -675,6 +676,8 @@ def test_a_version_9_database_takes_peer_tokens_and_peer_jobs(database_url):
                                   output_problem=lambda pdh: None, peer_id="sitea",
                                   remote_owner="sitea-tok-aaaaaaaaaaaaaaa")["uuid"]
             access.note_sent(connection, "sitea", "p+1")
+            access.note_sent_image(connection, "sitea", image, "debian:12")
+            access.note_sent_image(connection, "sitea", image, "debian:12")  # once
         with migrated.reading() as connection:
             old = jobs.to_record(jobs.get_job(connection, uuid))
             assert (old.peer_id, old.remote_owner) == (None, None)
@@ -683,6 +686,8 @@ def test_a_version_9_database_takes_peer_tokens_and_peer_jobs(database_url):
             assert access.peer_root(connection, run) == "sitea"
             assert access.peer_may_read(connection, "sitea", "p+1")
             assert not access.peer_may_read(connection, "siteb", "p+1")
+            assert access.image_sent(connection, "sitea", image)
+            assert not access.image_sent(connection, "siteb", image)
     finally:
         migrated.close()
 

@@ -10,7 +10,9 @@ fixture's tests/federation_sites.py). Runs start at sitea with `cwl-crunch-runne
 - a 3-shard scatter (Arvados' federated example) with one shard per cluster, against the
   same scatter with every shard at home, and against cwltool (which ignores the hints);
 - bytes moved: a step on siteb reading one 10 MB file of a ``--big-mb`` collection stored
-  at sitea (growth of siteb's store against the bytes the step read).
+  at sitea (growth of siteb's store against the bytes the step read); and a step on
+  siteb making 3 MB and 6 bytes of which the next step reads the 6 bytes (growth of
+  sitea's store).
 Prints times and ratios; the goals are in the issue, not asserted here.
 """
 
@@ -125,8 +127,26 @@ def measure(sites: dict[str, Site], scratch: Path, args: argparse.Namespace) -> 
     print(f"3-shard scatter, three clusters:  {spread:6.2f} s  (ratio {spread / at_home:.2f}x)")
     print(f"3-shard scatter, cwltool:         {cwltool:6.2f} s  (three clusters / cwltool: "
           f"{spread / cwltool:.2f}x)")
+    outputs_home(sites, scratch)
     if not args.skip_big:
         big_collection(sites, scratch, args.big_mb)
+
+
+def outputs_home(sites: dict[str, Site], scratch: Path) -> None:
+    """A step on siteb makes a 3 MB file and a 6-byte one; the next step (at home, then
+    on siteb again) reads the small one: what sitea's store gains from siteb."""
+    for where2 in ("sitea", "siteb"):
+        before = store_bytes(sites["sitea"])
+        started = time.monotonic()
+        run = run_workflow(sites["sitea"], "outputs-home.cwl",
+                           {"where1": "siteb", "where2": where2},
+                           scratch / f"outputs-home-{where2}", "--disable-reuse")
+        took = time.monotonic() - started
+        if run.returncode != 0:
+            raise SystemExit(f"outputs-home.cwl failed:\n{run.stderr[-3000:]}")
+        grew = store_bytes(sites["sitea"]) - before
+        print(f"3 MB + 6 B made on siteb, the 6 B read on {where2}: sitea's store grew "
+              f"{grew / 1024:.1f} KB in {took:.2f} s (its own run's files and logs too)")
 
 
 def big_collection(sites: dict[str, Site], scratch: Path, big_mb: int) -> None:

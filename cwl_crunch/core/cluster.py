@@ -24,6 +24,7 @@ from typing import Protocol
 from cwl_crunch.config import Config
 from cwl_crunch.containers import Engine, Images, find_engine
 from cwl_crunch.containers.engine import HOW_TO_GET_ONE
+from cwl_crunch.core.image_offers import ImageOffers
 from cwl_crunch.dispatch import dispatcher_class
 from cwl_crunch.dispatch.base import ClusterParts, Dispatcher
 from cwl_crunch.dispatch.child import ChildProcessDispatcher
@@ -69,7 +70,7 @@ class JobApi(Protocol):
 JobApiFactory = Callable[["ClusterCore"], JobApi]
 
 
-class ClusterCore:
+class ClusterCore(ImageOffers):
     def __init__(self, config: Config, *, job_api: str | JobApiFactory | None = None,
                  dispatch_in_child: bool = False, serve_url: str | None = None,
                  isolation_required: bool = False) -> None:
@@ -393,16 +394,6 @@ class ClusterCore:
         token may read it, to pull the blocks it lacks."""
         with self.database.writing() as connection:
             access.note_sent(connection, peer_id, pdh)
-
-    def note_sent_image(self, peer_id: str, digest: str, name: str) -> None:
-        """Image ``digest`` is offered to peer ``peer_id`` with a run: that peer's
-        token may export it from this cluster's engine."""
-        with self.database.writing() as connection:
-            access.note_sent_image(connection, peer_id, digest, name)
-
-    def image_sent(self, peer_id: str, digest: str) -> bool:
-        with self.database.reading() as connection:
-            return access.image_sent(connection, peer_id, digest)
 
     def job_may_read(self, job_uuid: str, pdh: str) -> bool:
         with self.database.reading() as connection:

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from cwl_crunch.client.http import HttpClient
-from cwl_crunch.containers import Images
+from cwl_crunch.core.image_offers import ImageOffers
 from cwl_crunch.errors import CrunchError, PullFailed
 
 IMAGE_PATH = "/federation/images/{digest}"
@@ -48,16 +48,16 @@ class ImageFetch:
         return f"image {self.name} ({self.digest[:19]}…, {self.size / 2**20:.1f} MB)"
 
 
-def plan_image_fetches(images: Images | None, sender: HttpClient,
+def plan_image_fetches(core: ImageOffers, sender: HttpClient,
                        wanted: Mapping[str, str]) -> list[ImageFetch]:
-    """Those of ``wanted`` (name: digest on the sender) this engine lacks, with their
-    sizes as the sender tells them; none without an engine (the run fails there, with
-    the reason). PullFailed if the sender cannot give one."""
-    if images is None:
+    """Those of ``wanted`` (name: digest on the sender) this cluster's engine lacks,
+    with their sizes as the sender tells them; none without an engine (the run fails
+    there, with the reason). PullFailed if the sender cannot give one."""
+    if not core.has_container_engine():
         return []
     fetches = []
     for name, digest in sorted(wanted.items()):
-        if not digest or images.local_digest(digest) == digest:
+        if not digest or core.image_digest_here(digest) == digest:
             continue
         try:
             offered = sender.get_json(IMAGE_PATH.format(digest=digest))
@@ -68,20 +68,20 @@ def plan_image_fetches(images: Images | None, sender: HttpClient,
     return fetches
 
 
-def fetch_image(images: Images, sender: HttpClient, fetch: ImageFetch) -> None:
+def fetch_image(core: ImageOffers, sender: HttpClient, fetch: ImageFetch) -> None:
     """Copy one image from the sender's engine into this one (once, however many runs
     wait for it); PullFailed naming the image if that cannot be."""
     with _lock(fetch.digest):
-        if images.local_digest(fetch.digest) == fetch.digest:
-            return
-        if images.pulled_as(list(fetch.repo_digests), fetch.digest):
+        if core.image_digest_here(fetch.digest) == fetch.digest:
             return
         try:
+            if core.image_from_registry(list(fetch.repo_digests), fetch.digest):
+                return
             with tempfile.TemporaryDirectory(prefix="cwl-crunch-image-") as scratch:
                 archive = Path(scratch) / "image.tar"
                 with archive.open("wb") as into:
                     sender.download(ARCHIVE_PATH.format(digest=fetch.digest), into)
-                images.load_as(archive, fetch.digest)
+                core.load_image_as(archive, fetch.digest)
         except (CrunchError, OSError) as error:
             raise PullFailed(f"{fetch.describe()}: {error}") from None
 

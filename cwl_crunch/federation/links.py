@@ -150,15 +150,9 @@ class CorePeerLinks(PeerLinks):
         """The images of ``names`` this cluster's engine has, by digest (what the caller
         said of their digests is not asked: the engine says), offered to ``peer_id``;
         the peer gets others as it can (a registry, or its engine has them)."""
-        images = self._core.images
-        if images is None:
-            return {}
         offered = {}
         for name in names:
-            try:
-                digest = images.local_digest(name)
-            except CrunchError:  # the engine is away: the peer may find it elsewhere
-                continue
+            digest = self._core.image_digest_here(name)  # None: not here, or no engine
             if digest is not None:
                 self._core.note_sent_image(peer_id, digest, name)
                 offered[name] = digest

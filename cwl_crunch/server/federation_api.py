@@ -78,7 +78,7 @@ def run_for_peer(request: Request, body: PeerRunBody, who: PeerCaller) -> dict[s
     pinned = {name: digest for name, digest in body.images.items()
               if digest and body.use_container}
     fetches = _at_peer(sender, lambda: plan_image_fetches(
-        core.images, links.peer_client(sender), pinned))
+        core, links.peer_client(sender), pinned))
     spec = runner_spec(body.run_pdh, body.input_pdhs, name=body.name, reuse=body.reuse,
                        use_container=body.use_container, images=pinned)
     record = core.submit(spec, parent_uuid=body.parent_uuid, peer_id=sender,
@@ -136,8 +136,8 @@ def _pull_then_release(core: ClusterCore, links: CorePeerLinks, uuid: str,
             links.complete(plan)
         job = core.get_job(uuid)
         for fetch in fetches:
-            assert core.images is not None and job.peer_id is not None  # as planned
-            fetch_image(core.images, links.peer_client(job.peer_id), fetch)
+            assert job.peer_id is not None  # a peer's run: the one it was planned for
+            fetch_image(core, links.peer_client(job.peer_id), fetch)
     except CrunchError as error:
         core.release_held(uuid, failure=f"{PULL_FAILED}: {error}")
         return
@@ -156,7 +156,7 @@ def resume_held_pulls(core: ClusterCore, peers: PeerClients) -> None:
             plans = [plan for pdh in pdhs if (plan := links.plan(
                 job.peer_id, pdh, prove=core.has_collection(pdh) and not core.peer_may_read(
                     job.peer_id, pdh)))]
-            fetches = plan_image_fetches(core.images, links.peer_client(job.peer_id),
+            fetches = plan_image_fetches(core, links.peer_client(job.peer_id),
                                          pinned_images(job.spec))
         except CrunchError as error:
             core.release_held(job.uuid, failure=f"{PULL_FAILED}: {error}")
@@ -285,9 +285,8 @@ def offered_image_archive(request: Request, digest: DigestPath,
                           who: PeerCaller) -> StreamingResponse:
     """The ``docker save`` archive of an image offered the calling peer, streamed."""
     _offered(request, who, digest)
-    images = core_of(request).images
-    assert images is not None  # or _offered said 404
-    return StreamingResponse(images.export(digest), media_type="application/x-tar")
+    return StreamingResponse(core_of(request).export_image(digest),
+                             media_type="application/x-tar")
 
 
 def _offered(request: Request, who: Caller, digest: str) -> tuple[int, list[str]]:
@@ -297,7 +296,7 @@ def _offered(request: Request, who: Caller, digest: str) -> tuple[int, list[str]
     if not core.image_sent(str(who.peer_id), digest):
         raise HTTPException(403, f"image {digest} was not offered to cluster {who.peer_id} "
                                  "with a run")
-    described = core.images.described(digest) if core.images is not None else None
+    described = core.described_image(digest)
     if described is None:
         raise HTTPException(404, f"image {digest} is no longer on this cluster's engine")
     return described

@@ -44,7 +44,8 @@ def test_the_page_clicks_from_a_home_run_to_a_remote_steps_log(sites, tmp_path):
         shows(page, row(remote_step["uuid"], "state"), "Complete")
         click(page, f'{row(remote_step["uuid"], "name")} a')
         at(page, f"/jobs/{remote_step['uuid']}")
-        assert text(page, '.details [data-field="command"]').startswith("sh -c")
+        # The page fills the details in once the job's record is in: wait for them.
+        shows(page, '.details [data-field="command"]', lambda shown: shown.startswith("sh -c"))
         click(page, '.tab[data-log="worker.txt"]')
         at(page, f"/jobs/{remote_step['uuid']}/logs/worker.txt")
         assert "exit code 0" in log_shows(page, "worker.txt", lambda t: "exit code" in t)

@@ -28,7 +28,6 @@ from cwl_crunch.client.http import HttpClient
 from cwl_crunch.config import Config, load_config
 from cwl_crunch.containers import find_engine, is_digest
 from cwl_crunch.containers.engine import NO_ENGINE
-from cwl_crunch.core import EmbeddedClient
 from cwl_crunch.cwl.containers import RunnerContainers
 from cwl_crunch.cwl.executor import REMOTE_STEPS_IN_FLIGHT, CrunchExecutor
 from cwl_crunch.cwl.fs_access import CrunchFsAccess
@@ -230,6 +229,8 @@ def federation_of(config: Config, client: ClusterClient) -> Federation:
             return HttpPeerLinks(step_client), step_client
 
         return Federation(client.cluster_id, links, over_http)
+    from cwl_crunch.core import EmbeddedClient  # here: a runner of a server's cluster
+                                                # (every runner job) never loads the core
     assert isinstance(client, EmbeddedClient) and isinstance(links, CorePeerLinks)
 
     def embedded(token: str, job_uuid: str) -> tuple[PeerLinks, ClusterClient]:

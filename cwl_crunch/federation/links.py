@@ -275,10 +275,11 @@ def links_for(client: ClusterClient) -> PeerLinks:
     """A caller's peer links: through its cluster's server, or, embedded, with the peer
     tokens of its config."""
     from cwl_crunch.client.http import HttpClient
-    from cwl_crunch.core import EmbeddedClient
 
     if isinstance(client, HttpClient):
         return HttpPeerLinks(client)
+    from cwl_crunch.core import EmbeddedClient  # only then: a server's runner never loads it
+
     assert isinstance(client, EmbeddedClient)
     return CorePeerLinks(client.core, PeerClients(client.config), caller_job=None,
                          caller_token="")

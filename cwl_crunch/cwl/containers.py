@@ -50,14 +50,13 @@ class RunnerContainers:
     def image_for(self, requirement: Mapping[str, Any], required: bool,
                   tool_id: str) -> str | None:
         """The image to run in; None: run on the host (a hint and no engine)."""
-        pinned = self._pins.get(str(requirement.get("dockerPull")
-                                    or requirement.get("dockerImageId") or ""))
-        if pinned is not None and not ({"dockerFile", "dockerLoad"} & set(requirement)):
-            return pinned
+        named = named_image(requirement)
+        if named is not None and named in self._pins:
+            return self._pins[named]
         if self._images is None:
             name = requirement.get("dockerPull") or requirement.get("dockerImageId") or ""
-            if self._remote and name and not ({"dockerFile", "dockerLoad"} & set(requirement)):
-                return str(name)
+            if self._remote and named is not None:
+                return named
             if required:
                 raise WorkflowException(
                     f"this tool requires a container (DockerRequirement {name}) but "
@@ -142,10 +141,19 @@ class JobPaths:
         return relative
 
 
+def named_image(requirement: Mapping[str, Any]) -> str | None:
+    """The image a DockerRequirement names to pull or find (``dockerPull``,
+    ``dockerImageId``); None if it names none or the image is made where the tool runs
+    (``dockerFile``, ``dockerLoad``)."""
+    name = requirement.get("dockerPull") or requirement.get("dockerImageId")
+    if not isinstance(name, str) or not name or {"dockerFile", "dockerLoad"} & set(requirement):
+        return None
+    return name
+
+
 def image_names(process: Any) -> list[str]:
     """The image names of every DockerRequirement (requirement or hint) of a packed
-    process: those a cluster can offer a peer by digest (a dockerFile or dockerLoad
-    image is made where it runs)."""
+    process: those a cluster can offer a peer by digest."""
     names: set[str] = set()
 
     def visit(node: Any) -> None:
@@ -153,11 +161,8 @@ def image_names(process: Any) -> list[str]:
             for item in node:
                 visit(item)
         elif isinstance(node, dict):
-            if node.get("class") == "DockerRequirement" and not (
-                    {"dockerFile", "dockerLoad"} & set(node)):
-                name = node.get("dockerPull") or node.get("dockerImageId")
-                if isinstance(name, str) and name:
-                    names.add(name)
+            if node.get("class") == "DockerRequirement" and (name := named_image(node)):
+                names.add(name)
             for value in node.values():
                 visit(value)
 

@@ -33,7 +33,7 @@ from ruamel.yaml import YAML
 from cwl_crunch.cwl.containers import image_names
 from cwl_crunch.cwl.hints import ARVADOS_NAMESPACE, CLUSTER_HINTS, CRUNCH_NAMESPACE
 from cwl_crunch.cwl.job import deliver
-from cwl_crunch.cwl.layout import KEEP_PREFIX
+from cwl_crunch.cwl.layout import KEEP_PREFIX, keep_paths, move_to_collections
 from cwl_crunch.cwl.path_mapper import Uploads
 from cwl_crunch.errors import ApiError, CrunchError, IllegalTransition
 from cwl_crunch.federation.links import REMOTE_STEP, PeerLinks
@@ -114,39 +114,15 @@ def stored_inputs(job_order: Any, uploads: Uploads) -> dict[str, Any]:
     return inputs
 
 
-def _split_keep(location: str) -> tuple[str, str]:
-    """``keep:<pdh>/<quoted path>`` -> (pdh, unquoted path; "" for the root)."""
-    pdh, _, path = location[len(KEEP_PREFIX):].partition("/")
-    return pdh, urllib.parse.unquote(path)
-
-
 def trimmed_inputs(inputs: Any, client: ClusterClient,
                    leave: Callable[[str], bool] = lambda pdh: False) -> Any:
     """The input object with each collection it names replaced by one holding only the
     files and directories it names (same paths; the blocks are this cluster's already):
     a peer pulls what the process can read, not the rest of a large collection. The
     collections ``leave`` says are not here are left as they are."""
-    wanted: dict[str, set[str]] = {}
-
-    def note(obj: dict[str, Any]) -> None:
-        location = str(obj.get("location", ""))
-        if location.startswith(KEEP_PREFIX):
-            pdh, path = _split_keep(location)
-            if not leave(pdh):
-                wanted.setdefault(pdh, set()).add(path)
-
-    visit_class(inputs, ("File", "Directory"), note)
-    replaced = {pdh: _trimmed(client, pdh, paths) for pdh, paths in wanted.items()}
-
-    def rewrite(obj: dict[str, Any]) -> None:
-        location = str(obj.get("location", ""))
-        if location.startswith(KEEP_PREFIX):
-            pdh, _ = _split_keep(location)
-            if pdh in replaced:
-                obj["location"] = KEEP_PREFIX + replaced[pdh] + location[len(KEEP_PREFIX) +
-                                                                           len(pdh):]
-
-    visit_class(inputs, ("File", "Directory"), rewrite)
+    wanted = keep_paths(inputs, lambda pdh: not leave(pdh))
+    move_to_collections(inputs, {pdh: _trimmed(client, pdh, paths)
+                                 for pdh, paths in wanted.items()})
     return inputs
 
 

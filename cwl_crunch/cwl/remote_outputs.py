@@ -14,13 +14,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import threading
-import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
-from cwltool.utils import visit_class
-
-from cwl_crunch.cwl.layout import KEEP_PREFIX
+from cwl_crunch.cwl.layout import keep_paths, move_to_collections
 from cwl_crunch.federation.links import PeerLinks
 from cwl_crunch.model import CollectionEntry, CollectionMount, JobSpec
 
@@ -31,12 +28,6 @@ class Origin:
 
     peer_id: str
     job_uuid: str
-
-
-def _split_keep(location: str) -> tuple[str, str]:
-    """``keep:<pdh>/<quoted path>`` -> (pdh, unquoted path; "" for the root)."""
-    pdh, _, path = location[len(KEEP_PREFIX):].partition("/")
-    return pdh, urllib.parse.unquote(path).strip("/")
 
 
 class RemoteOutputs:
@@ -104,31 +95,16 @@ class RemoteOutputs:
         """A copy of an object whose Files and Directories in remote collections name
         the parts they need, pulled home (those on peer ``staying_on`` are left as they
         are: it has them)."""
-        wanted: dict[str, set[str]] = {}
+        def elsewhere(pdh: str) -> bool:
+            origin = self.origin(pdh)
+            return origin is not None and origin.peer_id != staying_on
 
-        def note(obj: dict[str, Any]) -> None:
-            location = str(obj.get("location", ""))
-            if location.startswith(KEEP_PREFIX):
-                pdh, path = _split_keep(location)
-                origin = self.origin(pdh)
-                if origin is not None and origin.peer_id != staying_on:
-                    wanted.setdefault(pdh, set()).add(path)
-
-        visit_class(value, ("File", "Directory"), note)
+        wanted = keep_paths(value, elsewhere)
         if not wanted:
             return value
-        parts = {pdh: self.part(pdh, paths) for pdh, paths in wanted.items()}
         value = copy.deepcopy(value)
-
-        def rewrite(obj: dict[str, Any]) -> None:
-            location = str(obj.get("location", ""))
-            if location.startswith(KEEP_PREFIX):
-                pdh, _ = _split_keep(location)
-                if pdh in parts:
-                    obj["location"] = KEEP_PREFIX + parts[pdh] + \
-                        location[len(KEEP_PREFIX) + len(pdh):]
-
-        visit_class(value, ("File", "Directory"), rewrite)
+        move_to_collections(value, {pdh: self.part(pdh, paths)
+                                    for pdh, paths in wanted.items()})
         return value
 
     def _origin_of(self, pdh: str) -> Origin:

@@ -85,7 +85,7 @@ def run_for_peer(request: Request, body: PeerRunBody, who: PeerCaller) -> dict[s
                          remote_owner=body.owner, hold=hold_reason(plans, fetches, sender))
     if record.queue_reason is not None:
         threading.Thread(target=_pull_then_release,
-                         args=(core, links, record.uuid, plans, fetches),
+                         args=(core, links, record.uuid, sender, plans, fetches),
                          name=f"pull-{record.uuid}", daemon=True).start()
     return record_to_dict(record)
 
@@ -95,11 +95,8 @@ def _plans(core: ClusterCore, links: CorePeerLinks, sender: str,
     """What pulling from the sending peer what this cluster lacks of ``pdhs`` moves
     (the manifests are fetched and checked now; the blocks come after)."""
     missing = [pdh for pdh in dict.fromkeys(pdhs) if not core.has_collection(pdh)]
-    # Held here, but not the sender's to name (neither sent by it nor made for it): it
-    # must give every block, as if it were missing, or the run could read what this
-    # cluster never gave that peer.
     unproven = [pdh for pdh in dict.fromkeys(pdhs)
-                if pdh not in missing and not core.peer_may_read(sender, pdh)]
+                if pdh not in missing and _must_prove(core, sender, pdh)]
     if (missing or unproven) and sender not in core.config.peers:
         raise HTTPException(400, f"collection {(missing or unproven)[0]} is not on this "
                                  f"cluster for cluster {sender}, and {sender} is not among "
@@ -115,6 +112,13 @@ def _plans(core: ClusterCore, links: CorePeerLinks, sender: str,
     return plans
 
 
+def _must_prove(core: ClusterCore, sender: str, pdh: str) -> bool:
+    """Whether ``pdh`` is held here but not the sender's to name (neither sent to it
+    nor given to or made by a job it submitted): it must give every block, as if it
+    were missing, or its run could read what this cluster never gave that peer."""
+    return core.has_collection(pdh) and not core.peer_may_read(sender, pdh)
+
+
 def hold_reason(plans: list[PullPlan], fetches: list[ImageFetch], sender: str) -> str | None:
     """What a job waits for while its collections and images come here: "fetching 12
     blocks, 340.0 MB, from sitea", "fetching 3 blocks, 0.1 MB, and image debian:12
@@ -128,16 +132,15 @@ def hold_reason(plans: list[PullPlan], fetches: list[ImageFetch], sender: str) -
     return f"fetching {what}{' and ' + images if images else ''} from {sender}"
 
 
-def _pull_then_release(core: ClusterCore, links: CorePeerLinks, uuid: str,
+def _pull_then_release(core: ClusterCore, links: CorePeerLinks, uuid: str, sender: str,
                        plans: list[PullPlan], fetches: list[ImageFetch]) -> None:
-    """Pull what a held job waits for, then let it run; fail it if that cannot be."""
+    """Pull what a held job waits for (from its sender first), then let it run; fail
+    it if that cannot be."""
     try:
         for plan in plans:
             links.complete(plan)
-        job = core.get_job(uuid)
         for fetch in fetches:
-            assert job.peer_id is not None  # a peer's run: the one it was planned for
-            fetch_image(core, links.peer_client(job.peer_id), fetch)
+            fetch_image(core, links.peer_client(sender), fetch)
     except CrunchError as error:
         core.release_held(uuid, failure=f"{PULL_FAILED}: {error}")
         return
@@ -154,14 +157,13 @@ def resume_held_pulls(core: ClusterCore, peers: PeerClients) -> None:
                 if isinstance(mount, CollectionMount)]
         try:
             plans = [plan for pdh in pdhs if (plan := links.plan(
-                job.peer_id, pdh, prove=core.has_collection(pdh) and not core.peer_may_read(
-                    job.peer_id, pdh)))]
+                job.peer_id, pdh, prove=_must_prove(core, job.peer_id, pdh)))]
             fetches = plan_image_fetches(core, links.peer_client(job.peer_id),
                                          pinned_images(job.spec))
         except CrunchError as error:
             core.release_held(job.uuid, failure=f"{PULL_FAILED}: {error}")
             continue
-        _pull_then_release(core, links, job.uuid, plans, fetches)
+        _pull_then_release(core, links, job.uuid, job.peer_id, plans, fetches)
 
 
 def peer_clients(request: Request) -> PeerClients:
@@ -193,12 +195,10 @@ def run_on_peer(request: Request, peer_id: PeerId, body: RunBody, who: Who) -> d
         if pdh not in body.input_pdhs:
             raise HTTPException(422, f"made_by names {pdh}, which is not an input")
         try:
-            record = _reachable(request, peer_id, job, naming)
+            _check_made_by(request, peer_id, job, pdh, naming)
         except HTTPException as error:
-            raise HTTPException(error.status_code, f"made_by names job {job} on {peer_id}, "
-                                f"which this token does not reach: {error.detail}") from None
-        if pdh not in (record.output_pdh, record.log_pdh):
-            raise HTTPException(403, f"collection {pdh} is not what job {job} made")
+            raise HTTPException(error.status_code, f"made_by names job {job} on {peer_id}: "
+                                f"{error.detail}") from None
     for pdh in [body.run_pdh, *body.input_pdhs]:
         if pdh not in body.made_by:
             access.check_collection(who, pdh)
@@ -362,9 +362,7 @@ def remote_log(request: Request, peer_id: PeerId, uuid: JobUuid, name: str, who:
 def remote_entries(request: Request, peer_id: PeerId, pdh: PdhPath, who: Who,
                    job: Annotated[str, Query(pattern=JOB_PATTERN)]) -> Any:
     """The files of a collection a reachable job on the peer made (``?job=``)."""
-    record = _reachable(request, peer_id, job, who)
-    if pdh not in (record.output_pdh, record.log_pdh):
-        raise HTTPException(403, f"collection {pdh} is not what job {job} made")
+    _check_made_by(request, peer_id, job, pdh, who)
     client = peer_clients(request).get(peer_id)
     return _at_peer(peer_id, lambda: [entry_to_dict(entry)
                                       for entry in client.list_collection(pdh)])
@@ -376,12 +374,18 @@ def pull_part(request: Request, peer_id: PeerId, pdh: PdhPath, body: PartBody,
     """Pull home the part of a collection that a reachable job on the peer made (its
     output or log) at or below ``paths``: only the blocks this cluster lacks move. The
     part's PDH; the caller's job may read it afterwards."""
-    record = _reachable(request, peer_id, body.job, who)
-    if pdh not in (record.output_pdh, record.log_pdh):
-        raise HTTPException(403, f"collection {pdh} is not what job {body.job} made")
+    _check_made_by(request, peer_id, body.job, pdh, who)
     part = _at_peer(peer_id, lambda: links_of(request, who).pull_part(
         peer_id, pdh, body.paths, body.job))
     return {"pdh": part}
+
+
+def _check_made_by(request: Request, peer_id: str, job: str, pdh: str, who: Caller) -> None:
+    """403 unless the caller reaches job ``job`` on the peer and ``pdh`` is its output
+    or log collection."""
+    record = _reachable(request, peer_id, job, who)
+    if pdh not in (record.output_pdh, record.log_pdh):
+        raise HTTPException(403, f"collection {pdh} is not what job {job} made")
 
 
 def _at_peer(peer_id: str, call: Callable[[], T]) -> T:

@@ -9,6 +9,7 @@ from typing import Any
 from cwl_crunch.client import ClusterClient, JobRecord, JobSpec, Mount, open_client
 from cwl_crunch.config import load_config
 from cwl_crunch.errors import JobFailed
+from cwl_crunch.model.residency import CollectionResidency
 from cwl_crunch.server.job_api import JobApi
 
 
@@ -78,9 +79,17 @@ class Cluster:
                        ram=ram, environment=dict(env or {}), reuse=reuse, **spec_fields)
         return Future(self.client, self.client.submit(spec))
 
-    def put(self, *paths: str | Path) -> str:
-        """Store files and directories as one collection; returns its PDH."""
-        return self.client.put_paths([Path(path) for path in paths])
+    def put(self, *paths: str | Path, resident: bool = False) -> str:
+        """Store files and directories as one collection; returns its PDH.
+        ``resident``: it must stay on this cluster (see the README, "Data residency")."""
+        pdh = self.client.put_paths([Path(path) for path in paths])
+        if resident:
+            self.client.make_resident(pdh, "stored resident")
+        return pdh
+
+    def residency(self, pdh: str) -> CollectionResidency | None:
+        """Whether collection ``pdh`` stays on this cluster (None: it may travel)."""
+        return self.client.residency(pdh)
 
     def read_text(self, pdh: str, path: str) -> str:
         return b"".join(self.client.read_file(pdh, path)).decode()

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cwl_crunch.errors import ConfigError
+from cwl_crunch.model.residency import RESIDENCY_VALUES
 from cwl_crunch.model.states import BACKENDS
 
 ENV_PREFIX = "CWL_CRUNCH_"
@@ -83,6 +84,10 @@ class Config:
     ``namespaces`` (their own PID, mount and user namespaces; see docs/internals.md,
     "Isolation") or ``none``. A server refuses to start when namespaces do not work here
     unless this says ``none``; elsewhere jobs then run unisolated, saying so in their log."""
+    residency: str = "travel"
+    """What collections stored or made here are by default: ``travel`` (they may be
+    read by peers they are sent to) or ``resident`` (they stay on this cluster unless a
+    release rule lets a job's output go; see the README, "Data residency")."""
     api_url: str = ""
     api_token: str = ""
     """Token of the caller; inside a job, the job's own token (makes it the parent)."""
@@ -267,6 +272,9 @@ def _validated(config: Config) -> Config:
     if config.isolation not in ISOLATIONS:
         raise ConfigError(f"isolation {config.isolation!r} is not one of "
                           f"{', '.join(ISOLATIONS)}")
+    if config.residency not in RESIDENCY_VALUES:
+        raise ConfigError(f"residency {config.residency!r} is not one of "
+                          f"{', '.join(RESIDENCY_VALUES)}")
     for peer in config.peers.values():
         if not _CLUSTER_ID.match(peer.cluster_id) or peer.cluster_id == config.cluster_id:
             raise ConfigError(f"peers: {peer.cluster_id!r} must be another cluster's id "

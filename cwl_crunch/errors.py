@@ -17,9 +17,11 @@ One tree, so callers catch exactly what they can handle::
     ├── RecordsError
     │   ├── SchemaVersionError        the database was written by an incompatible version
     │   ├── JobNotFound
+    │   ├── RuleNotFound              no release rule in force of that UUID
     │   ├── IllegalTransition         a job state change the state machine forbids
     │   └── TokenError                unknown, revoked or malformed API token
     ├── SubmitError                   a job that can never run: bad spec, missing mount, too big
+    ├── ResidencyError                resident data asked to leave its cluster (or read into values)
     ├── ApiError                      the cluster's HTTP API refused a request (status, message)
     ├── DispatchError                 the dispatcher could not start or track a job
     ├── ContainerError
@@ -133,6 +135,10 @@ class JobNotFound(RecordsError):
     """No job record with that UUID."""
 
 
+class RuleNotFound(RecordsError):
+    """No release rule in force with that UUID."""
+
+
 class IllegalTransition(RecordsError):
     """The job state machine forbids this change."""
 
@@ -143,6 +149,11 @@ class TokenError(RecordsError):
 
 class SubmitError(CrunchError):
     """The job spec can never run as given (rejected before a record is made)."""
+
+
+class ResidencyError(CrunchError):
+    """Resident data was asked to leave its cluster, or (by a run whose values travel)
+    to be read into values; the message names the collection and its cluster."""
 
 
 class ApiError(CrunchError):

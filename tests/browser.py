@@ -26,9 +26,11 @@ def _service_missing(message: str) -> NoReturn:
 
 
 @contextlib.contextmanager
-def chromium(tmp_path: Path) -> Iterator[Any]:
+def chromium(tmp_path: Path, expected: Callable[[str], bool] | None = None
+             ) -> Iterator[Any]:
     """Headless Chromium with a fresh profile, downloading into tmp_path/downloads; no
-    severe error may reach its console."""
+    severe error may reach its console, but those whose message ``expected`` passes
+    (refusals a test provokes)."""
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         _service_missing("no headless Chromium: run scripts/browser-setup.sh (as root)")
     try:
@@ -49,7 +51,8 @@ def chromium(tmp_path: Path) -> Iterator[Any]:
             "behavior": "allow", "downloadPath": str(tmp_path / "downloads")})
         driver.set_page_load_timeout(30)
         yield driver
-        errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+        errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"
+                  and not (expected is not None and expected(entry["message"]))]
         assert not errors, errors
     finally:
         driver.quit()

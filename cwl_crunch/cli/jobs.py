@@ -91,6 +91,10 @@ def _show(client: ClusterClient, args: argparse.Namespace) -> int:
         "output": job.output_pdh, "log": job.log_pdh, "reuse key": job.reuse_key,
         "image digest": job.image_digest, "impure": job.impure,
     }
+    for what, pdh in (("output", job.output_pdh), ("log", job.log_pdh)):
+        found = client.residency(pdh) if pdh else None
+        if found is not None:
+            fields[f"{what} residency"] = found.describe()
     spec = spec_to_dict(job.spec)
     fields.update({k.replace("_", " "): v for k, v in spec.items() if k != "name"})
     rows = [[name, "-" if value is None else str(value)] for name, value in fields.items()]
@@ -125,6 +129,8 @@ def _tree(client: ClusterClient, args: argparse.Namespace) -> int:
 
 
 def _logs(client: ClusterClient, args: argparse.Namespace) -> int:
+    if cluster_of(args.uuid) != client.cluster_id:
+        return _remote_logs(client, args)
     job = client.get_job(args.uuid)
     if job.log_pdh is None:
         print(f"job {job.uuid} is {job.state} and has no log collection yet", file=sys.stderr)
@@ -143,6 +149,35 @@ def _logs(client: ClusterClient, args: argparse.Namespace) -> int:
         for chunk in chunks if args.tail is None else [last_lines(chunks, args.tail)]:
             out.write(chunk)
             ended_line = chunk.endswith(b"\n") if chunk else ended_line
+        out.flush()
+    return 0
+
+
+def _remote_logs(client: ClusterClient, args: argparse.Namespace) -> int:
+    """A job of a peer (below a step this cluster handed there), read through this
+    cluster's server with its peer token: the peer refuses resident logs."""
+    from cwl_crunch.client.http import HttpClient
+
+    peer = cluster_of(args.uuid)
+    if not isinstance(client, HttpClient):
+        print(f"job {args.uuid} is on cluster {peer}: read its logs through a server "
+              "(CWL_CRUNCH_API_URL) that has it as a peer", file=sys.stderr)
+        return 1
+    out = sys.stdout.buffer
+    for name in LOG_FILES:
+        texts, offset = [], 0
+        while True:
+            answer = client.get_json(f"/peers/{peer}/jobs/{args.uuid}/logs/{name}"
+                                     f"?offset={offset}")
+            texts.append(str(answer["text"]))
+            if answer["source"] == "none" or answer["offset"] == offset or answer["final"]:
+                break
+            offset = int(answer["offset"])
+        text = "".join(texts).encode()
+        if not text:
+            continue
+        chunks = [text] if args.tail is None else [last_lines([text], args.tail)]
+        out.write(f"==> {name} <==\n".encode() + b"".join(chunks))
         out.flush()
     return 0
 

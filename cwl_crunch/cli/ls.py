@@ -30,8 +30,11 @@ def run(args: argparse.Namespace, config: Config) -> int:
     pdh, path = split_reference(args.reference)
     with open_client(config) as client:
         entries = client.list_collection(pdh, path)
+        residency = client.residency(pdh)
     rows = [[_shown_path(entry), _shown_size(entry, exact=args.bytes)] for entry in entries]
     print(format_table(["PATH", "SIZE"], rows))
+    if residency is not None:
+        print(f"{residency.describe()}")
     return 0
 
 

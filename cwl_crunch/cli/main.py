@@ -6,11 +6,23 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from cwl_crunch.cli import dispatch, fsck, get, jobs, ls, peers, put, server, token, worker
+from cwl_crunch.cli import (
+    dispatch,
+    fsck,
+    get,
+    jobs,
+    ls,
+    peers,
+    put,
+    release,
+    server,
+    token,
+    worker,
+)
 from cwl_crunch.config import load_config
 from cwl_crunch.errors import CrunchError
 
-SUBCOMMANDS = (put, ls, get, jobs, dispatch, worker, server, token, peers, fsck)
+SUBCOMMANDS = (put, ls, get, jobs, dispatch, worker, server, token, release, peers, fsck)
 
 
 def build_parser() -> argparse.ArgumentParser:

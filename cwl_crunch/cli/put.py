@@ -17,10 +17,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "its top level by its name, and print the collection's portable data hash.",
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    parser.add_argument("--resident", action="store_true",
+                        help="the collection must stay on this cluster: peers may not "
+                             "read it, and what jobs make of it stays too unless a "
+                             "release rule lets it go (see cwl-crunch release)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
     with open_client(config) as client:
-        print(client.put_paths(args.paths))
+        pdh = client.put_paths(args.paths)
+        if args.resident:
+            client.make_resident(pdh, "stored resident")
+        print(pdh)
     return 0

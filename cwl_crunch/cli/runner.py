@@ -32,6 +32,7 @@ from cwl_crunch.cwl.containers import RunnerContainers
 from cwl_crunch.cwl.executor import REMOTE_STEPS_IN_FLIGHT, CrunchExecutor
 from cwl_crunch.cwl.fs_access import CrunchFsAccess
 from cwl_crunch.cwl.hints import use_extensions
+from cwl_crunch.cwl.layout import referenced_pdhs
 from cwl_crunch.cwl.path_mapper import CrunchPathMapper, Uploads
 from cwl_crunch.cwl.remote import Federation
 from cwl_crunch.cwl.step_names import StepNames
@@ -39,7 +40,7 @@ from cwl_crunch.cwl.steps import Progress, StepRunner
 from cwl_crunch.cwl.tool import make_tool_factory
 from cwl_crunch.errors import ConfigError, CrunchError
 from cwl_crunch.federation.links import PeerLinks
-from cwl_crunch.model import EndReason, JobState
+from cwl_crunch.model import CollectionMount, EndReason, JobState
 from cwl_crunch.model.runs import PIN_IMAGE
 from cwl_crunch.server.job_api import JobApi
 from cwl_crunch.worker.processes import this_worker
@@ -99,9 +100,11 @@ class RunSession:
         self.run_uuid: str | None = None
         self._own_job = False
 
-    def begin(self, process: Any) -> None:
+    def begin(self, process: Any, job_order: Any = None) -> None:
         """Record the run as a job (once it really runs: not for --validate); first,
-        an unknown cluster in a RunOnCluster hint fails the run before anything runs."""
+        an unknown cluster in a RunOnCluster hint fails the run before anything runs.
+        The job mounts the collections its inputs name that this cluster holds, so that
+        its token (its steps' parent) may read them."""
         if self.run_uuid is not None:
             return
         self._steps.check_hints(process)
@@ -111,9 +114,13 @@ class RunSession:
             self.run_uuid = self._client.caller_job()
             return
         name = Path(str(process.tool.get("id", "run"))).name.split("#")[0] or "run"
+        named = sorted(pdh for pdh in referenced_pdhs(job_order or {})
+                       if self._client.has_collection(pdh))
         claim = self._client.start_own_job(
             JobSpec(command=("cwl-crunch-runner", *self._argv), name=name, cores=0.25,
-                    ram=256 << 20), this_worker())
+                    ram=256 << 20, mounts={f"inputs/{index}": CollectionMount(pdh)
+                                           for index, pdh in enumerate(named)}),
+            this_worker())
         self.run_uuid, self._own_job = claim.job.uuid, True
         self._steps.client = open_client(self._config.replace(api_token=claim.token),
                                          job_api=JobApi)

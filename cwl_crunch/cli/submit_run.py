@@ -24,9 +24,8 @@ from cwltool.main import load_job_order, print_pack
 from cwltool.utils import visit_class
 
 from cwl_crunch.cwl.containers import image_names
-from cwl_crunch.cwl.layout import KEEP_PREFIX
+from cwl_crunch.cwl.layout import KEEP_PREFIX, referenced_pdhs
 from cwl_crunch.cwl.path_mapper import Uploads
-from cwl_crunch.cwl.remote import referenced_pdhs
 from cwl_crunch.errors import ApiError
 from cwl_crunch.model import ClusterClient, JobFilter, JobRecord
 from cwl_crunch.model.runs import RUN_FOLDER_FILES, RunRequest, relocated, runner_spec

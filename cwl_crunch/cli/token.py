@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cwl_crunch.cli.on_host import add_database_option, host_core, with_database
 from cwl_crunch.cli.table import format_table
 from cwl_crunch.config import Config
 from cwl_crunch.errors import RecordsError
@@ -35,23 +36,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     listing = actions.add_parser("list", help="persons' tokens (never their secrets)")
     revoke = actions.add_parser("revoke", help="make a person's token stop working at once")
     revoke.add_argument("uuid", help="the token's UUID (the middle part of the token)")
-    for action in (create, listing, revoke):
-        action.add_argument("--database", metavar="URL",
-                            help="records database (default: the config's database_url)")
+    add_database_option(create, listing, revoke)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    if args.database:
-        config = config.replace(database_url=args.database)
+    config = with_database(config, args.database)
     if args.action == "create":
-        from cwl_crunch.core import ClusterCore  # see cli.main: start-up time
-
-        core = ClusterCore(config.replace(api_url="", api_token=""))
-        try:
+        with host_core(config) as core:
             print(core.create_token(peer_id=args.peer))
-        finally:
-            core.close()
         return 0
     from cwl_crunch.records.tokens import person_tokens, revoke_person_token
 

@@ -51,6 +51,7 @@ from cwl_crunch.model.codec import (
     spec_to_dict,
     worker_to_dict,
 )
+from cwl_crunch.model.residency import CollectionResidency, residency_from_dict
 from cwl_crunch.model.validation import check_spec
 from cwl_crunch.store import Manifest, locator_for
 from cwl_crunch.store.listing import checked_path, list_entries
@@ -345,6 +346,16 @@ class HttpClient(ClusterClient):
                 out.write(data)
         if executable:
             target.chmod(0o755)
+
+    def residency(self, pdh: str) -> CollectionResidency | None:
+        return residency_from_dict(self._transport.json(
+            "GET", f"/collections/{pdh}/residency")["residency"])
+
+    def make_resident(self, pdh: str, reason: str = "") -> CollectionResidency:
+        found = residency_from_dict(self._transport.json(
+            "POST", f"/collections/{pdh}/resident", json={"reason": reason})["residency"])
+        assert found is not None
+        return found
 
     def has_collection(self, pdh: str) -> bool:
         response = self._transport.call("GET", f"/collections/{pdh}", ok=(200, 404))

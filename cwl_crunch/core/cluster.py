@@ -25,6 +25,7 @@ from cwl_crunch.config import Config
 from cwl_crunch.containers import Engine, Images, find_engine
 from cwl_crunch.containers.engine import HOW_TO_GET_ONE
 from cwl_crunch.core.image_offers import ImageOffers
+from cwl_crunch.core.residency import ResidencyRecords
 from cwl_crunch.dispatch import dispatcher_class
 from cwl_crunch.dispatch.base import ClusterParts, Dispatcher
 from cwl_crunch.dispatch.child import ChildProcessDispatcher
@@ -47,7 +48,7 @@ from cwl_crunch.model import (
 from cwl_crunch.model.jobs import JOB_UUID, cluster_of
 from cwl_crunch.model.routing import HOST, Routing
 from cwl_crunch.model.validation import check_spec
-from cwl_crunch.records import access, jobs
+from cwl_crunch.records import access, jobs, residency
 from cwl_crunch.records.database import Database
 from cwl_crunch.records.reuse_key import reuse_key
 from cwl_crunch.records.tokens import create_token, is_revoked, resolve_token
@@ -70,7 +71,7 @@ class JobApi(Protocol):
 JobApiFactory = Callable[["ClusterCore"], JobApi]
 
 
-class ClusterCore(ImageOffers):
+class ClusterCore(ImageOffers, ResidencyRecords):
     def __init__(self, config: Config, *, job_api: str | JobApiFactory | None = None,
                  dispatch_in_child: bool = False, serve_url: str | None = None,
                  isolation_required: bool = False) -> None:
@@ -402,6 +403,8 @@ class ClusterCore(ImageOffers):
     def note_upload(self, job_uuid: str, pdh: str) -> None:
         with self.database.writing() as connection:
             access.note_upload(connection, job_uuid, pdh)
+            residency.settle_upload(connection, job_uuid, pdh, cluster_id=self.cluster_id,
+                                    default_resident=self.keeps_everything)
 
     def note_block_upload(self, token_uuid: str, locator: str) -> None:
         with self.database.writing() as connection:
@@ -505,8 +508,10 @@ class ClusterCore(ImageOffers):
 
     def finish_job(self, uuid: str, outcome: JobOutcome) -> JobRecord:
         with self.database.writing() as connection:
-            record = jobs.to_record(
-                jobs.finish(connection, jobs.get_job(connection, uuid), outcome))
+            ended = jobs.finish(connection, jobs.get_job(connection, uuid), outcome)
+            residency.settle_end(connection, ended, cluster_id=self.cluster_id,
+                                 default_resident=self.keeps_everything)
+            record = jobs.to_record(ended)
         self.notify_changed()
         self.dispatcher.wake()
         return record
@@ -528,9 +533,10 @@ class ClusterCore(ImageOffers):
 
 CLUSTER_KEYS = ("home", "cluster_id", "database_url", "store_dir", "work_dir",
                 "poll_interval", "container_engine", "max_cores", "max_ram", "dispatcher",
-                "isolation", "config")
+                "isolation", "residency", "config")
 """What a server's dispatcher child gets of the config: the cluster's location, and the
-same config file (to hide it from the jobs) and isolation choice as the server's."""
+same config file (to hide it from the jobs), isolation choice and residency default
+(jobs end there) as the server's."""
 
 
 def cluster_environment(config: Config) -> dict[str, str]:

@@ -25,6 +25,7 @@ from cwl_crunch.model import (
     NodeSize,
     WorkerInfo,
 )
+from cwl_crunch.model.residency import CollectionResidency
 from cwl_crunch.store.locators import split_signature, strip_signatures
 
 
@@ -76,6 +77,12 @@ class EmbeddedClient(ClusterClient):
     def cancel(self, uuid: str) -> JobRecord:
         return self.core.cancel(uuid)
 
+    def residency(self, pdh: str) -> CollectionResidency | None:
+        return self.core.residency(pdh)
+
+    def make_resident(self, pdh: str, reason: str = "") -> CollectionResidency:
+        return self.core.make_resident(pdh, reason)
+
     def events(self, after_id: int, timeout: float) -> list[JobEvent]:
         return self.core.events(after_id, timeout)
 
@@ -88,7 +95,10 @@ class EmbeddedClient(ClusterClient):
 
     # Collections --------------------------------------------------------------------
     def put_paths(self, paths: Sequence[Path]) -> str:
-        return self.core.put_paths(paths)
+        pdh = self.core.put_paths(paths)
+        if self._caller is None:
+            self.core.stored_by_person(pdh)
+        return pdh
 
     def list_collection(self, pdh: str, path: str = "") -> list[CollectionEntry]:
         return self.core.list_collection(pdh, path)

@@ -39,9 +39,10 @@ class CrunchExecutor(MultithreadedJobExecutor):
     it down. The resources a step is given (``runtime.cores``, so its reuse key) are
     judged against the cluster's largest node (``StepRunner.select_resources``)."""
 
-    def __init__(self, steps: StepRunner, before_run: Callable[[Process], None],
+    def __init__(self, steps: StepRunner, before_run: Callable[[Process, Any], None],
                  steps_in_flight: int | None = None) -> None:
-        """``before_run`` is called once a run really starts (not for --validate)."""
+        """``before_run`` is called once a run really starts (not for --validate), with
+        the process and its input object."""
         super().__init__()
         self._steps = steps
         self._before_run = before_run
@@ -76,7 +77,7 @@ class CrunchExecutor(MultithreadedJobExecutor):
     ) -> tuple[Any, str]:
         final_outdir = runtime_context.outdir
         if not runtime_context.validate_only:
-            self._before_run(process)
+            self._before_run(process, job_order_object)
         context = runtime_context.copy()
         context.outdir = None  # relocation is ours (the outputs are keep: locations)
         output, status = super().execute(process, job_order_object, context, logger)

@@ -31,7 +31,7 @@ from cwltool.stdfsaccess import StdFsAccess
 
 from cwl_crunch.cwl.inplace import InplaceUpdates
 from cwl_crunch.cwl.layout import JOB_ROOT, KEEP_PREFIX
-from cwl_crunch.errors import CollectionNotFound, PathNotFound
+from cwl_crunch.errors import ApiError, CollectionNotFound, PathNotFound
 from cwl_crunch.model import ClusterClient, CollectionEntry
 from cwl_crunch.store.references import split_reference
 
@@ -179,7 +179,14 @@ class CrunchFsAccess(StdFsAccess):
     def size(self, fn: str) -> int:
         if not fn.startswith(KEEP_PREFIX):
             return super().size(fn)
-        pdh, path, kind = self._existing(fn)
+        try:
+            pdh, path, kind = self._existing(fn)
+        except (CollectionNotFound, ApiError) as error:
+            if isinstance(error, ApiError) and error.status != 403:
+                raise
+            # Held by a peer only (its resident data: the peer lists it to nobody; a
+            # job's token is told 403 for what is not here): cwltool leaves the size out.
+            raise FileNotFoundError(str(error)) from None
         return self._tree(pdh).sizes.get(path, 0) if kind == "file" else 0
 
     def isfile(self, fn: str) -> bool:

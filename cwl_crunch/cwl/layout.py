@@ -59,3 +59,16 @@ def move_to_collections(value: Any, replaced: Mapping[str, str]) -> None:
                     location[len(KEEP_PREFIX) + len(pdh):]
 
     visit_class(value, ("File", "Directory"), rewrite)
+
+
+def referenced_pdhs(inputs: Any) -> set[str]:
+    """The collections that an input object's Files and Directories are in."""
+    pdhs: set[str] = set()
+
+    def note(obj: dict[str, Any]) -> None:
+        location = str(obj.get("location", ""))
+        if location.startswith(KEEP_PREFIX):
+            pdhs.add(location[len(KEEP_PREFIX):].split("/", 1)[0])
+
+    visit_class(inputs, ("File", "Directory"), note)
+    return pdhs

@@ -15,6 +15,7 @@ import copy
 import io
 import json
 import logging
+import re
 import tempfile
 import threading
 import time
@@ -33,7 +34,7 @@ from ruamel.yaml import YAML
 from cwl_crunch.cwl.containers import image_names
 from cwl_crunch.cwl.hints import ARVADOS_NAMESPACE, CLUSTER_HINTS, CRUNCH_NAMESPACE
 from cwl_crunch.cwl.job import deliver
-from cwl_crunch.cwl.layout import KEEP_PREFIX, keep_paths, move_to_collections
+from cwl_crunch.cwl.layout import KEEP_PREFIX, keep_paths, move_to_collections, referenced_pdhs
 from cwl_crunch.cwl.path_mapper import Uploads
 from cwl_crunch.errors import ApiError, CrunchError, IllegalTransition
 from cwl_crunch.federation.links import REMOTE_STEP, PeerLinks
@@ -76,19 +77,6 @@ class Federation:
         self.cluster_id = cluster_id
         self.links = links
         self.for_job = for_job
-
-
-def referenced_pdhs(inputs: Any) -> set[str]:
-    """The collections that an input object's Files and Directories are in."""
-    pdhs: set[str] = set()
-
-    def note(obj: dict[str, Any]) -> None:
-        location = str(obj.get("location", ""))
-        if location.startswith(KEEP_PREFIX):
-            pdhs.add(location[len(KEEP_PREFIX):].split("/", 1)[0])
-
-    visit_class(inputs, ("File", "Directory"), note)
-    return pdhs
 
 
 def stored_inputs(job_order: Any, uploads: Uploads) -> dict[str, Any]:
@@ -295,10 +283,18 @@ def run_remote(steps: StepRunner, federation: Federation, name: str,
         origin = steps.remote.origin(pdh)
         return origin.job_uuid if origin is not None and origin.peer_id == peer_id else None
 
+    placement = steps.placement()
+
+    def kept_there(pdh: str) -> bool:
+        """Resident on the peer (so not here): named, never sent."""
+        return placement is not None and placement.resident_on(pdh) == peer_id
+
     inputs = trimmed_inputs(stored_inputs(job_order, Uploads(lambda: steps.client)),
-                            steps.client, leave=lambda pdh: on_peer(pdh) is not None)
+                            steps.client,
+                            leave=lambda pdh: on_peer(pdh) is not None or kept_there(pdh))
     pdhs = sorted(referenced_pdhs(inputs))
     there = {pdh: job for pdh in pdhs if (job := on_peer(pdh)) is not None}
+    held_there = {pdh for pdh in pdhs if pdh not in there and kept_there(pdh)}
     # The cluster offers the peer the images it has of these names, by digest.
     images = dict.fromkeys(image_names(packed), "") if steps.containers is not None else {}
     with tempfile.TemporaryDirectory(prefix="cwl-crunch-remote-") as scratch:
@@ -309,7 +305,7 @@ def run_remote(steps: StepRunner, federation: Federation, name: str,
         run_pdh = steps.client.put_paths([folder / workflow, folder / inputs_file])
     mounts = {"in": CollectionMount(run_pdh),
               **{f"inputs/{index}": CollectionMount(pdh) for index, pdh in enumerate(pdhs)
-                 if pdh not in there}}
+                 if pdh not in there and pdh not in held_there}}
     claim = steps.client.start_own_job(JobSpec(
         (*REMOTE_STEP, peer_id, name), name=name, mounts=mounts,
         cores=0.01, ram=1 << 20, reuse=False), this_worker())
@@ -337,6 +333,9 @@ def _follow_and_collect(steps: StepRunner, links: PeerLinks, step_client: Cluste
                               failed=0 if final.succeeded else 1)
         if not final.succeeded or final.log_pdh is None or final.output_pdh is None:
             reason = final.failure_reason or f"exit code {final.exit_code}"
+            last_error = _last_error(steps, peer_id, final)
+            if last_error:
+                reason += f": {last_error}"
             outcome = JobOutcome(JobState.FAILED, final.exit_code, None, None,
                                  f"on cluster {peer_id}: {final.state}: {reason}",
                                  EndReason.ERROR)
@@ -355,6 +354,34 @@ def _follow_and_collect(steps: StepRunner, links: PeerLinks, step_client: Cluste
         # Cancelled here meanwhile: its record says so already.
         with contextlib.suppress(IllegalTransition):
             step_client.finish_job(step_uuid, outcome)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _last_error(steps: StepRunner, peer_id: str, final: JobRecord) -> str:
+    """The last error line the remote runner wrote (its stderr), or ""; what the peer
+    refuses to give (a resident log) is said as the peer said it."""
+    if final.log_pdh is None:
+        return ""
+    try:
+        steps.remote.note(final.log_pdh, peer_id, final.uuid)
+        part = steps.remote.part(final.log_pdh, {"stderr.txt"})
+        text = b"".join(steps.client.read_file(part, "stderr.txt")).decode(errors="replace")
+    except CrunchError as error:
+        return f"(its log cannot be read here: {error})"
+    lines = [line.strip() for line in _ANSI.sub("", text).splitlines() if line.strip()]
+    # The last lines that are not cwltool's INFO or WARNING ones: the error, as said.
+    said: list[str] = []
+    for line in reversed(lines):
+        if line.startswith(("INFO ", "WARNING ", "DEBUG ")):
+            if said:
+                break
+            continue
+        said.insert(0, line)
+        if len(said) == 4:
+            break
+    return " ".join(said or lines[-1:])[:2000]
 
 
 def _cancelled(step_client: ClusterClient, step_uuid: str) -> bool:

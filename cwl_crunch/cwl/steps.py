@@ -12,6 +12,7 @@ from cwltool.errors import WorkflowException
 from cwl_crunch.cwl.containers import RunnerContainers
 from cwl_crunch.cwl.hints import cluster_hint, literal_cluster_ids
 from cwl_crunch.cwl.inplace import InplaceUpdates
+from cwl_crunch.cwl.placement import Placement
 from cwl_crunch.cwl.remote_outputs import RemoteOutputs
 from cwl_crunch.cwl.resources import fit_resources
 from cwl_crunch.errors import CrunchError
@@ -73,6 +74,9 @@ class StepRunner:
         self._largest_lock = threading.Lock()
         self.remote = RemoteOutputs(self._peer_links)
         """Outputs of the run's remote steps, pulled home in parts when read here."""
+        self._placement: Placement | None = None
+        self._placement_known = False
+        self._placement_lock = threading.Lock()
 
     def _peer_links(self) -> PeerLinks:
         """The peer links of the run's current token (see RemoteOutputs)."""
@@ -84,6 +88,36 @@ class StepRunner:
         if self.federation is None:
             raise WorkflowException("this cluster has no peers")
         return self.federation.links
+
+    def placement(self) -> Placement | None:
+        """Where resident inputs keep processes (None: this cluster has no peers, so
+        everything runs here)."""
+        from cwl_crunch.client.http import HttpClient
+
+        with self._placement_lock:
+            if not self._placement_known:
+                if isinstance(self.client, HttpClient) or self.federation is not None:
+                    try:
+                        peers = self._peer_links().known_peers()
+                    except CrunchError as error:
+                        raise WorkflowException(f"cannot list this cluster's peers: "
+                                                f"{error}") from None
+                    if peers:
+                        self._placement = Placement(self.client.cluster_id,
+                                                    self._peer_links)
+                self._placement_known = True
+            return self._placement
+
+    def resident_site(self, process: Process, inputs: Any) -> str | None:
+        """The peer a CommandLineTool with no RunOnCluster runs on because inputs of it
+        are resident there (None: here)."""
+        placement = self.placement()
+        if placement is None or process.tool.get("class") != "CommandLineTool":
+            return None
+        site = placement.required_site(f"process {_process_name(process)}", inputs)
+        if site is not None:
+            self.check_cluster_ids([site])
+        return site
 
     def localized(self, what: str, value: Any, *, staying_on: str | None = None) -> Any:
         """``value`` (a JobSpec or an object of Files) with what it names of remote
@@ -132,6 +166,13 @@ class StepRunner:
     def cluster_for(self, process: Process, inputs: Any, evaluate: Any) -> str | None:
         """The peer that ``process`` runs on (None: this cluster), from its
         RunOnCluster hint, evaluated against its inputs by ``evaluate``."""
+        target = self._hinted_cluster(process, evaluate)
+        placement = self.placement()
+        if placement is not None:
+            placement.check(f"process {_process_name(process)}", inputs, target)
+        return target
+
+    def _hinted_cluster(self, process: Process, evaluate: Any) -> str | None:
         if self.steps_on is not None and process.tool.get("class") == "CommandLineTool":
             return None if self.steps_on == self.client.cluster_id else self.steps_on
         hint = cluster_hint(process)
@@ -179,3 +220,7 @@ class StepRunner:
             raise WorkflowException(f"step {name}: RunOnCluster {peer_id}, but this "
                                     "cluster has no peers")
         return run_remote(self, self.federation, name, packed, job_order, peer_id)
+
+
+def _process_name(process: Process) -> str:
+    return str(process.tool.get("id", "")).rsplit("#", 1)[-1].rsplit("/", 1)[-1] or "(inline)"

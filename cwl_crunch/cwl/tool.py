@@ -7,7 +7,7 @@ from typing import Any
 
 from cwltool.command_line_tool import CommandLineTool
 from cwltool.context import LoadingContext, RuntimeContext
-from cwltool.errors import UnsupportedRequirement
+from cwltool.errors import UnsupportedRequirement, WorkflowException
 from cwltool.process import Process, shortname
 from cwltool.workflow import Workflow, WorkflowStep, default_make_tool
 
@@ -17,6 +17,7 @@ from cwl_crunch.cwl.layout import OUTDIR, STAGEDIR, TMPDIR
 from cwl_crunch.cwl.remote import RemoteRun
 from cwl_crunch.cwl.single_job import SingleJob, wants_single_job
 from cwl_crunch.cwl.steps import StepRunner
+from cwl_crunch.errors import CrunchError
 
 
 class CrunchCommandLineTool(CommandLineTool):
@@ -110,7 +111,15 @@ def remote_peer(steps: StepRunner, process: Process, job_order: Any,
     The hint is evaluated against the inputs as given, with those a step passes that
     the process does not declare (as Arvados reads ``cluster_id: $(inputs.x)``)."""
     if cluster_hint(process) is None and steps.steps_on is None:
-        return None
+        site = steps.resident_site(process, job_order)  # its data keeps it there
+        if site is None:
+            return None
+        try:
+            return site, process._init_job(job_order, runtimeContext).job
+        except (WorkflowException, CrunchError) as error:
+            raise WorkflowException(
+                f"{_name(process, runtimeContext)} runs on cluster {site}, where inputs "
+                f"of it are resident, and its inputs cannot be read here: {error}") from None
     builder = process._init_job(job_order, runtimeContext)
     checked = builder.job
     builder.job = {**(getattr(runtimeContext, STEP_INPUTS, None) or {}), **checked}

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from cwl_crunch.config import Config
-from cwl_crunch.errors import CrunchError, SubmitError
+from cwl_crunch.errors import CollectionNotFound, CrunchError, ResidencyError, SubmitError
 from cwl_crunch.federation.peers import peer_client
 from cwl_crunch.federation.pull import (
     PullPlan,
@@ -31,6 +31,7 @@ from cwl_crunch.model import (
     JobRecord,
 )
 from cwl_crunch.model.codec import entry_from_dict, record_from_dict
+from cwl_crunch.model.residency import Whereabouts, whereabouts_from_dict
 from cwl_crunch.model.runs import RunRequest
 
 if TYPE_CHECKING:
@@ -117,6 +118,13 @@ class PeerLinks(abc.ABC):
         ``made_by`` on the peer), read there: no block moves."""
 
 
+    @abc.abstractmethod
+    def whereabouts(self, pdh: str) -> list[Whereabouts]:
+        """Where collection ``pdh`` is: this cluster first; if it does not hold it (or
+        it is resident here), each peer that answers and holds it, and whether it is
+        resident there."""
+
+
 class CorePeerLinks(PeerLinks):
     def __init__(self, core: ClusterCore, peers: PeerClients, *, caller_job: str | None,
                  caller_token: str) -> None:
@@ -137,14 +145,49 @@ class CorePeerLinks(PeerLinks):
         remote = self._peers.get(peer_id)
         pdhs = [pdh for pdh in dict.fromkeys([request.run_pdh, *request.input_pdhs])
                 if pdh not in request.made_by]  # those are there already
-        for pdh in pdhs:
+        sent = [pdh for pdh in pdhs if not self._held_there(peer_id, pdh, request)]
+        for pdh in sent:
             self._core.entry(pdh)  # CollectionNotFound here, not a failed pull there
-        for pdh in pdhs:
+            found = self._core.resident_here(pdh)
+            if found is not None:
+                raise ResidencyError(f"collection {pdh} is resident on cluster "
+                                     f"{self._core.cluster_id} ({found.reason}): it "
+                                     f"cannot be sent to cluster {peer_id}")
+        for pdh in sent:
             self._core.note_sent(peer_id, pdh)
         images = self._offered_images(peer_id, request.images)
         body = {**request.as_dict(), "images": images, "parent_uuid": self._caller_job,
                 "owner": self._caller_token}
         return record_from_dict(remote.post_json("/federation/runs", body))
+
+    def _held_there(self, peer_id: str, pdh: str, request: RunRequest) -> bool:
+        """An input this cluster does not hold and the peer says it does (its own
+        resident data, or what it may read): named, not sent. The run's own
+        collection is always sent."""
+        if pdh == request.run_pdh or self._core.has_collection(pdh):
+            return False
+        answer = whereabouts_from_dict(self._peers.get(peer_id).get_json(
+            f"/federation/collections/{pdh}"))
+        if not answer.held:
+            raise CollectionNotFound(f"collection {pdh} is neither on cluster "
+                                     f"{self._core.cluster_id} nor on cluster {peer_id}")
+        return True
+
+    def whereabouts(self, pdh: str, *, here: bool = True) -> list[Whereabouts]:
+        """``here`` False: this cluster is said not to hold it (the caller may not
+        learn that it does)."""
+        place = self._core.whereabouts(pdh)
+        local = place if here else Whereabouts(place.cluster_id, held=False)
+        if local.held and not local.resident:
+            return [local]
+        found = [local]
+        for peer_id in self._peers.known():
+            with contextlib.suppress(CrunchError):  # down: it says nothing now
+                answer = whereabouts_from_dict(self._peers.get(peer_id).get_json(
+                    f"/federation/collections/{pdh}"))
+                if answer.held:
+                    found.append(answer)
+        return found
 
     def _offered_images(self, peer_id: str, names: Iterable[str]) -> dict[str, str]:
         """The images of ``names`` this cluster's engine has, by digest (what the caller
@@ -269,6 +312,10 @@ class HttpPeerLinks(PeerLinks):
     def remote_entries(self, peer_id: str, pdh: str, made_by: str) -> list[CollectionEntry]:
         return [entry_from_dict(entry) for entry in self._client.get_json(
             f"/peers/{peer_id}/collections/{pdh}/entries?job={made_by}")]
+
+    def whereabouts(self, pdh: str) -> list[Whereabouts]:
+        return [whereabouts_from_dict(place) for place in self._client.get_json(
+            f"/collections/{pdh}/whereabouts")]
 
 
 def links_for(client: ClusterClient) -> PeerLinks:

@@ -30,6 +30,7 @@ from cwl_crunch.model.jobs import (
     NodeSize,
     WorkerInfo,
 )
+from cwl_crunch.model.residency import CollectionResidency
 
 
 class ClusterClient(abc.ABC):
@@ -128,6 +129,15 @@ class ClusterClient(abc.ABC):
     @abc.abstractmethod
     def has_collection(self, pdh: str) -> bool:
         """Whether this cluster holds the collection's manifest."""
+
+    @abc.abstractmethod
+    def residency(self, pdh: str) -> CollectionResidency | None:
+        """Whether the collection must stay on this cluster (its record), or was
+        released by a rule; None: it may travel."""
+
+    @abc.abstractmethod
+    def make_resident(self, pdh: str, reason: str = "") -> CollectionResidency:
+        """Make a collection of this cluster resident (a person's decision)."""
 
     # Blocks: what moves a collection between clusters, a block at a time -------------
     @abc.abstractmethod

@@ -53,6 +53,8 @@ from cwl_crunch.records.models import (
     BlockUpload,
     Event,
     Meta,
+    ReleaseRule,
+    Residency,
     SentCollection,
     SentImage,
     Upload,
@@ -155,12 +157,21 @@ def _add_sent_images(connection: Connection) -> None:
     Base.metadata.create_all(connection, tables=[cast(Table, SentImage.__table__)])
 
 
+def _add_residency(connection: Connection) -> None:
+    """Data residency: resident and released collections, release rules, and what
+    resident collection a job's token read. One transaction."""
+    connection.exec_driver_sql("ALTER TABLE jobs ADD COLUMN read_resident VARCHAR(80)")
+    Base.metadata.create_all(connection, tables=[cast(Table, Residency.__table__),
+                                                 cast(Table, ReleaseRule.__table__)])
+
+
 # MIGRATIONS[n] upgrades a database at schema version n to n + 1.
 MIGRATIONS: dict[int, Migration] = {
     1: _add_job_root, 2: _add_job_self_run, 3: _add_job_container_fields,
     4: _add_uploads_and_output_indexes, 5: _add_block_uploads,
     6: _add_job_reuse_ineligible, 7: _add_job_backend_and_end_reason,
-    8: _foreign_parents_and_impure, 9: _add_peers, 10: _add_sent_images}
+    8: _foreign_parents_and_impure, 9: _add_peers, 10: _add_sent_images,
+    11: _add_residency}
 
 _BEGIN_OPTION = "crunch_begin"
 # The key of the advisory lock every PostgreSQL write transaction takes first (any

@@ -9,7 +9,7 @@ import secrets
 import string
 
 _ALPHABET = string.ascii_lowercase + string.digits
-KINDS = ("job", "col", "tok")
+KINDS = ("job", "col", "tok", "rel")
 
 
 def new_uuid(cluster_id: str, kind: str) -> str:

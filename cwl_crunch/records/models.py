@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 
 class Base(DeclarativeBase):
@@ -94,6 +94,9 @@ class Job(Base):
     # Since schema version 10: why a Queued job waits before any dispatcher may take it
     # (its collections are being pulled from a peer), or None.
     queue_reason: Mapped[str | None] = mapped_column(Text)
+    # Since schema version 12: a resident collection whose contents this job's token
+    # read through the API (records.residency): its outputs stay with that collection.
+    read_resident: Mapped[str | None] = mapped_column(String(80))
     # Who runs it, for local jobs (backend "local"): lets any process tell a dead
     # worker from a slow one.
     worker_host: Mapped[str | None] = mapped_column(String(255))
@@ -188,3 +191,35 @@ class SentImage(Base):
     created_at: Mapped[float] = mapped_column(Float)
 
     __table_args__ = (Index("ix_sent_images_peer_digest", "peer_id", "digest", unique=True),)
+
+
+class Residency(Base):
+    """A collection that must stay on this cluster, or one derived from resident data
+    that a release rule let go (since schema version 12). No row: it may travel."""
+
+    __tablename__ = "residency"
+    pdh: Mapped[str] = mapped_column(String(80), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    """"resident" or "released"."""
+    reason: Mapped[str] = mapped_column(Text)
+    job_uuid: Mapped[str | None] = mapped_column(String(40))
+    """The job whose end made it so (None: a person stored it so)."""
+    source_pdh: Mapped[str | None] = mapped_column(String(80))
+    """The resident collection it derives from."""
+    rule_uuid: Mapped[str | None] = mapped_column(String(40))
+    """The release rule that let it go."""
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class ReleaseRule(Base):
+    """What a site's administrator approved to produce releasable results from resident
+    data (since schema version 12): an image, by content digest, and optionally the
+    beginning of the command. Removed rules are kept (``removed_at``) for the record."""
+
+    __tablename__ = "release_rules"
+    uuid: Mapped[str] = mapped_column(String(40), primary_key=True)
+    image_digest: Mapped[str] = mapped_column(String(80))
+    command_prefix: Mapped[list[str] | None] = mapped_column(JSON)
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
+    removed_at: Mapped[float | None] = mapped_column(Float)

@@ -25,6 +25,7 @@ from cwl_crunch.server import (
     federation_api,
     jobs_api,
     logs_api,
+    residency_api,
     web,
 )
 from cwl_crunch.server.access import Access
@@ -39,6 +40,8 @@ MAX_JSON_BODY = 16 << 20
 STATUS: list[tuple[type[errors.CrunchError], int]] = [
     (errors.CorruptBlock, 500),  # the server's store is damaged: not the caller's fault
     (errors.JobNotFound, 404),
+    (errors.RuleNotFound, 404),
+    (errors.ResidencyError, 403),
     (errors.CollectionNotFound, 404),
     (errors.PathNotFound, 404),
     (errors.UnprovenBlocks, 403),  # not proven to be the caller's to use
@@ -70,7 +73,7 @@ def create_app(core: ClusterCore) -> FastAPI:
         threading.Thread(target=federation_api.resume_held_pulls,
                          args=(core, app.state.peers), name="resume-pulls",
                          daemon=True).start()
-    for router in (jobs_api.router, collections_api.router, events_api.router,
+    for router in (residency_api.router, jobs_api.router, collections_api.router, events_api.router,
                    logs_api.router, federation_api.router, web.router):
         app.include_router(router)
     _add_error_handlers(app)

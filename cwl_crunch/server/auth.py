@@ -5,8 +5,9 @@ everywhere but where federation needs it (``reader`` and ``peer`` routes)."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Annotated
 
-from fastapi import Header, HTTPException, Request
+from fastapi import Depends, Header, HTTPException, Request
 
 from cwl_crunch.core import ClusterCore
 from cwl_crunch.errors import TokenError
@@ -79,3 +80,9 @@ def peer(request: Request, authorization: str | None = Header(default=None)) -> 
         raise HTTPException(403, "only a peer cluster's token can do this (cwl-crunch "
                                  "token create --peer ID, on this cluster)")
     return found
+
+
+Who = Annotated[Caller, Depends(caller)]
+"""A route's caller: a person's or a job's token."""
+Person = Annotated[Caller, Depends(person)]
+PeerCaller = Annotated[Caller, Depends(peer)]

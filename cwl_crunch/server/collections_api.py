@@ -95,6 +95,8 @@ async def put_manifest(request: Request, who: Who) -> dict[str, str]:
             raise HTTPException(413, f"a manifest may hold at most {MAX_MANIFEST} bytes")
     pdh: str = await run_in_threadpool(_store_proven_manifest, request, who, bytes(text))
     await run_in_threadpool(access_of(request).note_upload, who, pdh)
+    if who.is_person:
+        await run_in_threadpool(core_of(request).stored_by_person, pdh)
     return {"pdh": pdh}
 
 
@@ -134,7 +136,12 @@ def get_manifest(request: Request, pdh: str, who: Reader) -> Response:
     """The manifest with its locators signed for the caller (its PDH is that of the text
     with the signatures stripped)."""
     check_readable(request, who, pdh)
-    text = core_of(request).manifest_text(pdh)
+    core = core_of(request)
+    text = core.manifest_text(pdh)
+    if not who.is_person and access_of(request).resident(pdh) is not None:
+        # Bare: a job's token reads a resident collection's blocks through it, but
+        # cannot name them in a new collection, which would not be resident.
+        return Response(text, media_type="text/plain")
     return Response(proofs_of(request).sign_manifest(who, text), media_type="text/plain")
 
 
@@ -151,6 +158,7 @@ def list_entries(request: Request, pdh: str, who: Reader,
 def get_block(request: Request, pdh: str, locator: str, who: Reader) -> Response:
     """One block of the collection, verified."""
     check_readable(request, who, pdh)
+    access_of(request).check_contents(who, pdh)
     parse_locator(locator)
     core = core_of(request)
     if not any(locator in file.locators for file in core.manifest(pdh).files()):

@@ -83,9 +83,16 @@ def _final_records(core: ClusterCore, events: list[JobEvent],
     if not final:
         return {}
     carried: dict[int, dict[str, Any]] = {}
-    for record in core.get_jobs(sorted(final)):
+    records = core.get_jobs(sorted(final))
+    # A resident output is never carried: whoever wants it asks, and is told (or, a job
+    # of this cluster's own, is recorded as having read it: server/access.py).
+    staying = {pdh for pdh, found in core.residencies(
+        [record.output_pdh for record in records if record.output_pdh]).items()
+        if found.resident}
+    for record in records:
         extra: dict[str, Any] = {"record": record_to_dict(record)}
-        output = _small_output(core, record.output_pdh, sign) if record.output_pdh else None
+        output = (_small_output(core, record.output_pdh, sign)
+                  if record.output_pdh and record.output_pdh not in staying else None)
         if output is not None:
             extra["output"] = output
         carried[final[record.uuid]] = extra

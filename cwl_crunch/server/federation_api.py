@@ -79,10 +79,19 @@ def run_for_peer(request: Request, body: PeerRunBody, who: PeerCaller) -> dict[s
               if digest and body.use_container}
     fetches = _at_peer(sender, lambda: plan_image_fetches(
         core, links.peer_client(sender), pinned))
-    spec = runner_spec(body.run_pdh, body.input_pdhs, name=body.name, reuse=body.reuse,
-                       use_container=body.use_container, images=pinned)
+    staying = _resident_inputs(core, body.run_pdh, body.input_pdhs)
+    spec = runner_spec(body.run_pdh, [pdh for pdh in body.input_pdhs if pdh not in staying],
+                       name=body.name, reuse=body.reuse, use_container=body.use_container,
+                       images=pinned)
+    hold = hold_reason(plans, fetches, sender)
     record = core.submit(spec, parent_uuid=body.parent_uuid, peer_id=sender,
-                         remote_owner=body.owner, hold=hold_reason(plans, fetches, sender))
+                         remote_owner=body.owner,
+                         hold=hold or ("noting its resident inputs" if staying else None))
+    for pdh in staying:  # readable by the run (not staged: see _resident_inputs)
+        core.note_upload(record.uuid, pdh)
+    if staying and hold is None:
+        core.release_held(record.uuid)
+        record = core.get_job(record.uuid)
     if record.queue_reason is not None:
         threading.Thread(target=_pull_then_release,
                          args=(core, links, record.uuid, sender, plans, fetches),
@@ -115,8 +124,25 @@ def _plans(core: ClusterCore, links: CorePeerLinks, sender: str,
 def _must_prove(core: ClusterCore, sender: str, pdh: str) -> bool:
     """Whether ``pdh`` is held here but not the sender's to name (neither sent to it
     nor given to or made by a job it submitted): it must give every block, as if it
-    were missing, or its run could read what this cluster never gave that peer."""
-    return core.has_collection(pdh) and not core.peer_may_read(sender, pdh)
+    were missing, or its run could read what this cluster never gave that peer. A
+    resident collection may be named without proof: that is how a peer runs an analysis
+    here, and nothing derived from it leaves unless a release rule says so."""
+    return core.has_collection(pdh) and core.resident_here(pdh) is None \
+        and not core.peer_may_read(sender, pdh)
+
+
+def _resident_inputs(core: ClusterCore, run_pdh: str, input_pdhs: list[str]) -> set[str]:
+    """Those of a peer's run's inputs that stay here. They are not mounts of its runner
+    job (whose directory its workflow's expressions could read as files): the runner
+    reaches them through the API, which gives it their names, sizes and checksums and
+    its steps their contents (server/access.py). The run's own collection may not be
+    resident (403)."""
+    found = core.resident_here(run_pdh)
+    if found is not None:
+        raise HTTPException(403, f"collection {run_pdh}, the run's workflow and inputs, "
+                                 f"is resident on cluster {core.cluster_id} "
+                                 f"({found.reason})")
+    return {pdh for pdh in input_pdhs if core.resident_here(pdh) is not None}
 
 
 def hold_reason(plans: list[PullPlan], fetches: list[ImageFetch], sender: str) -> str | None:
@@ -199,8 +225,10 @@ def run_on_peer(request: Request, peer_id: PeerId, body: RunBody, who: Who) -> d
         except HTTPException as error:
             raise HTTPException(error.status_code, f"made_by names job {job} on {peer_id}: "
                                 f"{error.detail}") from None
+    core = core_of(request)
     for pdh in [body.run_pdh, *body.input_pdhs]:
-        if pdh not in body.made_by:
+        # One not held here must be held there (hand_run asks the peer).
+        if pdh not in body.made_by and (pdh == body.run_pdh or core.has_collection(pdh)):
             access.check_collection(who, pdh)
     run = RunRequest(body.run_pdh, tuple(body.input_pdhs), body.name, body.reuse,
                      body.use_container, dict(body.made_by), dict(body.images))

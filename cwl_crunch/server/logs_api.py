@@ -59,7 +59,11 @@ def job_log(request: Request, uuid: str, name: str, who: Who,
         raise HTTPException(404, f"no log {name!r}: a job's logs are {', '.join(LOG_NAMES)}")
     access_of(request).check_job(who, uuid)
     core = core_of(request)
-    record, chunk = _read_log(core, core.get_job(uuid), name, offset, limit + _SLACK)
+    job = core.get_job(uuid)
+    access_of(request).check_logs(who, job)
+    record, chunk = _read_log(core, job, name, offset, limit + _SLACK)
+    if record.log_pdh != job.log_pdh:  # it ended meanwhile: its log collection decides
+        access_of(request).check_logs(who, record)
     data = _up_to(chunk.data, limit)
     at_end = chunk.size is None or offset + len(data) >= chunk.size
     final = at_end and chunk.source != "live" and record.finished
@@ -172,6 +176,7 @@ def _complete_characters(data: bytes) -> bytes:
 def download(request: Request, pdh: str, path: str, who: Who) -> StreamingResponse:
     """One file of a collection, streamed block by block (each verified), as a download."""
     check_readable(request, who, pdh)
+    access_of(request).check_contents(who, pdh)
     core = core_of(request)
     entry = core.entry(pdh, path)
     if entry.kind != "file":

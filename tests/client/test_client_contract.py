@@ -50,6 +50,15 @@ def test_the_largest_node_has_cores_and_ram(client):
     assert node.cores >= 1 and node.ram > 0
 
 
+def test_a_collection_made_resident_says_so(client, tmp_path):
+    (tmp_path / "cohort.tsv").write_text("stays\n")
+    pdh = client.put_paths([tmp_path / "cohort.tsv"])
+    assert client.residency(pdh) is None
+    made = client.make_resident(pdh, "the site says so")
+    assert (made.pdh, made.state, made.reason) == (pdh, "resident", "the site says so")
+    assert client.residency(pdh) == made
+
+
 def test_collections_are_put_listed_read_and_copied(client, tmp_path):
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "f.txt").write_text("content")
@@ -83,6 +92,8 @@ CONTRACT = {
     "largest_node": test_the_largest_node_has_cores_and_ram,
     "put_paths": test_collections_are_put_listed_read_and_copied,
     "has_collection": test_collections_are_put_listed_read_and_copied,
+    "residency": test_a_collection_made_resident_says_so,
+    "make_resident": test_a_collection_made_resident_says_so,
     "list_collection": test_collections_are_put_listed_read_and_copied,
     "read_file": test_collections_are_put_listed_read_and_copied,
     "get_collection": test_collections_are_put_listed_read_and_copied,

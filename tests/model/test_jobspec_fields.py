@@ -82,8 +82,9 @@ def test_full_sets_every_field_to_something_else_than_its_default():
 # The jobs table ---------------------------------------------------------------------
 RECORD_COLUMNS = {field.name for field in dataclasses.fields(JobRecord)} - {"spec"}
 BOOKKEEPING_COLUMNS = {"self_run", "worker_host", "worker_pid", "worker_pid_start",
-                       "command_pgid", "command_pgid_start"}
-"""Columns neither the spec nor the record holds: who runs the job, for the dispatchers."""
+                       "command_pgid", "command_pgid_start", "read_resident"}
+"""Columns neither the spec nor the record holds: who runs the job, for the dispatchers,
+and what resident data its token read (for the residency decision at its end)."""
 
 
 def test_jobs_table_has_a_column_per_field_and_no_unknown_column():

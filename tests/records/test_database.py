@@ -23,7 +23,7 @@ from sqlalchemy.pool import NullPool
 
 from cwl_crunch.errors import RecordsError, SchemaVersionError, SubmitError
 from cwl_crunch.model import EndReason, JobSpec
-from cwl_crunch.records import access, jobs
+from cwl_crunch.records import access, jobs, residency
 from cwl_crunch.records import database as database_module
 from cwl_crunch.records.database import WRITE_LOCK_KEY, Database, schema_version, shown
 from cwl_crunch.records.models import SCHEMA_VERSION, Base, Meta
@@ -637,8 +637,17 @@ def test_a_migration_8_to_9_killed_midway_leaves_version_8(database_url, tmp_pat
         migrated.close()
 
 
+def undo_schema_12(connection):
+    """Take away what schema version 12 added (residency): for databases of older
+    versions (11's sent_images table is made again by its migration if it is there)."""
+    connection.execute(text("ALTER TABLE jobs DROP COLUMN read_resident"))
+    connection.execute(text("DROP TABLE residency"))
+    connection.execute(text("DROP TABLE release_rules"))
+
+
 def undo_schema_10(connection):
-    """Take away what schema version 10 added (peers): for databases of older versions."""
+    """Take away what schema versions 10 (peers) and 12 added: for older databases."""
+    undo_schema_12(connection)
     connection.execute(text("DROP INDEX ix_jobs_peer_id"))
     connection.execute(text("ALTER TABLE jobs DROP COLUMN peer_id"))
     connection.execute(text("ALTER TABLE jobs DROP COLUMN remote_owner"))
@@ -667,7 +676,7 @@ def test_a_version_9_database_takes_peer_tokens_peer_jobs_and_sent_images(databa
     image = "sha256:" + "ab" * 32
     try:
         with migrated.writing() as connection:
-            assert schema_version(connection) == SCHEMA_VERSION == 11
+            assert schema_version(connection) == SCHEMA_VERSION == 12
             assert resolve_token(connection, token).peer_id is None
             peer_token = create_token(connection, "local", peer_id="sitea")
             assert resolve_token(connection, peer_token).peer_id == "sitea"
@@ -704,5 +713,28 @@ def test_a_migration_9_to_10_killed_midway_leaves_version_9(database_url, tmp_pa
     try:
         with migrated.reading() as connection:
             assert schema_version(connection) == SCHEMA_VERSION
+    finally:
+        migrated.close()
+
+
+def test_a_version_11_database_takes_residency_and_keeps_its_jobs(database_url):
+    database = Database(database_url)
+    spec = JobSpec(("echo", "eleven"))
+    with database.writing() as connection:
+        uuid = jobs.insert_job(connection, "local", spec, parent_uuid=None,
+                               key=reuse_key(spec), output_problem=lambda pdh: None)["uuid"]
+    database.close()
+    with plain(database_url) as connection:
+        undo_schema_12(connection)
+        connection.execute(text("UPDATE meta SET value = '11' WHERE key = 'schema_version'"))
+    migrated = Database(database_url)
+    try:
+        with migrated.writing() as connection:
+            assert schema_version(connection) == SCHEMA_VERSION
+            assert jobs.get_job(connection, uuid).read_resident is None
+            residency.make_resident(connection, "a" * 64 + "+1", "stored resident")
+            assert residency.residency_of(connection, "a" * 64 + "+1").resident
+            assert residency.add_rule(connection, "local", "sha256:" + "b" * 64, None,
+                                      "ok").removed_at is None
     finally:
         migrated.close()

@@ -204,13 +204,44 @@ export class JobView {
     this.title.replaceChildren(job.spec.name || "(unnamed job)", " ",
       ...[stateBadge(job.state, job.exit_code)].flat(), ...clusterMark(job.uuid));
     this.title.dataset.state = job.state;
-    this.details.replaceChildren(...detailRows(job).flatMap(([term, value, key]) => [
+    const rows = detailRows(job);
+    if (this.residency && this.residency.job === job.uuid && this.residency.text) {
+      rows.push(["Residency", el("span", { class: "residency" }, this.residency.text),
+        "residency"]);
+    }
+    this.details.replaceChildren(...rows.flatMap(([term, value, key]) => [
       el("dt", {}, term), el("dd", { dataset: { field: key } }, value)]));
+    const made = `${job.uuid} ${job.output_pdh} ${job.log_pdh}`;
+    if (!api.isRemote(this.uuid) && (job.output_pdh || job.log_pdh)
+        && this.residencyAsked !== made) {
+      this.residencyAsked = made;
+      this.loadResidency(job).catch(this.onError);
+    }
     if (job.output_pdh && this.outputShown !== job.output_pdh) {
       this.outputShown = job.output_pdh;
-      this.loadOutput(job.output_pdh).catch(this.onError);
+      this.loadOutput(job.output_pdh).catch((error) => this.output.replaceChildren(
+        el("h2", {}, "Output"), el("p", { class: "pdh" }, el("code", {}, job.output_pdh)),
+        el("p", { class: "refused" }, error.message)));
     }
     this.logs.poke();
+  }
+
+  // Whether the output and logs must stay on this cluster (data residency), and why.
+  async loadResidency(job) {
+    const said = [];
+    for (const [what, pdh] of [["output", job.output_pdh], ["logs", job.log_pdh]]) {
+      if (!pdh) {
+        continue;
+      }
+      const answer = await api.get(`${api.collectionPath(pdh)}/residency`);
+      if (answer.residency) {
+        said.push(`${what}: ${answer.residency.state} (${answer.residency.reason})`);
+      }
+    }
+    this.residency = { job: job.uuid, text: said.join("; ") };
+    if (said.length && this.job) {
+      this.showJob(this.job);
+    }
   }
 
   async loadOutput(pdh) {

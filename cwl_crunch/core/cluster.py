@@ -183,6 +183,7 @@ class ClusterCore(ImageOffers, ResidencyRecords):
         no dispatcher takes it until ``release_held``."""
         check_spec(spec)
         self.dispatcher.check_fits(spec)
+        self.check_outward_mounts(spec, parent_uuid)
         if hold is None:
             self._check_mounts(spec)
         digest = self._image_digest(spec.image) if spec.image is not None else None
@@ -508,9 +509,8 @@ class ClusterCore(ImageOffers, ResidencyRecords):
 
     def finish_job(self, uuid: str, outcome: JobOutcome) -> JobRecord:
         with self.database.writing() as connection:
-            ended = jobs.finish(connection, jobs.get_job(connection, uuid), outcome)
-            residency.settle_end(connection, ended, cluster_id=self.cluster_id,
-                                 default_resident=self.keeps_everything)
+            ended = residency.end_job(connection, jobs.get_job(connection, uuid), outcome,
+                                      self.config, shares_blocks=self.shares_blocks)
             record = jobs.to_record(ended)
         self.notify_changed()
         self.dispatcher.wake()

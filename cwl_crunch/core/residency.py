@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cwl_crunch.config import Config
-from cwl_crunch.errors import CollectionNotFound
+from cwl_crunch.errors import CollectionNotFound, JobNotFound, StoreError, SubmitError
+from cwl_crunch.model import CollectionMount, JobSpec
 from cwl_crunch.model.residency import CollectionResidency, ReleaseRuleRecord, Whereabouts
 from cwl_crunch.records import access, residency
 from cwl_crunch.records.database import Database
@@ -88,6 +89,43 @@ class ResidencyRecords:
         with self.database.reading() as connection:
             row = jobs.get_job(connection, job_uuid)
             return residency.resident_cause(connection, dict(row._mapping))
+
+    def shares_blocks(self, output_pdh: str, source_pdh: str) -> bool:
+        """Whether collection ``output_pdh`` holds any block of ``source_pdh`` (a job's
+        output that is, or copies, part of its resident input is never released);
+        True when either cannot be read."""
+        try:
+            made = {locator for file in self.store.manifest(output_pdh).files()
+                    for locator in file.locators}
+            source = {locator for file in self.store.manifest(source_pdh).files()
+                      for locator in file.locators}
+        except StoreError:
+            return True
+        return not made.isdisjoint(source)
+
+    def check_outward_mounts(self, spec: JobSpec, parent_uuid: str | None) -> None:
+        """SubmitError for a job of a peer's run that mounts resident data and could
+        reach beyond its container: run on the host, or with network, its command could
+        write the data into records that travel (a job's token may submit children and
+        report its own end) or send it anywhere."""
+        pdhs = [mount.pdh for mount in spec.mounts.values()
+                if isinstance(mount, CollectionMount)]
+        if parent_uuid is None or not pdhs or (spec.image is not None and not spec.network):
+            return
+        staying = [pdh for pdh, found in self.residencies(pdhs).items() if found.resident]
+        if not staying:
+            return
+        with self.database.reading() as connection:
+            try:
+                peer = access.peer_root(connection, parent_uuid)
+            except JobNotFound:
+                return  # a parent of another cluster: the submit itself says so
+        if peer is not None:
+            how = "in a container" if spec.image is None else "without network access"
+            raise SubmitError(f"job {spec.name or spec.command[0]!r} of a run cluster {peer} "
+                              f"submitted mounts collection {staying[0]}, resident on "
+                              f"cluster {self.cluster_id}: it must run {how} (resident "
+                              "data never leaves its cluster)")
 
     # Release rules ----------------------------------------------------------------------
     def add_release_rule(self, image_digest: str, command_prefix: Sequence[str] | None,

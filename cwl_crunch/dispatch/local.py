@@ -40,7 +40,7 @@ from cwl_crunch.model import (
     NodeSize,
 )
 from cwl_crunch.model.routing import HOST, Routing
-from cwl_crunch.records import jobs
+from cwl_crunch.records import jobs, residency
 from cwl_crunch.records.database import Database
 from cwl_crunch.records.tokens import PREFIX as TOKEN_PREFIX
 from cwl_crunch.records.tokens import create_token, job_token_uuids
@@ -331,7 +331,7 @@ class LocalDispatcher(Dispatcher):
             log_pdh: str | None = None
             with contextlib.suppress(CrunchError, OSError):  # logs are a courtesy
                 log_pdh = salvage_logs(self._store, self._config.work, uuid)
-            jobs.finish(connection, job, JobOutcome(state, None, None, log_pdh, reason,
-                                                    EndReason.WORKER_DIED))
+            residency.end_job(connection, job, JobOutcome(
+                state, None, None, log_pdh, reason, EndReason.WORKER_DIED), self._config)
         if job.image_digest is not None:  # outside the transaction: engine calls are slow
             remove_leftovers(self._worker.engine, uuid, None)

@@ -44,7 +44,7 @@ from cwl_crunch.dispatch.slurm_tracking import (
 )
 from cwl_crunch.errors import ConfigError, CrunchError, DispatchError, SubmitError
 from cwl_crunch.model import Claim, EndReason, JobOutcome, JobSpec, JobState, NodeSize
-from cwl_crunch.records import jobs
+from cwl_crunch.records import jobs, residency
 from cwl_crunch.records.tokens import create_token
 from cwl_crunch.worker.job_worker import JobWorker, salvage_logs
 from cwl_crunch.worker.processes import cli_command
@@ -333,7 +333,7 @@ class SlurmDispatcher(Dispatcher):
             log_pdh = None
             with contextlib.suppress(CrunchError, OSError):  # logs are a courtesy
                 log_pdh = salvage_logs(self._cluster.store, self._config.work, uuid)
-            jobs.finish(connection, job,
-                        JobOutcome(state, None, None, log_pdh, reason, end_reason))
+            residency.end_job(connection, job, JobOutcome(
+                state, None, None, log_pdh, reason, end_reason), self._config)
         slurm_output_path(self._config.work, uuid).unlink(missing_ok=True)
         self._cluster.notify_changed()

@@ -14,7 +14,13 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from cwl_crunch.config import Config
-from cwl_crunch.errors import CollectionNotFound, CrunchError, ResidencyError, SubmitError
+from cwl_crunch.errors import (
+    ApiError,
+    CollectionNotFound,
+    CrunchError,
+    ResidencyError,
+    SubmitError,
+)
 from cwl_crunch.federation.peers import peer_client
 from cwl_crunch.federation.pull import (
     PullPlan,
@@ -166,12 +172,23 @@ class CorePeerLinks(PeerLinks):
         collection is always sent."""
         if pdh == request.run_pdh or self._core.has_collection(pdh):
             return False
-        answer = whereabouts_from_dict(self._peers.get(peer_id).get_json(
-            f"/federation/collections/{pdh}"))
-        if not answer.held:
+        answer = self._asked(peer_id, pdh)
+        if not (answer.held and answer.resident):
+            # Other collections of the peer are named with the job that made them
+            # (made_by), which the caller must reach.
             raise CollectionNotFound(f"collection {pdh} is neither on cluster "
-                                     f"{self._core.cluster_id} nor on cluster {peer_id}")
+                                     f"{self._core.cluster_id} nor resident on cluster "
+                                     f"{peer_id}")
         return True
+
+    def _asked(self, peer_id: str, pdh: str) -> Whereabouts:
+        """What the peer says of ``pdh``; ApiError if it says nothing that parses."""
+        said = self._peers.get(peer_id).get_json(f"/federation/collections/{pdh}")
+        try:
+            return whereabouts_from_dict(said)
+        except (KeyError, TypeError, ValueError):
+            raise ApiError(f"cluster {peer_id} answered {str(said)[:200]!r} for where "
+                           f"collection {pdh} is", 502) from None
 
     def whereabouts(self, pdh: str, *, here: bool = True) -> list[Whereabouts]:
         """``here`` False: this cluster is said not to hold it (the caller may not
@@ -183,8 +200,7 @@ class CorePeerLinks(PeerLinks):
         found = [local]
         for peer_id in self._peers.known():
             with contextlib.suppress(CrunchError):  # down: it says nothing now
-                answer = whereabouts_from_dict(self._peers.get(peer_id).get_json(
-                    f"/federation/collections/{pdh}"))
+                answer = self._asked(peer_id, pdh)
                 if answer.held:
                     found.append(answer)
         return found

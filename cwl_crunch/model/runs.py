@@ -48,6 +48,15 @@ def runner_spec(run_pdh: str, input_pdhs: Iterable[str], *, name: str, reuse: bo
         reuse=reuse)
 
 
+def is_made_runner(command: Iterable[str], peer_id: str | None,
+                   parent_uuid: str | None) -> bool:
+    """Whether a job is a runner job as a cluster makes one (``runner_spec``): for a
+    peer (``peer_id``), or for a person (no parent). A step that names the runner as
+    its command is not one."""
+    return list(command)[:2] == ["cwl-crunch-runner", "--quiet"] and (
+        peer_id is not None or parent_uuid is None)
+
+
 @dataclasses.dataclass(frozen=True)
 class RunRequest:
     """A run to hand to a peer: references only (the peer pulls what it lacks)."""

@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, insert, select, update
 
+from cwl_crunch.config import Config
 from cwl_crunch.errors import RuleNotFound
+from cwl_crunch.model import JobOutcome
 from cwl_crunch.model.residency import CollectionResidency, ReleaseRuleRecord
+from cwl_crunch.model.runs import is_made_runner
+from cwl_crunch.records import access, jobs
 from cwl_crunch.records.ids import new_uuid
 from cwl_crunch.records.models import Job, ReleaseRule, Residency
 
@@ -89,15 +93,54 @@ def note_read(connection: Connection, job_uuid: str, pdh: str) -> None:
 
 
 def is_runner(job: Mapping[str, Any]) -> bool:
-    """A workflow runner's job: its outputs are copies of what its steps made (or
-    values from what it was allowed to read), so they follow what it read, never the
-    cluster's default."""
-    command = job["command"] or []
-    return bool(command) and command[0] == "cwl-crunch-runner"
+    """A workflow runner's job, as a cluster makes one (model.runs.runner_spec): for a
+    peer (``peer_id``), or for a person (no parent). Its outputs are copies of what its
+    steps made, or values from what it was allowed to read, so they follow what it read,
+    never the cluster's default. A step that names the runner as its command is not one."""
+    return is_made_runner(job["command"] or [], job.get("peer_id"), job.get("parent_uuid"))
+
+
+RELEASABLE_ENVIRONMENT = frozenset({"HOME", "TMPDIR"})
+"""What a released job's environment may set (what every CWL step gets): a variable
+such as PYTHONPATH or LD_PRELOAD would run other code under the approved command."""
+
+SharesBlocks = Callable[[str, str], bool]
+"""(output PDH, resident PDH) -> whether the output holds blocks of the resident one."""
+
+
+def end_job(connection: Connection, job: Any, outcome: JobOutcome, config: Config, *,
+            shares_blocks: SharesBlocks | None = None) -> dict[str, Any]:
+    """Record job ``job``'s end (``jobs.finish``) and what stays of what it made: the one
+    way every job ends (the core's worker reports, the dispatchers' salvage). A job of a
+    peer's run that read resident data keeps its failure reason here too (its command
+    could have put anything there, as the name of a symlink out of its job dir)."""
+    cause = resident_cause(connection, dict(job._mapping))
+    if cause is not None and outcome.failure_reason \
+            and access.peer_root(connection, job.uuid) is not None:
+        outcome = dataclasses.replace(outcome, failure_reason=(
+            f"{outcome.end_reason or 'ended'}: why stays on cluster {config.cluster_id} "
+            f"with its log (the job read resident collection {cause})"))
+    ended = jobs.finish(connection, job, outcome)
+    settle_end(connection, ended, default_resident=config.residency == "resident",
+               cluster_id=config.cluster_id, shares_blocks=shares_blocks)
+    return ended
+
+
+def _release_blocker(job: Mapping[str, Any], source: str,
+                     shares_blocks: SharesBlocks | None) -> str | None:
+    """Why a job a rule names may still not have its output released, or None."""
+    extra = sorted(set(job.get("environment") or {}) - RELEASABLE_ENVIRONMENT)
+    if extra:
+        return f"its environment sets {', '.join(extra)}, which no rule approves"
+    output = job["output_pdh"]
+    if output is not None and shares_blocks is not None and shares_blocks(output, source):
+        return f"its output holds blocks of resident collection {source} itself"
+    return None
 
 
 def settle_end(connection: Connection, job: Mapping[str, Any], *,
-               default_resident: bool, cluster_id: str) -> None:
+               default_resident: bool, cluster_id: str,
+               shares_blocks: SharesBlocks | None = None) -> None:
     """At a job's end (``job``: its row's columns after the end): record whether its
     output and log collections stay here."""
     uuid, output, log = job["uuid"], job["output_pdh"], job["log_pdh"]
@@ -112,8 +155,14 @@ def settle_end(connection: Connection, job: Mapping[str, Any], *,
                     _record(connection, pdh, RESIDENT, why, job_uuid=uuid)
         return
     rule = matching_rule(connection, job["image_digest"], job["command"] or [])
+    blocker = _release_blocker(job, source, shares_blocks) if rule is not None else None
     if output is not None:
-        if rule is not None:
+        if rule is not None and blocker is not None:
+            _record(connection, output, RESIDENT,
+                    f"made by job {uuid} from resident collection {source}; rule "
+                    f"{rule.uuid} names its image and command, but {blocker}",
+                    job_uuid=uuid, source_pdh=source)
+        elif rule is not None:
             _record(connection, output, RELEASED,
                     f"made by job {uuid} from resident collection {source}; released "
                     f"by rule {rule.uuid} ({rule.note})", job_uuid=uuid,
@@ -134,7 +183,8 @@ def settle_upload(connection: Connection, job_uuid: str, pdh: str, *,
     """Job ``job_uuid``'s token stored collection ``pdh``: it stays here if the job
     read resident data (or the cluster keeps everything, for jobs but runners)."""
     row = connection.execute(select(JOBS.c.uuid, JOBS.c.mounts, JOBS.c.read_resident,
-                                    JOBS.c.command).where(JOBS.c.uuid == job_uuid)).first()
+                                    JOBS.c.command, JOBS.c.peer_id, JOBS.c.parent_uuid)
+                             .where(JOBS.c.uuid == job_uuid)).first()
     if row is None:
         return
     job = dict(row._mapping)

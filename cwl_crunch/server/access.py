@@ -15,6 +15,7 @@ from fastapi import HTTPException
 from cwl_crunch.core import ClusterCore
 from cwl_crunch.model import JobRecord
 from cwl_crunch.model.residency import CollectionResidency
+from cwl_crunch.model.runs import is_made_runner
 from cwl_crunch.server.auth import Caller
 
 _CACHE_LIMIT = 100_000
@@ -133,9 +134,11 @@ class Access:
             return
         outward = caller.peer_id or (caller.job_uuid is not None
                                      and self._core.below_peer_run(caller.job_uuid))
-        source = self._core.job_resident_cause(job.uuid) if outward else None
+        # A job that joined a twin shows the twin's live log: the twin's reads decide.
+        source = (self._core.job_resident_cause(job.reused_job_uuid or job.uuid)
+                  if outward else None)
         if outward and source is None and self._core.keeps_everything \
-                and job.spec.command[:1] != ("cwl-crunch-runner",):
+                and not is_made_runner(job.spec.command, job.peer_id, job.parent_uuid):
             source = f"none, but cluster {self._core.cluster_id} keeps everything"
         if source is not None:
             raise HTTPException(403, f"the logs of job {job.uuid} are resident on cluster "

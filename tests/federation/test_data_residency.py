@@ -395,3 +395,33 @@ def test_a_cluster_that_keeps_everything_lets_only_released_results_go(federatio
         siteb.server.kill()
         del siteb.server.environment["CWL_CRUNCH_RESIDENCY"]
         siteb.server.start()
+
+
+@pytest.mark.parametrize("tool, blocker", [
+    ("approved-staged.cwl", "its output holds blocks of resident collection"),
+    ("approved-environment.cwl", "its environment sets PYTHONPATH"),
+], ids=["cohort-staged-into-the-output", "environment"])
+def test_the_approved_command_releases_nothing_it_was_not_approved_for(
+        federation, tmp_path, tool, blocker):
+    # The indexed cohort: no regression of it was released before (a released table of
+    # identical bytes would be released already: one PDH, one record).
+    run = _run(federation, HERE / tool, {"cohort": federation.cohort(name="indexed")},
+               tmp_path)
+    _refused(federation, run, federation.indexed)
+    [step] = [job for job in federation.site_steps(run.run_uuid, "sitea")
+              if job["spec"]["command"][:2] == ["python3", "/opt/regress.py"]]
+    kept = federation.residency("sitea", step["output_pdh"])
+    assert kept["state"] == "resident" and blocker in kept["reason"]
+    assert federation.rules["sitea"] in kept["reason"]
+
+
+def test_a_step_on_the_host_may_not_mount_resident_data(federation, tmp_path):
+    # --no-container: the peer's run would run its steps on the site's host, where a
+    # command could reach the API (its own record, children) or the network.
+    run = run_workflow(federation.sites["home0"], str(HERE / "host-cat.cwl"),
+                       {"cohort": federation.cohort()}, tmp_path, containers=False,
+                       timeout=600)
+    assert run.returncode != 0
+    assert "must run in a container (resident data never leaves its cluster)" in run.stderr
+    assert [job for job in federation.site_steps(run.run_uuid, "sitea")
+            if job["spec"]["command"][0] == "cat"] == []

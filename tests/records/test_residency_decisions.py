@@ -3,11 +3,13 @@ decision overrides (on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cwl_crunch.errors import RuleNotFound
+from cwl_crunch.model import CollectionMount, JobSpec
 from cwl_crunch.records import residency
 
 DIGEST = "sha256:" + "a" * 64
@@ -107,9 +109,14 @@ def test_work_on_travelling_data_has_no_record_unless_the_cluster_keeps_everythi
 
 def test_a_runner_follows_what_it_read_never_the_default(db):
     runner = job(command=["cwl-crunch-runner", "--quiet", "in/workflow.cwl"],
-                 mounts={"in": {"pdh": PLAIN}}, image_digest=None)
+                 mounts={"in": {"pdh": PLAIN}}, image_digest=None, peer_id="homes",
+                 parent_uuid="homes-job-000000000000001")
     settle(db, runner, default=True)
     assert state(db, OUT) is None
+    # A step naming the runner as its command is no runner: the default holds.
+    step = {**runner, "peer_id": None, "uuid": "zzzzz-job-000000000000002"}
+    settle(db, step, default=True)
+    assert state(db, OUT).resident and "everything stays" in state(db, OUT).reason
 
 
 def test_the_first_record_of_a_pdh_stands_but_a_person_may_make_it_resident(db,
@@ -134,3 +141,26 @@ def test_an_upload_by_a_job_that_read_resident_data_stays(db, resident_cohort):
         residency.settle_upload(connection, row["uuid"], PLAIN, default_resident=False,
                                 cluster_id="zzzzz")
     assert state(db, PLAIN).resident and row["uuid"] in state(db, PLAIN).reason
+
+
+def test_a_peer_runs_job_that_read_resident_data_keeps_its_failure_reason(db,
+                                                                          resident_cohort):
+    from cwl_crunch.config import load_config
+    from cwl_crunch.model import EndReason, JobOutcome, JobState
+    from cwl_crunch.records import jobs
+
+    with db.writing() as connection:
+        runner = jobs.insert_job(connection, "zzzzz", JobSpec(("cwl-crunch-runner",)),
+                                 parent_uuid="homes-job-000000000000001", key="r" * 64,
+                                 output_problem=lambda pdh: None, peer_id="homes")
+        step = jobs.insert_job(connection, "zzzzz", JobSpec(
+            ("sh",), mounts={"in": CollectionMount(COHORT)}), parent_uuid=runner["uuid"],
+            key="s" * 64, output_problem=lambda pdh: None)
+        jobs.claim(connection, step["uuid"], "Queued", None)
+        row = jobs.get_job(connection, step["uuid"])
+        ended = residency.end_job(connection, row, JobOutcome(
+            JobState.FAILED, 1, None, LOG, "output dir is a symlink to /p0001 42 ...",
+            EndReason.ERROR), load_config(cluster_id="zzzzz", home=Path("/nonexistent")))
+    assert "p0001" not in ended["failure_reason"]
+    assert f"resident collection {COHORT}" in ended["failure_reason"]
+    assert state(db, LOG).resident

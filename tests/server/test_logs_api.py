@@ -72,7 +72,9 @@ def test_running_jobs_log_is_read_live_then_continues_from_the_log_collection(
     assert rest["text"] == "after the gate\n"
     assert (rest["source"], rest["state"], rest["final"]) == ("collection", "Complete", True)
     assert rest["offset"] == rest["size"] == len("before the gate\nafter the gate\n")
-    assert not (api_server.core.config.work / uuid).exists()  # really from the store
+    # Really from the store: the worker removes the job's dir just after its end.
+    wait_until(lambda: not (api_server.core.config.work / uuid).exists(), timeout=30,
+               what=f"job {uuid}'s dir to be removed")
 
 
 def test_a_redirected_stdout_is_followed_live_in_the_job_dir(api_server, api_http, gate):

@@ -11,9 +11,10 @@ from cwl_crunch.config import Config
 from cwl_crunch.errors import CollectionNotFound, JobNotFound, StoreError, SubmitError
 from cwl_crunch.model import CollectionMount, JobSpec
 from cwl_crunch.model.residency import CollectionResidency, ReleaseRuleRecord, Whereabouts
-from cwl_crunch.records import access, residency
+from cwl_crunch.records import access, jobs, residency
 from cwl_crunch.records.database import Database
 from cwl_crunch.store import CollectionStore
+from cwl_crunch.store.locators import manifest_locators
 
 
 class ResidencyRecords:
@@ -84,8 +85,6 @@ class ResidencyRecords:
 
     def job_resident_cause(self, job_uuid: str) -> str | None:
         """The resident collection job ``job_uuid`` mounted or read (None: none)."""
-        from cwl_crunch.records import jobs
-
         with self.database.reading() as connection:
             row = jobs.get_job(connection, job_uuid)
             return residency.resident_cause(connection, dict(row._mapping))
@@ -95,10 +94,8 @@ class ResidencyRecords:
         output that is, or copies, part of its resident input is never released);
         True when either cannot be read."""
         try:
-            made = {locator for file in self.store.manifest(output_pdh).files()
-                    for locator in file.locators}
-            source = {locator for file in self.store.manifest(source_pdh).files()
-                      for locator in file.locators}
+            made = set(manifest_locators(self.store.manifest_text(output_pdh)))
+            source = manifest_locators(self.store.manifest_text(source_pdh))
         except StoreError:
             return True
         return not made.isdisjoint(source)
